@@ -1,0 +1,1 @@
+"""LeakGuard privacy suite placeholder."""

@@ -1,0 +1,1 @@
+"""StyleGAN2: networks, official checkpoint import, checkpoints and the command line."""
