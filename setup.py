@@ -18,5 +18,5 @@ setup(
     extras_require={
         "test": ["pytest"],
     },
-    entry_points={"console_scripts": ["leakguard=leakguard.cli:main"]},
+    entry_points={"console_scripts": ["leakguard=training.cli:main"]},
 )

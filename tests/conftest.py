@@ -1,5 +1,6 @@
 """Shared test setup: fixed seeds, and the path of the official StyleGAN2 fixtures beside the repo."""
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,8 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "stylegan2"
+# LEAKGUARD_FIXTURES points elsewhere, e.g. on a GPU machine that gets the repo without ../shared.
+FIXTURES = Path(os.environ.get("LEAKGUARD_FIXTURES", REPO.parent / "shared" / "fixtures")) / "stylegan2"
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +30,12 @@ def rel_err(a: torch.Tensor, b) -> float:
     """max |a - b| / max |b|: the relative error the parity acceptance is stated in."""
     b = torch.as_tensor(np.asarray(b), dtype=a.dtype)
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -133,6 +133,12 @@ class Discriminator(nn.Module):
                  conv_clamp: float | None = None, cmap_dim: int | None = None, block_kwargs: dict | None = None,
                  mapping_kwargs: dict | None = None, epilogue_kwargs: dict | None = None):
         super().__init__()
+        # What a checkpoint needs to rebuild this network (training.checkpoint).
+        self.init_kwargs = dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels,
+                                architecture=architecture, channel_base=channel_base, channel_max=channel_max,
+                                num_fp16_res=num_fp16_res, conv_clamp=conv_clamp, cmap_dim=cmap_dim,
+                                block_kwargs=dict(block_kwargs or {}), mapping_kwargs=dict(mapping_kwargs or {}),
+                                epilogue_kwargs=dict(epilogue_kwargs or {}))
         log2 = int(np.log2(img_resolution)) if img_resolution > 0 else 0
         if img_resolution < 8 or img_resolution != 2 ** log2:
             raise ValueError(f"discriminator img_resolution must be a power of two >= 8, got {img_resolution}")

@@ -319,12 +319,16 @@ class Generator(nn.Module):
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
                  mapping_kwargs: dict | None = None, synthesis_kwargs: dict | None = None, **flat_synthesis_kwargs):
         super().__init__()
+        synthesis_kwargs = {**(synthesis_kwargs or {}), **flat_synthesis_kwargs}
+        # What a checkpoint needs to rebuild this network (training.checkpoint).
+        self.init_kwargs = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
+                                img_channels=img_channels, mapping_kwargs=dict(mapping_kwargs or {}),
+                                synthesis_kwargs=synthesis_kwargs)
         self.z_dim = z_dim
         self.c_dim = c_dim
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
-        synthesis_kwargs = {**(synthesis_kwargs or {}), **flat_synthesis_kwargs}
         self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
                                           **synthesis_kwargs)
         self.num_ws = self.synthesis.num_ws

@@ -1,0 +1,224 @@
+"""Reads official StyleGAN2-ADA pickles (`network-snapshot-*.pkl`) without running code from them.
+
+An official pickle stores each network as `torch_utils.persistence._reconstruct_persistent_obj(meta)`
+with `meta = {type, version, module_src, class_name, state}`: the source code of the network's
+module, which the official loader executes, plus the object's `__dict__`. Here an unpickler
+resolves only the globals in ALLOWED (tensor rebuilders, plain containers, inert stand-ins for the
+persistence call and `dnnlib.util.EasyDict`); anything else stops the load before it runs. Our
+networks are then built from the recorded `_init_kwargs` and the tensors copied by name.
+"""
+import _compat_pickle
+import codecs
+import collections
+import io
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.checkpoint import load_state_dict_exact, plain
+from training.networks import Discriminator, Generator
+
+NETWORK_CLASSES: dict[str, type[nn.Module]] = {"Generator": Generator, "Discriminator": Discriminator}
+NETWORK_KEYS = ("G", "D", "G_ema")
+
+
+class OfficialPickleError(ValueError):
+    """The file is not an official StyleGAN2 PyTorch pickle we can read; the message says why."""
+
+
+class UnsafePickleError(OfficialPickleError):
+    """The pickle asks for a global outside the allow-list: it would run code, so nothing was run."""
+
+
+@dataclass
+class PersistentRecord:
+    """What `_reconstruct_persistent_obj(meta)` describes, kept as data: the class is never built."""
+    class_name: str
+    version: int
+    state: dict
+
+
+class EasyDict(dict):
+    """Inert stand-in for dnnlib.util.EasyDict (a dict with attribute access in the original)."""
+
+
+def _reconstruct_persistent_obj(meta) -> PersistentRecord:
+    if not isinstance(meta, dict) or meta.get("type") != "class":
+        raise OfficialPickleError(f"persistent object meta must be a dict with type 'class', got {meta!r:.200}")
+    missing = {"version", "class_name", "state"} - set(meta)
+    if missing:
+        raise OfficialPickleError(f"persistent object meta lacks {sorted(missing)}")
+    if not isinstance(meta["state"], dict) or not isinstance(meta["class_name"], str):
+        raise OfficialPickleError(f"persistent object {meta.get('class_name')!r}: malformed state")
+    # meta['module_src'] is deliberately ignored: it is code.
+    return PersistentRecord(meta["class_name"], meta["version"], meta["state"])
+
+
+def _load_storage_from_bytes(b: bytes):
+    # The real torch.storage._load_from_bytes calls torch.load without weights_only.
+    if not isinstance(b, (bytes, bytearray)):
+        raise OfficialPickleError("tensor storage is not bytes")
+    return torch.load(io.BytesIO(b), weights_only=True, map_location="cpu")
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
+                       metadata=None):
+    if not isinstance(storage, torch.TypedStorage):  # an untyped storage would not say its dtype
+        raise OfficialPickleError(f"tensor storage has type {type(storage).__name__}, expected a typed storage")
+    # Backward hooks would be callables from the file; a weight tensor never needs them.
+    return torch._utils._rebuild_tensor(storage, int(storage_offset), tuple(size), tuple(stride))
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
+    if not isinstance(data, torch.Tensor):
+        raise OfficialPickleError(f"parameter data has type {type(data).__name__}")
+    return nn.Parameter(data, requires_grad=bool(requires_grad))
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    if func not in (_rebuild_tensor_v2, _rebuild_parameter) or new_type not in (torch.Tensor, nn.Parameter):
+        raise UnsafePickleError(f"refusing tensor rebuild through {func!r} as {new_type!r}")
+    return func(*args)
+
+
+def _latin1_encode(text, encoding="latin1"):
+    # Protocol-2 pickles carry bytes as _codecs.encode(str, 'latin1'); nothing else is needed.
+    if not isinstance(text, str) or encoding.replace("-", "").lower() != "latin1":
+        raise UnsafePickleError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return codecs.encode(text, "latin1")
+
+
+def _numpy_attr(name: str) -> Callable:
+    core = getattr(np, "_core", None) or np.core
+    return getattr(core.multiarray, name)
+
+
+ALLOWED: dict[tuple[str, str], Any] = {
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
+    ("dnnlib.util", "EasyDict"): EasyDict,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("_codecs", "encode"): _latin1_encode,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
+    ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
+    ("torch", "Tensor"): torch.Tensor,
+    ("torch._tensor", "Tensor"): torch.Tensor,
+    ("torch.nn.parameter", "Parameter"): nn.Parameter,
+    ("torch", "device"): torch.device,
+    ("torch", "Size"): torch.Size,
+    **{(mod, name): _numpy_attr(name) for mod in ("numpy.core.multiarray", "numpy._core.multiarray")
+       for name in ("_reconstruct", "scalar")},
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file: BinaryIO, source: str):
+        super().__init__(file)
+        self.source = source
+
+    def find_class(self, module: str, name: str):
+        # Protocol-2 pickles may name Python 2 modules (__builtin__.set); map them as pickle itself does.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if (module, name) in ALLOWED:
+            return ALLOWED[(module, name)]
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        if module.startswith("dnnlib.tflib"):
+            raise OfficialPickleError(f"{self.source}: a TensorFlow StyleGAN2 pickle ({module}.{name}); only "
+                                      f"PyTorch pickles of StyleGAN2-ADA or the StyleGAN3 repository are supported")
+        raise UnsafePickleError(f"{self.source}: refusing to load global {module}.{name}: it is not on the "
+                                f"allow-list of data constructors, and loading it could run code")
+
+    def persistent_load(self, pid):
+        raise UnsafePickleError(f"{self.source}: persistent id {pid!r:.100} is not part of the official format")
+
+
+def read_official_pickle(path_or_file: str | os.PathLike | BinaryIO) -> tuple[Any, str]:
+    """Unpickles with the restricted unpickler; returns (data, the source's name for messages)."""
+    if isinstance(path_or_file, (str, os.PathLike)):
+        path = Path(path_or_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"official pickle not found: {path}")
+        blob, source = path.read_bytes(), str(path)
+    else:
+        blob, source = path_or_file.read(), str(getattr(path_or_file, "name", "<file object>"))
+    if blob[:2] == b"PK":
+        raise OfficialPickleError(f"{source}: a zip file (a torch.save checkpoint?), not an official .pkl; "
+                                  f"LeakGuard checkpoints are read by training.checkpoint.load_networks")
+    if blob[:1] != b"\x80":
+        raise OfficialPickleError(f"{source}: not a pickle (protocol 2 or later); expected an official "
+                                  f"StyleGAN2-ADA network-snapshot .pkl")
+    try:
+        return _RestrictedUnpickler(io.BytesIO(blob), source).load(), source
+    except OfficialPickleError:
+        raise
+    except Exception as e:  # truncated or corrupt data surfaces as many exception types
+        raise OfficialPickleError(f"{source}: cannot read the pickle ({type(e).__name__}: {e})") from e
+
+
+def record_state_dict(record: PersistentRecord, where: str, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Flattens a record tree into state_dict names: `_parameters`, persistent `_buffers`, `_modules`."""
+    state = record.state
+    skip = set(state.get("_non_persistent_buffers_set") or ())
+    out = {}
+    for kind in ("_parameters", "_buffers"):
+        for name, t in (state.get(kind) or {}).items():
+            if t is None or (kind == "_buffers" and name in skip):
+                continue
+            if not isinstance(t, torch.Tensor):
+                raise OfficialPickleError(f"{where}: {prefix}{name} is a {type(t).__name__}, not a tensor")
+            out[prefix + name] = t.detach()
+    for name, child in (state.get("_modules") or {}).items():
+        if child is None:
+            continue
+        if not isinstance(child, PersistentRecord):
+            raise OfficialPickleError(f"{where}: submodule {prefix}{name} is a {type(child).__name__}, "
+                                      f"not a StyleGAN2 persistent module")
+        out.update(record_state_dict(child, where, f"{prefix}{name}."))
+    return out
+
+
+def build_from_record(record: Any, where: str) -> nn.Module:
+    if not isinstance(record, PersistentRecord):
+        raise OfficialPickleError(f"{where}: expected a StyleGAN2 network, got {type(record).__name__}")
+    cls = NETWORK_CLASSES.get(record.class_name)
+    if cls is None:
+        raise OfficialPickleError(f"{where}: class {record.class_name!r} is not a supported network "
+                                  f"({', '.join(NETWORK_CLASSES)})")
+    args = plain(list(record.state.get("_init_args") or ()), f"{where} _init_args")
+    kwargs = plain(dict(record.state.get("_init_kwargs") or {}), f"{where} _init_kwargs")
+    try:
+        module = cls(*args, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise OfficialPickleError(f"{where}: cannot build {cls.__name__}(*{args}, **{kwargs}): {e}") from e
+    load_state_dict_exact(module, record_state_dict(record, where), where)
+    return module.eval()
+
+
+def load_official_pkl(path_or_file: str | os.PathLike | BinaryIO) -> dict:
+    """{'G', 'D', 'G_ema'} (those in the file) as LeakGuard modules in eval mode, plus
+    'training_set_kwargs' as a plain dict when the pickle has it."""
+    data, source = read_official_pickle(path_or_file)
+    if not isinstance(data, dict):
+        raise OfficialPickleError(f"{source}: expected a dict of networks, got {type(data).__name__}")
+    present = [k for k in NETWORK_KEYS if k in data]
+    if not present:
+        raise OfficialPickleError(f"{source}: holds none of {', '.join(NETWORK_KEYS)} (keys: {sorted(map(str, data))})")
+    out: dict[str, Any] = {k: build_from_record(data[k], f"{source}: {k}") for k in present}
+    if data.get("training_set_kwargs") is not None:
+        out["training_set_kwargs"] = plain(dict(data["training_set_kwargs"]), f"{source}: training_set_kwargs")
+    return out
