@@ -24,9 +24,13 @@ def strict_mode() -> bool:
     return os.environ.get("LEAKGUARD_OPS", "").strip().lower() == "strict"
 
 
+# torch.func wraps tensors (BatchedTensor, GradTrackingTensor); fused kernels cannot see through them.
+# Detected by feature, not by torch version.
+_is_wrapped = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
+
+
 def _under_transform(x: torch.Tensor) -> bool:
-    # torch.func wraps tensors (BatchedTensor, GradTrackingTensor); fused kernels cannot see through them.
-    return torch._C._functorch.is_functorch_wrapped_tensor(x)
+    return bool(_is_wrapped(x)) if _is_wrapped is not None else False
 
 
 def _fused_unavailable_reason(op: str, impl: str, x: torch.Tensor) -> str:

@@ -35,7 +35,7 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         raise ValueError(f"conv2d_resample: up and down must be ints >= 1, got up={up}, down={down}")
     out_channels, in_per_group, kh, kw = w.shape
     fw, fh = fir.get_filter_size(f)
-    px0, px1, py0, py1 = fir._parse_padding(padding)
+    px0, px1, py0, py1 = fir.parse_padding(padding)
 
     # Padding of the generic path: enough to keep the FIR filters centred.
     if up > 1:

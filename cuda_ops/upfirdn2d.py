@@ -30,7 +30,7 @@ def _parse_scaling(value, name: str) -> tuple[int, int]:
     return sx, sy
 
 
-def _parse_padding(padding) -> tuple[int, int, int, int]:
+def parse_padding(padding) -> tuple[int, int, int, int]:
     """int, [px, py] or [x0, x1, y0, y1] -> (x0, x1, y0, y1)."""
     if isinstance(padding, int):
         return padding, padding, padding, padding
@@ -88,7 +88,7 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0, 
         raise ValueError("upfirdn2d expects f from setup_filter(): a float tensor of shape [fw] or [fh, fw]")
     _impl.resolve("upfirdn2d", impl, x)
     return _upfirdn2d_ref(x, f, _parse_scaling(up, "up"), _parse_scaling(down, "down"),
-                          _parse_padding(padding), flip_filter, gain)
+                          parse_padding(padding), flip_filter, gain)
 
 
 def _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain):
@@ -125,7 +125,7 @@ def _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain):
 
 def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl="auto"):
     """Filters without changing resolution (beyond `padding`): output [N, C, H + y0 + y1, W + x0 + x1]."""
-    x0, x1, y0, y1 = _parse_padding(padding)
+    x0, x1, y0, y1 = parse_padding(padding)
     fw, fh = get_filter_size(f)
     p = [x0 + fw // 2, x1 + (fw - 1) // 2, y0 + fh // 2, y1 + (fh - 1) // 2]
     return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
@@ -134,7 +134,7 @@ def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl="auto"):
 def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl="auto"):
     """Upsamples by `up` with the FIR filter f, keeping the DC gain: output [N, C, H*up_y, W*up_x] for padding 0."""
     upx, upy = _parse_scaling(up, "up")
-    x0, x1, y0, y1 = _parse_padding(padding)
+    x0, x1, y0, y1 = parse_padding(padding)
     fw, fh = get_filter_size(f)
     p = [x0 + (fw + upx - 1) // 2, x1 + (fw - upx) // 2, y0 + (fh + upy - 1) // 2, y1 + (fh - upy) // 2]
     return upfirdn2d(x, f, up=(upx, upy), padding=p, flip_filter=flip_filter, gain=gain * upx * upy, impl=impl)
@@ -143,7 +143,7 @@ def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl="auto"):
 def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl="auto"):
     """Lowpass-filters with f and downsamples by `down`: output [N, C, H//down_y, W//down_x] for padding 0."""
     downx, downy = _parse_scaling(down, "down")
-    x0, x1, y0, y1 = _parse_padding(padding)
+    x0, x1, y0, y1 = parse_padding(padding)
     fw, fh = get_filter_size(f)
     p = [x0 + (fw - downx + 1) // 2, x1 + (fw - downx) // 2, y0 + (fh - downy + 1) // 2, y1 + (fh - downy) // 2]
     return upfirdn2d(x, f, down=(downx, downy), padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
