@@ -64,12 +64,13 @@ class MappingNetwork(nn.Module):
         """`update_emas` (StyleGAN3-repo name) overrides the default: w_avg is updated in training mode
         unless `skip_w_avg_update`."""
         x = None
+        dtype = next(self.parameters(), torch.empty(0)).dtype  # float32 unless the network was cast
         if self.z_dim > 0:
             _check_2d(z, self.z_dim, "z")
-            x = normalize_2nd_moment(z.to(self.fc0.weight.dtype))
+            x = normalize_2nd_moment(z.to(dtype))
         if self.c_dim > 0:
             _check_2d(c, self.c_dim, "c")
-            y = normalize_2nd_moment(self.embed(c.to(self.embed.weight.dtype)))
+            y = normalize_2nd_moment(self.embed(c.to(dtype)))
             x = torch.cat([x, y], dim=1) if x is not None else y
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
