@@ -26,6 +26,9 @@ from training.networks import Discriminator, Generator
 
 NETWORK_CLASSES: dict[str, type[nn.Module]] = {"Generator": Generator, "Discriminator": Discriminator}
 NETWORK_KEYS = ("G", "D", "G_ema")
+# Class names that only the alias-free StyleGAN3 generator has (its pickles also say 'Generator').
+STYLEGAN3_ONLY_CLASSES = ("SynthesisInput",)
+
 
 
 class OfficialPickleError(ValueError):
@@ -81,10 +84,31 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
     return nn.Parameter(data, requires_grad=bool(requires_grad))
 
 
+class _TypeName:
+    """Stands for torch.Tensor / nn.Parameter inside `_rebuild_from_type_v2`. The real classes are never
+    handed to the pickle: calling them from a file could allocate arbitrary amounts of memory."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, *args, **kwargs):
+        raise UnsafePickleError(f"refusing to call {self.name} from a pickle; tensors are read through "
+                                f"torch._utils._rebuild_tensor_v2")
+
+    def __repr__(self):
+        return self.name
+
+
+TENSOR_TYPE = _TypeName("torch.Tensor")
+PARAMETER_TYPE = _TypeName("torch.nn.Parameter")
+
+
 def _rebuild_from_type_v2(func, new_type, args, state):
-    if func not in (_rebuild_tensor_v2, _rebuild_parameter) or new_type not in (torch.Tensor, nn.Parameter):
+    # Newer torch pickles a tensor that carries Python attributes this way; the attributes are dropped.
+    if func not in (_rebuild_tensor_v2, _rebuild_parameter) or new_type not in (TENSOR_TYPE, PARAMETER_TYPE):
         raise UnsafePickleError(f"refusing tensor rebuild through {func!r} as {new_type!r}")
-    return func(*args)
+    t = func(*args)
+    return nn.Parameter(t, requires_grad=t.requires_grad) if new_type is PARAMETER_TYPE else t
 
 
 def _latin1_encode(text, encoding="latin1"):
@@ -99,6 +123,10 @@ def _numpy_attr(name: str) -> Callable:
     return getattr(core.multiarray, name)
 
 
+# vars(), not getattr(torch, name): torch's module __getattr__ imports submodules on demand.
+TORCH_DTYPES = {name: value for name, value in vars(torch).items() if isinstance(value, torch.dtype)}
+
+
 ALLOWED: dict[tuple[str, str], Any] = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
     ("dnnlib.util", "EasyDict"): EasyDict,
@@ -111,9 +139,9 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
     ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
-    ("torch", "Tensor"): torch.Tensor,
-    ("torch._tensor", "Tensor"): torch.Tensor,
-    ("torch.nn.parameter", "Parameter"): nn.Parameter,
+    ("torch", "Tensor"): TENSOR_TYPE,
+    ("torch._tensor", "Tensor"): TENSOR_TYPE,
+    ("torch.nn.parameter", "Parameter"): PARAMETER_TYPE,
     ("torch", "device"): torch.device,
     ("torch", "Size"): torch.Size,
     **{(mod, name): _numpy_attr(name) for mod in ("numpy.core.multiarray", "numpy._core.multiarray")
@@ -135,8 +163,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in ALLOWED:
             return ALLOWED[(module, name)]
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
+        if module == "torch" and name in TORCH_DTYPES:
+            return TORCH_DTYPES[name]
         if module.startswith("dnnlib.tflib"):
             raise OfficialPickleError(f"{self.source}: a TensorFlow StyleGAN2 pickle ({module}.{name}); only "
                                       f"PyTorch pickles of StyleGAN2-ADA or the StyleGAN3 repository are supported")
@@ -164,31 +192,51 @@ def read_official_pickle(path_or_file: str | os.PathLike | BinaryIO) -> tuple[An
                                   f"StyleGAN2-ADA network-snapshot .pkl")
     try:
         return _RestrictedUnpickler(io.BytesIO(blob), source).load(), source
-    except OfficialPickleError:
-        raise
+    except OfficialPickleError as e:
+        if str(e).startswith(f"{source}: "):
+            raise
+        raise type(e)(f"{source}: {e}") from e  # raised by a stand-in, which does not know the file
     except Exception as e:  # truncated or corrupt data surfaces as many exception types
         raise OfficialPickleError(f"{source}: cannot read the pickle ({type(e).__name__}: {e})") from e
 
 
-def record_state_dict(record: PersistentRecord, where: str, prefix: str = "") -> dict[str, torch.Tensor]:
-    """Flattens a record tree into state_dict names: `_parameters`, persistent `_buffers`, `_modules`."""
-    state = record.state
-    skip = set(state.get("_non_persistent_buffers_set") or ())
-    out = {}
-    for kind in ("_parameters", "_buffers"):
-        for name, t in (state.get(kind) or {}).items():
-            if t is None or (kind == "_buffers" and name in skip):
-                continue
-            if not isinstance(t, torch.Tensor):
-                raise OfficialPickleError(f"{where}: {prefix}{name} is a {type(t).__name__}, not a tensor")
-            out[prefix + name] = t.detach()
-    for name, child in (state.get("_modules") or {}).items():
+MAX_DEPTH = 32  # official networks nest 4 deep; a memo trick can make a record its own submodule
+
+
+def _section(record: PersistentRecord, key: str, where: str, prefix: str) -> dict:
+    value = record.state.get(key) or {}
+    if not isinstance(value, dict):
+        raise OfficialPickleError(f"{where}: {prefix or 'the network'} has {key} of type {type(value).__name__}, "
+                                  f"expected a dict")
+    return value
+
+
+def walk_records(record: PersistentRecord, where: str, prefix: str = "", depth: int = 0):
+    """Yields (dotted prefix, record) for a record and its submodule records, parents first."""
+    if depth > MAX_DEPTH:
+        raise OfficialPickleError(f"{where}: submodules nest deeper than {MAX_DEPTH} at {prefix!r} (a cycle?)")
+    yield prefix, record
+    for name, child in _section(record, "_modules", where, prefix).items():
         if child is None:
             continue
         if not isinstance(child, PersistentRecord):
             raise OfficialPickleError(f"{where}: submodule {prefix}{name} is a {type(child).__name__}, "
                                       f"not a StyleGAN2 persistent module")
-        out.update(record_state_dict(child, where, f"{prefix}{name}."))
+        yield from walk_records(child, where, f"{prefix}{name}.", depth + 1)
+
+
+def record_state_dict(record: PersistentRecord, where: str) -> dict[str, torch.Tensor]:
+    """Flattens a record tree into state_dict names: `_parameters`, persistent `_buffers`, `_modules`."""
+    out = {}
+    for prefix, rec in walk_records(record, where):
+        skip = set(rec.state.get("_non_persistent_buffers_set") or ())
+        for kind in ("_parameters", "_buffers"):
+            for name, t in _section(rec, kind, where, prefix).items():
+                if t is None or (kind == "_buffers" and name in skip):
+                    continue
+                if not isinstance(t, torch.Tensor):
+                    raise OfficialPickleError(f"{where}: {prefix}{name} is a {type(t).__name__}, not a tensor")
+                out[prefix + name] = t.detach()
     return out
 
 
@@ -199,8 +247,16 @@ def build_from_record(record: Any, where: str) -> nn.Module:
     if cls is None:
         raise OfficialPickleError(f"{where}: class {record.class_name!r} is not a supported network "
                                   f"({', '.join(NETWORK_CLASSES)})")
-    args = plain(list(record.state.get("_init_args") or ()), f"{where} _init_args")
-    kwargs = plain(dict(record.state.get("_init_kwargs") or {}), f"{where} _init_kwargs")
+    stylegan3 = {rec.class_name for _, rec in walk_records(record, where)} & set(STYLEGAN3_ONLY_CLASSES)
+    if stylegan3:
+        raise OfficialPickleError(f"{where}: an alias-free StyleGAN3 generator (it has {sorted(stylegan3)}); only "
+                                  f"StyleGAN2 networks are supported (StyleGAN2-ADA pickles, or the StyleGAN3 "
+                                  f"repository trained with --cfg=stylegan2)")
+    args, kwargs = record.state.get("_init_args") or (), record.state.get("_init_kwargs") or {}
+    if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict):
+        raise OfficialPickleError(f"{where}: _init_args/_init_kwargs are {type(args).__name__}/"
+                                  f"{type(kwargs).__name__}, expected a tuple and a dict")
+    args, kwargs = plain(list(args), f"{where} _init_args"), plain(dict(kwargs), f"{where} _init_kwargs")
     try:
         module = cls(*args, **kwargs)
     except (TypeError, ValueError) as e:

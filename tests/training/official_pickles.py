@@ -5,6 +5,7 @@ while pickling, so the file refers to the same globals an official snapshot does
 """
 import collections
 import contextlib
+import io
 import pickle
 import sys
 import types
@@ -85,6 +86,35 @@ def module_tree(persistence, util, class_name, flat_state, init_kwargs, module_s
     top.meta["class_name"] = class_name
     top.meta["state"]["_init_kwargs"] = _easy(util, init_kwargs)
     return top
+
+
+def storage_tensor(zip_format: bool):
+    """A `tensor=` for module_tree whose storages are `torch.save`d in the zip format (torch >= 1.6
+    writes it) or the legacy one (what official snapshots from torch 1.7-1.9 hold), chosen here
+    rather than left to whatever the installed torch pickles by default."""
+
+    def make(name, array):
+        t = torch.as_tensor(array).contiguous()
+
+        class Storage:
+            def __reduce__(self):
+                buf = io.BytesIO()
+                typed = torch.TypedStorage(wrap_storage=t.untyped_storage(), dtype=t.dtype, _internal=True)
+                torch.save(typed, buf, _use_new_zipfile_serialization=zip_format)
+                return torch.storage._load_from_bytes, (buf.getvalue(),)
+
+        class Tensor:
+            def __reduce__(self):
+                return torch._utils._rebuild_tensor_v2, (Storage(), 0, tuple(t.shape), t.stride(), False,
+                                                         collections.OrderedDict())
+
+        class Parameter:
+            def __reduce__(self):
+                return torch._utils._rebuild_parameter, (Tensor(), False, collections.OrderedDict())
+
+        return Tensor() if name.endswith(BUFFER_NAMES) else Parameter()
+
+    return make
 
 
 def _easy(util, value):

@@ -2,13 +2,14 @@
 import io
 import os
 import pickle
+import re
 import subprocess
 
 import pytest
 import torch
 
 from tests.conftest import load_fixture, rel_err
-from tests.training.official_pickles import official_modules, official_snapshot, Persistent
+from tests.training.official_pickles import official_modules, official_snapshot, Persistent, storage_tensor
 from training.checkpoint import load_networks
 from training.cli import main
 from training.official import OfficialPickleError, UnsafePickleError, load_official_pkl
@@ -20,8 +21,9 @@ def g32c():
 
 
 @pytest.mark.parametrize("protocol", [2, 4])
-def test_loads_official_snapshot_exactly(g32c, tmp_path, protocol):
-    meta, d = g32c
+@pytest.mark.parametrize("name", ["g32", "g32c"])
+def test_loads_official_snapshot_exactly(tmp_path, name, protocol):
+    meta, d = load_fixture(name)
     path = tmp_path / "network-snapshot-000000.pkl"
     path.write_bytes(official_snapshot(meta, d, protocol=protocol))
     nets = load_official_pkl(path)
@@ -33,39 +35,53 @@ def test_loads_official_snapshot_exactly(g32c, tmp_path, protocol):
         state = nets[key].state_dict()
         assert set(state) == {k[len(prefix):] for k in d.files if k.startswith(prefix)}
         assert all(torch.equal(state[k[len(prefix):]], torch.from_numpy(d[k])) for k in d.files if k.startswith(prefix))
+    assert not any(m.training for key in ("G", "D", "G_ema") for m in nets[key].modules())
+    z, c = torch.from_numpy(d["z"]), torch.from_numpy(d["c"])
     with torch.no_grad():
-        img = nets["G_ema"](torch.from_numpy(d["z"]), torch.from_numpy(d["c"]), truncation_psi=meta["truncation_psi"],
-                            noise_mode="const")
+        assert rel_err(nets["G"](z, c, noise_mode="const"), d["img"]) <= 1e-5
+        img = nets["G_ema"](z, c, truncation_psi=meta["truncation_psi"], noise_mode="const")
         assert rel_err(img, d["img_trunc"]) <= 1e-5
         assert rel_err(nets["D"](torch.from_numpy(d["real"]), torch.from_numpy(d["c"])), d["logits_real"]) <= 1e-5
     # A file object works as well as a path.
     assert set(load_official_pkl(io.BytesIO(path.read_bytes()))) == set(nets)
 
 
-def _zip_storage_tensor(name, array):
-    """A tensor whose storage bytes use torch's zip format (torch >= 1.6 style) instead of legacy."""
-    t = torch.as_tensor(array).contiguous()
-
-    class ZipStorage:
-        def __reduce__(self):
-            buf = io.BytesIO()
-            typed = torch.TypedStorage(wrap_storage=t.untyped_storage(), dtype=t.dtype, _internal=True)
-            torch.save(typed, buf, _use_new_zipfile_serialization=True)
-            return torch.storage._load_from_bytes, (buf.getvalue(),)
-
-    class ZipTensor:
-        def __reduce__(self):
-            return torch._utils._rebuild_tensor_v2, (ZipStorage(), 0, tuple(t.shape), t.stride(), False,
-                                                     __import__("collections").OrderedDict())
-    return ZipTensor()
-
-
-def test_zip_format_storages(g32c, tmp_path):
+@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize("zip_format", [False, True])
+def test_legacy_and_zip_format_storages(g32c, zip_format, protocol):
     meta, d = g32c
-    path = tmp_path / "zip.pkl"
-    path.write_bytes(official_snapshot(meta, d, tensor=_zip_storage_tensor))
-    G = load_official_pkl(path)["G"]
-    assert torch.equal(G.state_dict()["mapping.fc0.weight"], torch.from_numpy(d["G/mapping.fc0.weight"]))
+    blob = official_snapshot(meta, d, protocol=protocol, tensor=storage_tensor(zip_format))
+    assert (b"PK\x03\x04" in blob) == zip_format  # the storages really are in the format under test
+    nets = load_official_pkl(io.BytesIO(blob))
+    for key, prefix in [("G", "G/"), ("D", "D/")]:
+        state = nets[key].state_dict()
+        assert all(torch.equal(state[k[len(prefix):]], torch.from_numpy(d[k])) for k in d.files if k.startswith(prefix))
+
+
+def test_stylegan3_repository_flat_synthesis_kwargs(g32c):
+    # The StyleGAN3 repository's StyleGAN2 Generator records synthesis options next to z_dim & co.
+    meta, d = g32c
+    G_kwargs = {k: v for k, v in meta["G_kwargs"].items() if k != "synthesis_kwargs"}
+    G_kwargs.update(meta["G_kwargs"]["synthesis_kwargs"])
+    nets = load_official_pkl(io.BytesIO(official_snapshot({**meta, "G_kwargs": G_kwargs}, d)))
+    with torch.no_grad():
+        img = nets["G"](torch.from_numpy(d["z"]), torch.from_numpy(d["c"]), noise_mode="const")
+    assert rel_err(img, d["img"]) <= 1e-5
+
+
+def test_alias_free_stylegan3_generator_gets_a_clear_error(tmp_path):
+    with official_modules() as (persistence, util):
+        def rec(class_name, modules=None, params=None):
+            return Persistent(persistence, class_name, {"_parameters": params or {}, "_buffers": {},
+                                                        "_modules": modules or {}, "_init_args": (),
+                                                        "_init_kwargs": util.EasyDict(z_dim=4)})
+        freqs = torch.zeros([4, 2])
+        G = rec("Generator", {"synthesis": rec("SynthesisNetwork", {"input": rec("SynthesisInput",
+                                                                                 params={"freqs": freqs})})})
+        path = tmp_path / "stylegan3-t-ffhq.pkl"
+        path.write_bytes(pickle.dumps({"G_ema": G}, protocol=4))
+    with pytest.raises(OfficialPickleError, match=r"stylegan3-t-ffhq.pkl: G_ema: an alias-free StyleGAN3"):
+        load_official_pkl(path)
 
 
 def test_module_src_is_never_executed(g32c, tmp_path):
@@ -97,11 +113,17 @@ def _payloads(marker):
         def __reduce__(self):
             return getattr, ("", "join")
 
+    class HugeTensor:  # torch.Tensor(n) would allocate n floats
+        def __reduce__(self):
+            return torch.Tensor, (1 << 40,)
+
     return {"posix.system": System(), "builtins.exec": Exec(), "subprocess.Popen": Popen(),
-            "builtins.getattr": GetAttr()}
+            "builtins.getattr": GetAttr(), "torch.nn.modules.linear.Linear": torch.nn.Linear(1, 1),
+            "torch.Tensor": HugeTensor()}
 
 
-@pytest.mark.parametrize("name", ["posix.system", "builtins.exec", "subprocess.Popen", "builtins.getattr"])
+@pytest.mark.parametrize("name", ["posix.system", "builtins.exec", "subprocess.Popen", "builtins.getattr",
+                                  "torch.nn.modules.linear.Linear", "torch.Tensor"])
 def test_malicious_pickles_are_refused_with_no_side_effect(g32c, tmp_path, name):
     meta, d = g32c
     marker = tmp_path / "pwned"
@@ -115,7 +137,7 @@ def test_malicious_pickles_are_refused_with_no_side_effect(g32c, tmp_path, name)
         inner = tmp_path / "nested.pkl"
         inner.write_bytes(pickle.dumps({"G": nested}, protocol=2))
     for path in [top, inner]:
-        with pytest.raises(UnsafePickleError, match=f"{path.name}.*refusing to load global {name}"):
+        with pytest.raises(UnsafePickleError, match=rf"{path.name}: .*refusing to (load global|call) {re.escape(name)}\b"):
             load_official_pkl(path)
         assert not marker.exists()
     # The command line says the same in one line and exits 2.
@@ -153,6 +175,27 @@ def test_refused_for_unknown_class_missing_tensor_and_wrong_files(g32c, tmp_path
         load_official_pkl(truncated)
     with pytest.raises(FileNotFoundError, match="nope.pkl"):
         load_official_pkl(tmp_path / "nope.pkl")
+
+
+def test_malformed_record_trees_get_clear_errors(tmp_path):
+    with official_modules() as (persistence, util):
+        def rec(modules=None, init_kwargs=None, class_name="Generator"):
+            return Persistent(persistence, class_name, {"_parameters": {}, "_buffers": {}, "_modules": modules or {},
+                                                        "_init_args": (), "_init_kwargs": init_kwargs or {}})
+        deep = rec()
+        for _ in range(40):  # what a record made its own submodule through the memo would look like
+            deep = rec({"b": deep}, class_name="SubModule")
+        blobs = {"deep.pkl": {"G": rec({"a": deep})},
+                 "notrecord.pkl": {"D": rec({"a": [1, 2]}, class_name="Discriminator")},
+                 "kwargs.pkl": {"G": rec(init_kwargs=util.EasyDict(z_dim={1, 2}))}}
+        for name, data in blobs.items():
+            (tmp_path / name).write_bytes(pickle.dumps(data, protocol=4))
+    with pytest.raises(OfficialPickleError, match=r"deep.pkl: G: submodules nest deeper than 32"):
+        load_official_pkl(tmp_path / "deep.pkl")
+    with pytest.raises(OfficialPickleError, match=r"notrecord.pkl: D: submodule a is a list"):
+        load_official_pkl(tmp_path / "notrecord.pkl")
+    with pytest.raises(ValueError, match=r"kwargs.pkl: G _init_kwargs.z_dim: set"):
+        load_official_pkl(tmp_path / "kwargs.pkl")
 
 
 def test_tensorflow_pickles_get_a_clear_error(tmp_path):
