@@ -122,8 +122,14 @@ def load_any(path: str | os.PathLike) -> dict:
     if head == b"PK":
         return load_networks(path)
     if head[:1] == b"\x80":  # pickle protocol 2+
-        from training.official import load_official_pkl
-        nets = load_official_pkl(path)
-        nets["extra"] = {"training_set_kwargs": nets.pop("training_set_kwargs", None), "source": str(path)}
-        return nets
+        return load_official_networks(path)
     raise CheckpointError(f"{path}: neither a LeakGuard checkpoint (.pt) nor an official StyleGAN2-ADA pickle (.pkl)")
+
+
+def load_official_networks(path: str | os.PathLike) -> dict:
+    """An official pickle in the shape load_networks returns: networks plus 'extra' holding
+    the source path and the pickle's training_set_kwargs."""
+    from training.official import load_official_pkl  # official.py imports this module
+    nets = load_official_pkl(path)
+    nets["extra"] = {"source": str(path), "training_set_kwargs": nets.pop("training_set_kwargs", None)}
+    return nets

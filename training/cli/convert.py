@@ -9,8 +9,7 @@ example:
 import argparse
 from pathlib import Path
 
-from training.checkpoint import save_networks
-from training.official import load_official_pkl
+from training.checkpoint import load_official_networks, save_networks
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> None:
     if not args.src.is_file():
         raise FileNotFoundError(f"no such file: {args.src}")
-    nets = load_official_pkl(args.src)
-    extra = {"source": str(args.src), "training_set_kwargs": nets.pop("training_set_kwargs", None)}
+    nets = load_official_networks(args.src)
+    extra = nets.pop("extra")
     save_networks(args.dst, nets, extra)
     summary = ", ".join(f"{k} ({sum(p.numel() for p in m.parameters()):,} params)" for k, m in nets.items())
     print(f"wrote {args.dst}: {summary}")
