@@ -1,0 +1,226 @@
+"""The training config: a typed schema, YAML presets merged over it, dot-list overrides on top.
+
+    cfg = load_config("configs/synthfaces32.yaml", ["train.kimg=200", "data.path=faces.zip"])
+
+Every field says its unit. Unknown keys and ill-typed values are errors that name the key and list
+what is accepted; the resolved config is saved in every run folder and in every checkpoint.
+"""
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, List, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+AUGMENT_MODES = ("ada", "fixed", "noaug")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class SynthFacesConfig:
+    """The embedded procedural dataset, used when data.path is null."""
+    num_identities: int = 100            # people
+    images_per_identity: int = 20        # images per person
+    identity_offset: int = 0             # first identity id (disjoint sets for matcher training)
+    overrep_identity: Optional[int] = None  # identity id given overrep_images images, or null
+    overrep_images: int = 0              # images of the over-represented identity
+    seed: int = 0                        # dataset seed (identities and nuisance)
+
+
+@dataclass
+class DataConfig:
+    path: Optional[str] = None           # image folder or dataset zip; null = SynthFaces
+    resolution: int = 32                 # px, square; must match the data
+    use_labels: bool = False             # condition G and D on dataset.json labels
+    xflip: bool = False                  # add mirrored copies (doubles the dataset)
+    skip_bad: bool = False               # skip corrupt images (counted) instead of stopping
+    max_size: Optional[int] = None       # images; keep only the first N
+    workers: int = 2                     # DataLoader worker processes; 0 loads in the main process
+    synthfaces: SynthFacesConfig = field(default_factory=SynthFacesConfig)
+
+
+@dataclass
+class ModelConfig:
+    z_dim: int = 512                     # latent size
+    w_dim: int = 512                     # intermediate latent size
+    map_layers: int = 8                  # mapping network depth
+    map_lr_mult: float = 0.01            # mapping learning-rate multiplier
+    channel_base: int = 32768            # channels at resolution r = min(channel_base / r, channel_max)
+    channel_max: int = 512               # channels
+    g_architecture: str = "skip"         # orig | skip | resnet
+    d_architecture: str = "resnet"       # orig | skip | resnet
+    num_fp16_res: int = 0                # highest resolutions run in fp16 (CUDA only)
+    conv_clamp: Optional[float] = None   # clamp conv outputs (256 with fp16), null = off
+    mbstd_group: int = 4                 # minibatch-stddev group size (images)
+    mbstd_channels: int = 1              # minibatch-stddev features; 0 = off
+
+
+@dataclass
+class LossConfig:
+    r1_gamma: float = 10.0               # R1 weight gamma (penalty gamma/2 * |grad D(x)|^2)
+    r1_interval: int = 16                # rounds between lazy R1 steps (1 = every round)
+    pl_weight: float = 2.0               # path-length weight; 0 = off
+    pl_decay: float = 0.01               # path-length mean moving-average rate
+    pl_batch_shrink: int = 2             # path-length batch = batch_gpu / this
+    pl_interval: int = 4                 # rounds between lazy path-length steps (1 = every round)
+    style_mixing: float = 0.9            # probability of mixing two latents per image
+
+
+@dataclass
+class OptimConfig:
+    g_lr: float = 0.002                  # Adam learning rate, G
+    d_lr: float = 0.002                  # Adam learning rate, D
+    betas: List[float] = field(default_factory=lambda: [0.0, 0.99])  # Adam betas (before the lazy-reg adjustment)
+    eps: float = 1e-8                    # Adam epsilon
+
+
+@dataclass
+class AugmentConfig:
+    mode: str = "ada"                    # ada (adaptive p) | fixed (p stays) | noaug
+    pipe: str = "bgc"                    # augmentation preset (training.augment.AUGMENT_PRESETS)
+    p: float = 0.0                       # initial (ada) or constant (fixed) probability
+    target: float = 0.6                  # ada: target of r_t = E[sign(D(real))]
+    interval: int = 4                    # ada: D steps between p updates
+    speed_kimg: float = 500.0            # ada: kimg for p to move by 1 at full speed
+
+
+@dataclass
+class TrainConfig:
+    kimg: float = 25000.0                # length of training, thousands of real images shown to D
+    batch: int = 32                      # images per optimizer step over all GPUs
+    batch_gpu: int = 0                   # images per forward pass per GPU; 0 = batch / GPUs (no accumulation)
+    ema_kimg: float = 10.0               # G_ema half-life, kimg
+    ema_rampup: Optional[float] = None   # ema half-life <= this * images seen; null = off
+    seed: int = 0                        # seeds weights, latents, noise, augmentation, data order
+    tick_kimg: float = 4.0               # kimg between progress logs and stats
+    snapshot_kimg: float = 200.0         # kimg between checkpoints
+    image_kimg: float = 200.0            # kimg between fake-image grids
+    keep_snapshots: int = 3              # numbered checkpoints kept (plus latest.pt); 0 = keep all
+    grid_images: int = 32                # images in the fixed-seed grid
+    device: str = "auto"                 # auto | cpu | cuda
+    nan_guard: bool = True               # skip an optimizer step whose gradients are not finite
+    progress: bool = True                # tqdm progress bar (rank 0)
+
+
+@dataclass
+class Config:
+    name: str = "run"                    # run folder prefix: runs/<name>-<n>
+    run_dir: str = "runs"                # where run folders go
+    resume: Optional[str] = None         # checkpoint path, or "auto" (latest run named `name`)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema; names the key and what is valid."""
+
+
+def _section_schema(section: str):
+    """The dataclass behind a dotted section name ('' is the root), or None if there is none."""
+    schema = Config
+    for part in filter(None, section.split(".")):
+        default = getattr(schema(), part, None)
+        if not is_dataclass(default):
+            return None
+        schema = type(default)
+    return schema
+
+
+def _valid_keys(schema, prefix: str) -> list[str]:
+    """Keys of one section; nested sections are listed as `name.*`."""
+    return [f"{prefix}{f.name}.*" if is_dataclass(getattr(schema(), f.name)) else prefix + f.name
+            for f in fields(schema)]
+
+
+def _explain(e: OmegaConfBaseException, source: str) -> ConfigError:
+    key = getattr(e, "full_key", None) or ""
+    if isinstance(e, ConfigKeyError) or "not in" in str(e):
+        section = key.rsplit(".", 1)[0] if "." in key else ""
+        schema = _section_schema(section)
+        valid = _valid_keys(schema, f"{section}." if section else "") if schema else []
+        return ConfigError(f"{source}: unknown config key {key!r}; valid keys here: {', '.join(valid)}")
+    if isinstance(e, ValidationError):
+        msg = str(e).splitlines()[0]
+        return ConfigError(f"{source}: bad value for {key!r}: {msg}")
+    return ConfigError(f"{source}: {str(e).splitlines()[0]}")
+
+
+def _merge(base: DictConfig, other, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, other)
+    except OmegaConfBaseException as e:
+        raise _explain(e, source) from None
+
+
+def load_config(preset: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Schema <- preset YAML <- dot-list overrides, checked; returns a typed Config."""
+    cfg = OmegaConf.structured(Config)
+    if preset is not None:
+        path = Path(preset)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            data = OmegaConf.load(path)
+        except Exception as e:  # yaml.YAMLError and friends
+            raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        cfg = _merge(cfg, data, str(path))
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. train.kimg=200)")
+        try:
+            dot = OmegaConf.from_dotlist([item])
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"override {item!r}: {str(e).splitlines()[0]}") from None
+        cfg = _merge(cfg, dot, f"override {item!r}")
+    config = OmegaConf.to_object(cfg)
+    check(config)
+    return config
+
+
+def from_dict(data: dict, source: str) -> Config:
+    """A Config from a plain dict (as saved in a checkpoint), checked like a preset."""
+    cfg = _merge(OmegaConf.structured(Config), OmegaConf.create(data), source)
+    return OmegaConf.to_object(cfg)
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+
+
+def to_yaml(cfg: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def _require(ok: bool, key: str, value, accepted: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not valid; expected {accepted}")
+
+
+def check(cfg: Config) -> None:
+    """Value checks the type system cannot express."""
+    r = cfg.data.resolution
+    _require(r >= 8 and r & (r - 1) == 0, "data.resolution", r, "a power of two >= 8")
+    for key in ("g_architecture", "d_architecture"):
+        _require(getattr(cfg.model, key) in ("orig", "skip", "resnet"), f"model.{key}",
+                 getattr(cfg.model, key), "orig, skip or resnet")
+    _require(cfg.augment.mode in AUGMENT_MODES, "augment.mode", cfg.augment.mode, " | ".join(AUGMENT_MODES))
+    _require(0 <= cfg.augment.p <= 1, "augment.p", cfg.augment.p, "a probability in [0, 1]")
+    _require(cfg.train.device in DEVICES, "train.device", cfg.train.device, " | ".join(DEVICES))
+    _require(cfg.train.batch >= 1, "train.batch", cfg.train.batch, "a positive number of images")
+    _require(cfg.train.batch_gpu >= 0, "train.batch_gpu", cfg.train.batch_gpu, "0 (auto) or a positive number")
+    _require(len(cfg.optim.betas) == 2 and all(0 <= b < 1 for b in cfg.optim.betas), "optim.betas",
+             cfg.optim.betas, "two numbers in [0, 1)")
+    for key in ("r1_interval", "pl_interval"):
+        _require(getattr(cfg.loss, key) >= 1, f"loss.{key}", getattr(cfg.loss, key), "a positive number of rounds")
+    _require(cfg.loss.pl_batch_shrink >= 1, "loss.pl_batch_shrink", cfg.loss.pl_batch_shrink, "an integer >= 1")
+    _require(0 <= cfg.loss.style_mixing <= 1, "loss.style_mixing", cfg.loss.style_mixing, "a probability in [0, 1]")
+    _require(cfg.train.kimg > 0, "train.kimg", cfg.train.kimg, "a positive number of kimg")
+    for key in ("tick_kimg", "snapshot_kimg", "image_kimg"):
+        _require(getattr(cfg.train, key) > 0, f"train.{key}", getattr(cfg.train, key), "a positive number of kimg")
+
+
+__all__ = ["Config", "ConfigError", "load_config", "from_dict", "to_dict", "to_yaml", "check", "MISSING"]
