@@ -12,8 +12,10 @@ import torch
 from torch import nn
 
 from training.networks import Discriminator, Generator
+from training.publish import publish
 
 FORMAT = "leakguard.networks/1"
+TRAIN_FORMAT = "leakguard.train/1"  # training snapshots (training.snapshot) hold the same network records
 NETWORK_CLASSES: dict[str, type[nn.Module]] = {"Generator": Generator, "Discriminator": Discriminator}
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -51,9 +53,7 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -102,12 +102,14 @@ def load_networks(path: str | os.PathLike, map_location="cpu") -> dict:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for non-checkpoint files
         raise CheckpointError(f"{path}: not a LeakGuard checkpoint readable with weights_only=True ({e})") from e
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in (FORMAT, TRAIN_FORMAT):
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(f"{path}: format {found!r} is not {FORMAT!r}; official StyleGAN2 .pkl files are "
                               f"read by `leakguard convert` or passed to `leakguard generate` directly")
     out = {name: build_network(rec, f"{path}: network {name!r}") for name, rec in data["networks"].items()}
     out["extra"] = data.get("extra", {})
+    if data["format"] == TRAIN_FORMAT:
+        out["extra"] = {**out["extra"], "config": data["config"], "nimg": data["nimg"]}
     return out
 
 

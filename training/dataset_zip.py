@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from training.publish import publish
+
 
 @dataclass
 class Record:
@@ -62,31 +64,32 @@ class DatasetZipWriter:
             raise ValueError(f"image {self.count}{where} is {pixels.shape[1]}x{pixels.shape[0]}x{pixels.shape[2]}, "
                              f"but the dataset's first image is {self._shape[1]}x{self._shape[0]}x{self._shape[2]}; "
                              "resize all images to one size (leakguard dataset --resolution)")
+        for value, table, what in ((record.label, self.labels, "label"), (record.identity, self.identities, "identity")):
+            if self.count > 0 and (value is None) != (not table):
+                raise ValueError(f"image {self.count}{where}: {what} values must be given for every image or for none")
         name = archive_name(self.count)
         buf = io.BytesIO()
         Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels).save(buf, format="PNG", compress_level=0)
         self._zip.writestr(name, buf.getvalue())
-        self._collect(self.labels, name, record.label, "label", where)
-        self._collect(self.identities, name, record.identity, "identity", where)
+        if record.label is not None:
+            self.labels.append([name, int(record.label)])
+        if record.identity is not None:
+            self.identities.append([name, int(record.identity)])
         self.count += 1
         return name
-
-    def _collect(self, table: list, name: str, value, what: str, where: str) -> None:
-        if self.count > 0 and (value is None) != (not table):
-            raise ValueError(f"image {self.count}{where}: {what} values must be given for every image or for none")
-        if value is not None:
-            table.append([name, int(value)])
 
     def close(self) -> Path:
         if self.count == 0:
             self.abort()
             raise ValueError(f"{self.path}: no images to write")
         meta = {"labels": self.labels or None, "identities": self.identities or None}
-        self._zip.writestr("dataset.json", json.dumps(meta))
-        self._zip.close()
-        with open(self._tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(self._tmp, self.path)
+        try:
+            self._zip.writestr("dataset.json", json.dumps(meta))
+            self._zip.close()
+            publish(self._tmp, self.path)
+        except BaseException:
+            Path(self._tmp).unlink(missing_ok=True)
+            raise
         return self.path
 
     def abort(self) -> None:
