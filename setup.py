@@ -14,6 +14,9 @@ setup(
         "torch>=2.1",
         "numpy",
         "pillow",
+        "omegaconf>=2.3",
+        "tensorboard>=2.10",
+        "tqdm",
     ],
     extras_require={
         "test": ["pytest"],

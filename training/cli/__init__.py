@@ -5,11 +5,14 @@ import logging
 import sys
 
 from training.checkpoint import CheckpointError
-from training.cli import convert, generate
+from training.cli import convert, dataset, generate, synthfaces, train
 
 COMMANDS = {
     "generate": generate,
     "convert": convert,
+    "train": train,
+    "dataset": dataset,
+    "synthfaces": synthfaces,
 }
 
 # Errors caused by the user's input: shown as one line, without a traceback.

@@ -1,0 +1,50 @@
+"""Train a StyleGAN2 on SynthFaces or an image dataset (folder or zip).
+
+The config is the typed schema (training/config.py) with a preset merged over it and dot-list
+overrides on top; the run folder runs/<name>-<n>/ gets config.yaml, TensorBoard events,
+stats.jsonl, image grids and checkpoints.
+
+examples:
+  leakguard train --config configs/synthfaces32.yaml
+  leakguard train --config configs/celeba64.yaml data.path=celeba64.zip train.kimg=5000
+  leakguard train --config configs/synthfaces32.yaml --resume auto
+  torchrun --nproc_per_node=4 -m training.train --config configs/ffhq256.yaml data.path=ffhq256.zip
+"""
+import argparse
+import logging
+from pathlib import Path
+
+from training import distributed, rundir
+from training.config import load_config, to_yaml
+
+log = logging.getLogger("leakguard.train")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML preset merged over the schema (configs/*.yaml)")
+    p.add_argument("--resume", metavar="PATH", help="snapshot file, run folder, or 'auto' (same as resume=...)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.kimg=200")
+
+
+def run(args) -> None:
+    overrides = list(args.overrides) + ([f"resume={args.resume}"] if args.resume else [])
+    cfg = load_config(args.config, overrides)
+    if args.dry_run:
+        print(to_yaml(cfg), end="")
+        return
+    # The loop pulls in TensorBoard and the data stack; other subcommands should not pay for that.
+    from training import loop
+    dist = distributed.init(cfg.train.device)
+    try:
+        resume = rundir.resolve_resume(cfg.resume, cfg.run_dir, cfg.name) if cfg.resume else None
+        run_dir = None
+        if dist.is_main:
+            run_dir = (resume and rundir.run_dir_of(resume)) or rundir.new_run_dir(cfg.run_dir, cfg.name)
+            print(f"run folder: {run_dir}   (TensorBoard: tensorboard --logdir {run_dir})", flush=True)
+        state = loop.train(cfg, dist, run_dir, resume)
+        if dist.is_main:
+            print(f"done: {state.nimg / 1000:.1f} kimg; checkpoints in {run_dir / rundir.CHECKPOINTS}, "
+                  f"fake grids in {run_dir / 'images'}", flush=True)
+    finally:
+        distributed.shutdown()

@@ -1,0 +1,130 @@
+"""The training loop: set up (or resume) a TrainState, then rounds until train.kimg, with ticks
+(stats, progress), fixed-seed image grids and snapshots on their schedules.
+
+    rounds:   steps.train_round  (G, path length, D, R1, EMA, ADA)
+    ticks:    Reporter.flush -> TensorBoard + stats.jsonl, progress bar
+    images:   G_ema on fixed latents -> images/fakes-*.png + TensorBoard
+    snapshot: snapshot.save_snapshot -> checkpoints/snapshot-*.pt
+"""
+import logging
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from training import rundir
+from training.config import Config, to_yaml
+from training.data import ChunkStream, describe, open_dataset
+from training.distributed import Dist, average_buffers
+from training.images import make_grid, save_png, to_uint8
+from training.report import Reporter
+from training.snapshot import load_snapshot, save_snapshot
+from training.state import TrainState, build_state
+from training.steps import stream_seed, train_round
+
+log = logging.getLogger("leakguard.train")
+
+
+def crossed(before: int, after: int, every_kimg: float) -> bool:
+    """Whether images seen went past a multiple of `every_kimg` thousand."""
+    every = max(int(round(every_kimg * 1000)), 1)
+    return after // every > before // every
+
+
+def grid_latents(state: TrainState) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed latents of the image grid: the same for a run and for its resumptions."""
+    g = torch.Generator().manual_seed(stream_seed(state.cfg.train.seed, 0, "grid", 0))
+    n = state.cfg.train.grid_images
+    z = torch.randn([n, state.G.z_dim], generator=g)
+    c = state.labels.cpu()[torch.randint(len(state.labels), [n], generator=g)]
+    return z.to(state.device), c.to(state.device)
+
+
+@torch.no_grad()
+def render_grid(state: TrainState, z: torch.Tensor, c: torch.Tensor) -> np.ndarray:
+    imgs = [state.G_ema(zz, cc, noise_mode="const") for zz, cc in zip(z.split(state.batch_gpu), c.split(state.batch_gpu))]
+    return make_grid(to_uint8(torch.cat(imgs)))
+
+
+def save_grid(state: TrainState, run_dir: Path, latents) -> None:
+    grid = render_grid(state, *latents)
+    save_png(grid, run_dir / "images" / f"fakes-{state.nimg:010d}.png")
+    state.reporter.image("fakes", grid, state.nimg)
+
+
+def save_reals(dataset, run_dir: Path, n: int) -> None:
+    idx = np.linspace(0, len(dataset) - 1, min(n, len(dataset))).astype(int)
+    reals = np.stack([dataset[int(i)][0].transpose(1, 2, 0) for i in idx])
+    save_png(make_grid(reals), run_dir / "images" / "reals.png")
+
+
+def peak_memory_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux
+
+
+def tick(state: TrainState, bar, sec_per_kimg: float) -> dict:
+    extra = {"Progress/kimg": state.nimg / 1000, "Timing/sec_per_kimg": sec_per_kimg,
+             "Resources/peak_mem_gb": peak_memory_gb(state.device)}
+    if state.augment is not None:
+        extra["Progress/augment_p"] = float(state.augment.p)
+    if state.ada is not None and state.ada.rt is not None:
+        extra["Progress/ada_rt"] = float(state.ada.rt)
+    stats = state.reporter.flush(state.nimg, extra)
+    if bar is not None and stats:
+        short = {"G": "Loss/G/loss", "D": "Loss/D/loss", "r1": "Loss/r1_penalty", "pl": "Loss/pl_penalty",
+                 "p": "Progress/augment_p"}
+        bar.set_postfix({k: f"{stats[v]:.3g}" for k, v in short.items() if v in stats} |
+                        {"s/kimg": f"{sec_per_kimg:.1f}"}, refresh=False)
+    return stats
+
+
+def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = None) -> TrainState:
+    """Trains until cfg.train.kimg; rank 0 writes `run_dir`. Returns the final state."""
+    main = dist.is_main
+    if main:
+        (run_dir / "images").mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    dataset = open_dataset(cfg.data)
+    reporter = Reporter(run_dir if main else None)
+    state = build_state(cfg, dataset, dist, reporter)
+    state.extra["dataset"] = describe(dataset)
+    if resume is not None:
+        load_snapshot(resume, state)
+        if main:
+            rundir.trim_stats(run_dir, state.nimg)
+            log.info("resumed from %s at %.1f kimg", resume, state.nimg / 1000)
+    stream = ChunkStream(dataset, cfg.train.batch, state.batch_gpu, dist.rank, dist.world, cfg.train.seed,
+                         state.round, dist.device, cfg.data.workers)
+    latents = grid_latents(state)
+    if main and state.nimg == 0:
+        save_reals(dataset, run_dir, cfg.train.grid_images)
+        save_grid(state, run_dir, latents)
+
+    total = int(round(cfg.train.kimg * 1000))
+    bar = tqdm(total=round(total / 1000, 3), initial=round(state.nimg / 1000, 3), unit="kimg",
+               disable=not (main and cfg.train.progress), dynamic_ncols=True, bar_format=
+               "{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}{postfix}]")
+    tick_start, tick_nimg = time.perf_counter(), state.nimg
+    while state.nimg < total:
+        before = state.nimg
+        average_buffers(state.G, dist)
+        train_round(state, next(stream))
+        bar.update((state.nimg - before) / 1000)
+        done = state.nimg >= total
+        if done or crossed(before, state.nimg, cfg.train.tick_kimg):
+            now = time.perf_counter()
+            tick(state, bar if main else None, (now - tick_start) / max(state.nimg - tick_nimg, 1) * 1000)
+            tick_start, tick_nimg = now, state.nimg
+        if main and (done or crossed(before, state.nimg, cfg.train.image_kimg)):
+            save_grid(state, run_dir, latents)
+        if main and (done or crossed(before, state.nimg, cfg.train.snapshot_kimg)):
+            save_snapshot(state, run_dir / rundir.CHECKPOINTS, cfg.train.keep_snapshots)
+    dist.barrier()
+    bar.close()
+    reporter.close()
+    return state

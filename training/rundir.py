@@ -1,0 +1,77 @@
+"""Run folders (runs/<name>-<n>/) and finding the snapshot to resume from."""
+import json
+import re
+from pathlib import Path
+
+CHECKPOINTS = "checkpoints"
+SNAPSHOT_RE = re.compile(r"^snapshot-(\d{10})\.pt$")
+
+
+def snapshot_name(nimg: int) -> str:
+    return f"snapshot-{nimg:010d}.pt"
+
+
+def list_snapshots(folder: Path) -> list[Path]:
+    """Complete snapshots in `folder`, oldest first (temporary files of interrupted writes are ignored)."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := SNAPSHOT_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def _runs_named(root: Path, name: str) -> list[tuple[int, Path]]:
+    pattern = re.compile(rf"^{re.escape(name)}-(\d+)$")
+    if not root.is_dir():
+        return []
+    return sorted((int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := pattern.match(p.name)))
+
+
+def new_run_dir(root: str | Path, name: str) -> Path:
+    """Creates runs/<name>-<n> with the next free n."""
+    root = Path(root)
+    runs = _runs_named(root, name)
+    n = runs[-1][0] + 1 if runs else 0
+    while True:
+        path = root / f"{name}-{n}"
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:  # another process took it
+            n += 1
+
+
+def resolve_resume(resume: str, root: str | Path, name: str) -> Path:
+    """'auto' -> the newest snapshot of the newest run named `name`; a run folder -> its newest
+    snapshot; a file -> itself."""
+    if resume == "auto":
+        for _, run in reversed(_runs_named(Path(root), name)):
+            snaps = list_snapshots(run / CHECKPOINTS)
+            if snaps:
+                return snaps[-1]
+        raise FileNotFoundError(f"resume=auto: no snapshot in any {Path(root) / (name + '-*')}/{CHECKPOINTS}/")
+    path = Path(resume)
+    if path.is_dir():
+        snaps = list_snapshots(path / CHECKPOINTS) or list_snapshots(path)
+        if not snaps:
+            raise FileNotFoundError(f"resume={resume}: no snapshot-*.pt in {path} or {path / CHECKPOINTS}")
+        return snaps[-1]
+    if not path.is_file():
+        raise FileNotFoundError(f"resume checkpoint not found: {path}")
+    return path
+
+
+def run_dir_of(snapshot: Path) -> Path | None:
+    """The run folder a snapshot belongs to (runs/<name>-<n>/checkpoints/x.pt), or None."""
+    if snapshot.parent.name == CHECKPOINTS and (snapshot.parent.parent / "config.yaml").is_file():
+        return snapshot.parent.parent
+    return None
+
+
+def trim_stats(run_dir: Path, nimg: int) -> None:
+    """Drops stats.jsonl lines logged after `nimg`: on resume they are computed again."""
+    stats = run_dir / "stats.jsonl"
+    if not stats.is_file():
+        return
+    keep = [line for line in stats.read_text().splitlines()
+            if line.strip() and json.loads(line).get("nimg", 0) <= nimg]
+    stats.write_text("".join(line + "\n" for line in keep))

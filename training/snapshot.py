@@ -1,0 +1,127 @@
+"""Training checkpoints: the whole TrainState as state dicts, for exact resume.
+
+A snapshot holds G, D and G_ema (in the network-checkpoint record format, so `leakguard generate`
+reads them), both optimizers, the augmentation probability and ADA controller, the path-length
+mean, images seen, the round counter, the RNG states and the resolved config. It is written
+atomically (temporary file, fsync, rename): a crash mid-write leaves the previous snapshots intact.
+Snapshots are named by images seen, so the newest is the one with the largest number.
+"""
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.checkpoint import TRAIN_FORMAT, CheckpointError, atomic_torch_save, load_state_dict_exact, network_record, plain
+from training.config import from_dict, to_dict
+from training.rundir import list_snapshots, snapshot_name
+from training.state import TrainState
+
+FORMAT = TRAIN_FORMAT
+
+# Keys that may differ between a snapshot's config and the resumed run: they change how long or
+# how verbosely training runs, or where data lives, never what it computes.
+RESUMABLE_CHANGES = ("name", "run_dir", "resume", "data.path", "data.workers", "train.kimg", "train.batch_gpu",
+                     "train.tick_kimg", "train.snapshot_kimg", "train.image_kimg", "train.keep_snapshots",
+                     "train.grid_images", "train.device", "train.progress")
+
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+            "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                      "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+            "python": random.getstate()}
+
+
+def set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    if s["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"][:torch.cuda.device_count()])
+    n = s["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    py = s["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+
+
+def save_snapshot(state: TrainState, folder: Path, keep: int = 0) -> Path:
+    """Writes `folder/snapshot-<nimg>.pt` atomically and keeps the newest `keep` (0 = all)."""
+    data = {
+        "format": FORMAT,
+        "networks": {name: network_record(getattr(state, name)) for name in ("G", "D", "G_ema")},
+        "optimizers": {"G": state.opt_G.state_dict(), "D": state.opt_D.state_dict()},
+        "augment_p": state.augment.p.detach().cpu() if state.augment is not None else None,
+        "ada": state.ada.state_dict() if state.ada is not None else None,
+        "pl_mean": state.pl_mean.detach().cpu(),
+        "nimg": state.nimg, "round": state.round, "skipped_steps": state.skipped_steps,
+        "rng": rng_state(),
+        "config": to_dict(state.cfg),
+        "extra": plain(state.extra, "extra"),
+    }
+    path = folder / snapshot_name(state.nimg)
+    atomic_torch_save(data, path)
+    if keep > 0:
+        for old in list_snapshots(folder)[:-keep]:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def read_snapshot(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"resume checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for files that are not checkpoints
+        raise CheckpointError(f"{path}: not a LeakGuard training snapshot ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200]})") from None
+    fmt = data.get("format") if isinstance(data, dict) else None
+    if fmt != FORMAT:
+        hint = (" (it holds networks only; a run resumes from runs/<name>-<n>/checkpoints/snapshot-*.pt)"
+                if fmt == "leakguard.networks/1" else "")
+        raise CheckpointError(f"{path}: format {fmt!r} is not a training snapshot ({FORMAT!r}){hint}")
+    return data
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """'key: saved -> current' for every key that may not change on resume."""
+    a, b = _flatten(saved), _flatten(current)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if k not in RESUMABLE_CHANGES and a.get(k) != b.get(k)]
+
+
+def load_snapshot(path: Path, state: TrainState) -> None:
+    """Restores `state` from a snapshot; a config or architecture that differs is an error."""
+    data = read_snapshot(path)
+    from_dict(data["config"], f"{path}: config")  # the saved config must still fit the schema
+    diffs = config_differences(data["config"], to_dict(state.cfg))
+    if diffs:
+        raise CheckpointError(f"{path}: cannot resume, the config differs from the snapshot's in "
+                              f"{'; '.join(diffs)} (only {', '.join(RESUMABLE_CHANGES)} may change)")
+    saved_data, data_now = data["extra"].get("dataset"), state.extra.get("dataset")
+    if saved_data != data_now:
+        raise CheckpointError(f"{path}: cannot resume, the snapshot was trained on {saved_data} "
+                              f"but the dataset now is {data_now}")
+    for name in ("G", "D", "G_ema"):
+        load_state_dict_exact(getattr(state, name), data["networks"][name]["state_dict"],
+                              f"{path}: network {name!r}")
+    state.opt_G.load_state_dict(data["optimizers"]["G"])
+    state.opt_D.load_state_dict(data["optimizers"]["D"])
+    if state.augment is not None and data["augment_p"] is not None:
+        state.augment.p.copy_(data["augment_p"])
+    if state.ada is not None and data["ada"] is not None:
+        state.ada.load_state_dict(data["ada"])
+    state.pl_mean.copy_(data["pl_mean"])
+    state.nimg, state.round, state.skipped_steps = data["nimg"], data["round"], data["skipped_steps"]
+    set_rng_state(data["rng"])

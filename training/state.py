@@ -1,0 +1,110 @@
+"""TrainState: everything a training step reads or changes, in one object, and how it is built
+from a Config. The checkpoint (training.snapshot) is exactly this object's state."""
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.ada import AdaController
+from training.augment import AugmentPipe, make_augment_pipe
+from training.config import Config
+from training.distributed import Dist, broadcast_module
+from training.networks import Discriminator, Generator
+from training.report import Reporter
+
+
+@dataclass
+class TrainState:
+    cfg: Config
+    G: Generator
+    D: Discriminator
+    G_ema: Generator
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    augment: AugmentPipe | None          # None with augment.mode=noaug
+    ada: AdaController | None            # None unless augment.mode=ada
+    pl_mean: torch.Tensor                # running mean of path lengths, scalar
+    labels: torch.Tensor                 # [N_data, c_dim] dataset labels, sampled for fake images
+    dist: Dist
+    reporter: Reporter
+    batch_gpu: int                       # images per forward pass
+    nimg: int = 0                        # real images shown to D so far, all ranks
+    round: int = 0                       # rounds done; indexes data and random streams
+    skipped_steps: int = 0               # optimizer steps dropped for non-finite gradients
+    extra: dict = field(default_factory=dict)  # dataset description, kept in checkpoints
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist.device
+
+    @property
+    def accum(self) -> int:
+        """Forward/backward passes per rank per optimizer step (gradient accumulation)."""
+        return self.cfg.train.batch // (self.batch_gpu * self.dist.world)
+
+
+def lazy_ratio(interval: int) -> float:
+    """Lazy regularization (Karras et al. 2020, appendix B): with a regularizer every k steps, Adam's
+    lr and betas are rescaled by k / (k + 1) so the main and regularization steps add up to one."""
+    return interval / (interval + 1) if interval > 0 else 1.0  # 0: no regularizer
+
+
+def make_optimizer(module: nn.Module, lr: float, betas, eps: float, reg_interval: int) -> torch.optim.Adam:
+    ratio = lazy_ratio(reg_interval)
+    return torch.optim.Adam(module.parameters(), lr=lr * ratio, betas=tuple(b ** ratio for b in betas), eps=eps)
+
+
+def build_networks(cfg: Config, resolution: int, channels: int, c_dim: int) -> tuple[Generator, Discriminator]:
+    m = cfg.model
+    G = Generator(z_dim=m.z_dim, c_dim=c_dim, w_dim=m.w_dim, img_resolution=resolution, img_channels=channels,
+                  mapping_kwargs=dict(num_layers=m.map_layers, lr_multiplier=m.map_lr_mult),
+                  synthesis_kwargs=dict(channel_base=m.channel_base, channel_max=m.channel_max,
+                                        num_fp16_res=m.num_fp16_res, conv_clamp=m.conv_clamp,
+                                        architecture=m.g_architecture))
+    D = Discriminator(c_dim=c_dim, img_resolution=resolution, img_channels=channels,
+                      architecture=m.d_architecture, channel_base=m.channel_base, channel_max=m.channel_max,
+                      num_fp16_res=m.num_fp16_res, conv_clamp=m.conv_clamp,
+                      epilogue_kwargs=dict(mbstd_group_size=m.mbstd_group, mbstd_num_channels=m.mbstd_channels))
+    return G, D
+
+
+def build_state(cfg: Config, dataset, dist: Dist, reporter: Reporter) -> TrainState:
+    """Fresh networks (seeded by train.seed, identical on all ranks), optimizers and augmentation."""
+    world = dist.world
+    batch_gpu = cfg.train.batch_gpu or cfg.train.batch // world
+    if batch_gpu < 1 or cfg.train.batch % (batch_gpu * world) != 0:
+        raise ValueError(f"train.batch={cfg.train.batch} must be a multiple of train.batch_gpu={batch_gpu} "
+                         f"x {world} processes")
+    torch.manual_seed(cfg.train.seed)
+    G, D = build_networks(cfg, dataset.resolution, dataset.num_channels, dataset.label_dim)
+    G, D = G.to(dist.device).train(), D.to(dist.device).train()
+    for module in (G, D):
+        broadcast_module(module, dist)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+
+    o = cfg.optim
+    opt_G = make_optimizer(G, o.g_lr, o.betas, o.eps, cfg.loss.pl_interval if cfg.loss.pl_weight > 0 else 0)
+    opt_D = make_optimizer(D, o.d_lr, o.betas, o.eps, cfg.loss.r1_interval if cfg.loss.r1_gamma > 0 else 0)
+
+    augment = ada = None
+    if cfg.augment.mode != "noaug":
+        augment = make_augment_pipe(cfg.augment.pipe).to(dist.device).train().requires_grad_(False)
+        augment.p.fill_(cfg.augment.p)
+    if cfg.augment.mode == "ada":
+        a = cfg.augment
+        ada = AdaController(target=a.target, interval=a.interval, kimg=a.speed_kimg, initial_p=a.p)
+
+    labels = torch.as_tensor(dataset_labels(dataset), device=dist.device)
+    return TrainState(cfg=cfg, G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D, augment=augment, ada=ada,
+                      pl_mean=torch.zeros([], device=dist.device), labels=labels, dist=dist, reporter=reporter,
+                      batch_gpu=batch_gpu)
+
+
+def dataset_labels(dataset):
+    """[N, c_dim] float32 labels of every image (c_dim may be 0)."""
+    n = len(dataset)
+    if dataset.label_dim == 0:
+        return np.zeros([n, 0], dtype=np.float32)
+    return np.stack([dataset.get_label(i) for i in range(n)]).astype(np.float32)

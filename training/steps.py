@@ -1,0 +1,200 @@
+"""One round of StyleGAN2 training, as four small steps around a TrainState:
+
+    g_step   non-saturating G loss                      -> opt_G.step()
+    pl_step  path-length regularization, every pl_interval rounds   -> opt_G.step()
+    d_step   logistic D loss on fakes and reals         -> opt_D.step()
+    r1_step  R1 on reals, every r1_interval rounds      -> opt_D.step()
+
+Each step runs its chunks (gradient accumulation), backpropagates the sum of per-sample losses
+divided by the global batch, sums gradients over ranks and steps the optimizer. Random numbers in
+a chunk come from a stream seeded by (seed, round, step, chunk), so results do not depend on how
+a batch is split over processes or accumulation passes, and resuming at a round is exact.
+"""
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from training import losses
+from training.distributed import sum_gradients
+from training.state import TrainState
+
+STREAMS = {"G": 1, "G_pl": 2, "D": 3, "D_r1": 4, "grid": 5}
+
+
+@dataclass
+class Chunk:
+    """batch_gpu real images with their labels, and the chunk's index within the global batch."""
+    img: torch.Tensor   # [n, C, H, W] float32 in [-1, 1]
+    c: torch.Tensor     # [n, c_dim]
+    id: int
+
+
+def stream_seed(seed: int, round_idx: int, stream: str, chunk: int) -> int:
+    return int(np.random.SeedSequence([seed, round_idx, STREAMS[stream], chunk]).generate_state(1)[0])
+
+
+@contextmanager
+def chunk_rng(state: TrainState, stream: str, chunk: int):
+    """Seeds torch's global generators (the networks' noise inputs and the augmentation draw from
+    them) for one chunk of one step."""
+    torch.manual_seed(stream_seed(state.cfg.train.seed, state.round, stream, chunk))
+    yield
+
+
+@contextmanager
+def training(state: TrainState, module: torch.nn.Module):
+    """Only `module` collects gradients; the other network is a fixed function during this step."""
+    for m in (state.G, state.D):
+        m.requires_grad_(m is module)
+    try:
+        yield
+    finally:
+        for m in (state.G, state.D):
+            m.requires_grad_(False)
+
+
+def latents(state: TrainState, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """z ~ N(0, I) [n, z_dim] and labels c [n, c_dim] drawn from the dataset's labels."""
+    z = torch.randn([n, state.G.z_dim], device=state.device)
+    idx = torch.randint(len(state.labels), [n], device=state.device)
+    return z, state.labels[idx]
+
+
+def run_G(state: TrainState, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False):
+    """Fake images and their ws, with per-image style mixing: with probability style_mixing an
+    image takes the ws of a second latent from a random layer on (Karras et al. 2019, sec. 3.1)."""
+    ws = state.G.mapping(z, c, update_emas=update_emas)  # [n, num_ws, w_dim]
+    p = state.cfg.loss.style_mixing
+    if p > 0:
+        n, num_ws = ws.shape[:2]
+        cutoff = torch.randint(1, num_ws, [n], device=ws.device)
+        cutoff = torch.where(torch.rand([n], device=ws.device) < p, cutoff, torch.full_like(cutoff, num_ws))
+        ws2 = state.G.mapping(torch.randn_like(z), c, update_emas=False)
+        later = torch.arange(num_ws, device=ws.device)[None, :] >= cutoff[:, None]  # [n, num_ws]
+        ws = torch.where(later[:, :, None], ws2, ws)
+    return state.G.synthesis(ws), ws
+
+
+def run_D(state: TrainState, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    if state.augment is not None:
+        img = state.augment(img)
+    return state.D(img, c)  # [n, 1]
+
+
+def backward(state: TrainState, per_sample: torch.Tensor, gain: float = 1.0, batch: int | None = None) -> None:
+    """Backpropagates gain * sum(per-sample losses) / global batch: the batch mean however the batch
+    is split over ranks and chunks."""
+    (per_sample.sum() * (gain / (batch or state.cfg.train.batch))).backward()
+
+
+def optimizer_step(state: TrainState, opt: torch.optim.Optimizer, module: torch.nn.Module, name: str) -> None:
+    """Sums gradients over ranks, then steps unless a gradient is NaN or infinite (train.nan_guard)."""
+    params = sum_gradients(module, state.dist)
+    if state.cfg.train.nan_guard and params:
+        finite = torch.stack([p.grad.isfinite().all() for p in params]).all()
+        if not bool(finite):
+            state.skipped_steps += 1
+            state.reporter.report(f"Progress/skipped_{name}_steps", 1.0)
+            opt.zero_grad(set_to_none=True)
+            return
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def g_step(state: TrainState, chunks: list[Chunk]) -> None:
+    with training(state, state.G):
+        for chunk in chunks:
+            with chunk_rng(state, "G", chunk.id):
+                z, c = latents(state, len(chunk.img))
+                img, _ = run_G(state, z, c)
+                loss = losses.g_nonsaturating(run_D(state, img, c))  # [n]
+            backward(state, loss)
+            state.reporter.report("Loss/G/loss", loss)
+        optimizer_step(state, state.opt_G, state.G, "G")
+
+
+def pl_step(state: TrainState, chunks: list[Chunk], gain: float) -> None:
+    """Path-length regularization on batch / pl_batch_shrink fakes; `gain` is the lazy interval."""
+    cfg = state.cfg.loss
+    n = max(1, state.batch_gpu // cfg.pl_batch_shrink)
+    total = torch.zeros([2], device=state.device)  # [sum of lengths, count]
+    with training(state, state.G):
+        for chunk in chunks:
+            with chunk_rng(state, "G_pl", chunk.id):
+                z, c = latents(state, n)
+                img, ws = run_G(state, z, c)
+                lengths = losses.path_lengths(img, ws)  # [n]
+            penalty = losses.pl_penalty(lengths, state.pl_mean) * cfg.pl_weight
+            backward(state, penalty, gain, batch=n * len(chunks) * state.dist.world)
+            total += torch.stack([lengths.detach().sum(), torch.tensor(float(n), device=state.device)])
+            state.reporter.report("Loss/pl_penalty", penalty)
+        optimizer_step(state, state.opt_G, state.G, "G_pl")
+    state.dist.all_sum(total)
+    state.pl_mean.lerp_(total[0] / total[1], cfg.pl_decay)
+    state.reporter.report("Loss/pl_mean", state.pl_mean)
+
+
+def d_step(state: TrainState, chunks: list[Chunk]) -> None:
+    """Logistic D loss on fakes and reals; D(real) signs feed the ADA heuristic."""
+    with training(state, state.D):
+        for chunk in chunks:
+            with chunk_rng(state, "D", chunk.id):
+                z, c = latents(state, len(chunk.img))
+                with torch.no_grad():
+                    fake, _ = run_G(state, z, c, update_emas=True)
+                fake_logits = run_D(state, fake, c)
+                real_logits = run_D(state, chunk.img, chunk.c)
+                loss = losses.d_logistic_fake(fake_logits) + losses.d_logistic_real(real_logits)  # [n]
+            backward(state, loss)
+            if state.ada is not None:
+                state.ada.accumulate(real_logits.detach())
+            state.reporter.report("Loss/D/loss", loss)
+            state.reporter.report("Loss/scores/fake", fake_logits)
+            state.reporter.report("Loss/scores/real", real_logits)
+            state.reporter.report("Loss/signs/real", real_logits.sign())
+        optimizer_step(state, state.opt_D, state.D, "D")
+
+
+def r1_step(state: TrainState, chunks: list[Chunk], gain: float) -> None:
+    """Lazy R1: gamma/2 |grad D(x)|^2 on reals, weighted by the interval `gain`."""
+    gamma = state.cfg.loss.r1_gamma
+    with training(state, state.D):
+        for chunk in chunks:
+            with chunk_rng(state, "D_r1", chunk.id):
+                real = chunk.img.detach().requires_grad_(True)
+                penalty = losses.r1_penalty(real, run_D(state, real, chunk.c)) * (gamma / 2)  # [n]
+            backward(state, penalty, gain)
+            state.reporter.report("Loss/r1_penalty", penalty)
+        optimizer_step(state, state.opt_D, state.D, "D_r1")
+
+
+def update_ema(state: TrainState) -> None:
+    """G_ema <- lerp towards G with half-life ema_kimg (ramped up early in training)."""
+    t = state.cfg.train
+    ema_nimg = t.ema_kimg * 1000
+    if t.ema_rampup is not None:
+        ema_nimg = min(ema_nimg, state.nimg * t.ema_rampup)
+    beta = 0.5 ** (t.batch / max(ema_nimg, 1e-8))
+    with torch.no_grad():
+        for p_ema, p in zip(state.G_ema.parameters(), state.G.parameters()):
+            p_ema.copy_(p.detach().lerp(p_ema, beta))
+        for b_ema, b in zip(state.G_ema.buffers(), state.G.buffers()):
+            b_ema.copy_(b)
+
+
+def train_round(state: TrainState, chunks: list[Chunk]) -> None:
+    """One round: G, lazily path length, D, lazily R1, then EMA and the ADA update."""
+    cfg = state.cfg.loss
+    g_step(state, chunks)
+    if cfg.pl_weight > 0 and state.round % cfg.pl_interval == 0:
+        pl_step(state, chunks, gain=cfg.pl_interval)
+    d_step(state, chunks)
+    if cfg.r1_gamma > 0 and state.round % cfg.r1_interval == 0:
+        r1_step(state, chunks, gain=cfg.r1_interval)
+    update_ema(state)
+    state.nimg += state.cfg.train.batch
+    state.round += 1
+    if state.ada is not None:
+        state.ada.update(state.augment, state.cfg.train.batch, reduce=state.dist.all_sum)
