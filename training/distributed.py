@@ -72,9 +72,16 @@ def broadcast_module(module: nn.Module, dist: Dist) -> None:
 
 def sum_gradients(module: nn.Module, dist: Dist) -> list[nn.Parameter]:
     """All-reduces (sums) the gradients of `module` as one flat buffer; returns the parameters that
-    have one. Every rank must call this with the same module, even when its own grads are None."""
+    have one. Every rank must call this with the same module, even when its own grads are None.
+
+    A parameter outside this step's graph (D's output bias under R1, say) keeps grad None on every
+    rank, as in one process: Adam skips such a parameter, while a zero gradient would still advance
+    its step count and decay its second moment."""
     params = [p for p in module.parameters() if p.requires_grad]
     if dist.world > 1:
+        has_grad = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=dist.device)
+        dist.all_sum(has_grad)
+        params = [p for p, n in zip(params, has_grad.tolist()) if n > 0]
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
