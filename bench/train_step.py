@@ -9,6 +9,7 @@ the networks, losses, augmentation and optimizers, not the input pipeline.
   python bench/train_step.py --config configs/ffhq1024.yaml --rounds 5
 """
 import argparse
+import resource
 import statistics
 import sys
 import time
@@ -38,7 +39,7 @@ class RandomImages:
 
 
 def timed(fn, device, repeats):
-    """Median seconds of fn() and the peak memory (GiB, CUDA only) over `repeats` calls after a warm-up."""
+    """Median seconds of fn() and the peak memory (GiB: CUDA allocations, or the process's peak RSS on the CPU) over `repeats` calls after a warm-up."""
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -52,7 +53,10 @@ def timed(fn, device, repeats):
         fn()
         sync()
         times.append(time.perf_counter() - t0)
-    mem = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else float("nan")
+    if device.type == "cuda":
+        mem = torch.cuda.max_memory_allocated(device) / 2 ** 30
+    else:  # the process's peak resident set so far (KiB on Linux): it cannot be reset per step
+        mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
     return statistics.median(times), mem
 
 

@@ -218,9 +218,10 @@ def _first_resolution(img: Image.Image, image: SourceImage, transform: str) -> i
 
 def build_zip(images: Iterable[SourceImage], dest: str | Path, resolution: int | None = None,
               transform: str = "center-crop", skip_bad: bool = False, *, celeba_crop: bool = False,
-              max_images: int | None = None, grayscale: bool = False) -> BuildSummary:
+              max_images: int | None = None, grayscale: bool = False, xflip: bool = False) -> BuildSummary:
     """Writes `images` to the zip `dest`, all `resolution` px square (default: the first image's
-    size after cropping). Unreadable sources stop the build, or with `skip_bad` are counted and
+    size after cropping); with `xflip` each is followed by its mirror image (same label and identity),
+    and `max_images` still counts source images. Unreadable sources stop the build, or with `skip_bad` are counted and
     left out. With identity names (identity-folders) also writes DEST.identities.json {id: name}."""
     dest = Path(dest)
     if dest.suffix.lower() != ".zip":
@@ -233,10 +234,11 @@ def build_zip(images: Iterable[SourceImage], dest: str | Path, resolution: int |
         raise ValueError(f"--max-images {max_images}: must be >= 1")
     mode = "L" if grayscale else "RGB"
     skipped, names, ids = [], {}, set()
+    taken = 0  # source images written
     started = last_report = time.monotonic()
     with DatasetZipWriter(dest) as writer:
         for image in images:
-            if max_images is not None and writer.count >= max_images:
+            if max_images is not None and taken >= max_images:
                 break
             try:
                 img = _decode(image, mode)
@@ -257,8 +259,12 @@ def build_zip(images: Iterable[SourceImage], dest: str | Path, resolution: int |
             if resolution is None:
                 resolution = _first_resolution(img, image, transform)
             pixels = np.asarray(_shape(img, image, resolution, transform), dtype=np.uint8)
-            writer.add(Record(pixels[:, :, np.newaxis] if pixels.ndim == 2 else pixels, image.label, image.identity),
-                       source=image.where)
+            pixels = pixels[:, :, np.newaxis] if pixels.ndim == 2 else pixels  # [H, W, C]
+            writer.add(Record(pixels, image.label, image.identity), source=image.where)
+            if xflip:
+                writer.add(Record(np.ascontiguousarray(pixels[:, ::-1]), image.label, image.identity),
+                           source=f"{image.where} (mirrored)")
+            taken += 1
             if image.identity is not None:
                 ids.add(image.identity)
                 if image.identity_name is not None:

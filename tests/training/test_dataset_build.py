@@ -179,6 +179,19 @@ def test_max_images_and_grayscale(tmp_path):
     np.testing.assert_array_equal(ds[2][0], expected(tmp_path / "src" / "2.png", (0, 0, 8, 8), 8, mode="L"))
 
 
+def test_xflip_writes_each_image_then_its_mirror_with_the_same_identity(tmp_path):
+    src = person_tree(tmp_path / "people")
+    dest = tmp_path / "flip.zip"
+    assert main(["dataset", "--source", str(src), "--dest", str(dest), "--layout", "identity-folders",
+                 "--resolution", "16", "--xflip", "--max-images", "3"]) == 0
+    ds = ImageDataset(dest, resolution=16)
+    assert len(ds) == 6  # --max-images counts source images
+    np.testing.assert_array_equal(ds.identities, [0, 0, 0, 0, 1, 1])
+    for i in range(0, 6, 2):
+        np.testing.assert_array_equal(ds[i + 1][0], ds[i][0][:, :, ::-1])
+    np.testing.assert_array_equal(ds[0][0], expected(src / "alice/a1.png", (0, 0, 24, 24), 16))
+
+
 def test_identity_folders_refuses_loose_images(tmp_path):
     src = person_tree(tmp_path / "people")
     save(noise(8, 8, 0), src / "stray.png")

@@ -1,6 +1,8 @@
 """Two processes (gloo, CPU) train to the same parameters as one process with the same global batch."""
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -8,6 +10,8 @@ import torch.multiprocessing as mp
 
 from tests.training.tiny import tiny_config
 from training import distributed, loop
+
+REPO = Path(__file__).resolve().parents[2]
 
 # 3 rounds of 8 images, 4 per forward pass: one process accumulates 2 chunks, two processes take one each.
 DDP = ["train.batch=8", "train.batch_gpu=4", "train.kimg=0.024", "model.mbstd_group=4", "augment.mode=ada",
@@ -48,3 +52,30 @@ def test_two_gloo_processes_match_one(tmp_path):
     torch.testing.assert_close(a["p"], b["p"])
     torch.testing.assert_close(a["pl_mean"], b["pl_mean"], rtol=1e-5, atol=1e-6)
     assert a["p"].item() != 0.3  # ADA used the all-reduced signs
+
+
+def test_torchrun_launches_the_cli_with_rank_0_writing(tmp_path):
+    """The documented command line: torchrun runs `-m training.train`; one run folder, written by rank 0,
+    whose final snapshot holds the same G_ema as one process training in this test."""
+    from tests.training.tiny import TINY
+    from training import rundir
+    from training.distributed import Dist
+    from training.snapshot import read_snapshot
+    args = TINY + ["train.batch=8", "train.batch_gpu=4", "train.kimg=0.016", "model.mbstd_group=4",
+                   f"run_dir={tmp_path / 'runs'}", "name=tr"]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    done = subprocess.run([str(torchrun), "--nproc_per_node=2", "--master_port", str(free_port()),
+                           "-m", "training.train", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("run folder:") == 1 and "done: 0.016 kimg" in done.stdout
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+    (snap,) = rundir.list_snapshots(run_dir / rundir.CHECKPOINTS)
+    saved = read_snapshot(snap)
+    assert saved["nimg"] == 16
+    one = loop.train(tiny_config(tmp_path, *args[len(TINY):]), Dist(), tmp_path / "one")
+    for k, v in one.G_ema.state_dict().items():
+        if not k.endswith("w_avg"):
+            torch.testing.assert_close(saved["networks"]["G_ema"]["state_dict"][k], v, rtol=1e-5, atol=1e-5,
+                                       msg=f"G_ema.{k}")

@@ -39,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-images", type=int, default=None, help="stop after writing this many images")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable (and, for celeba, missing) images, counting them, instead of stopping")
+    p.add_argument("--xflip", action="store_true",
+                   help="also write each image mirrored left-right (same label and identity): twice the images")
     p.add_argument("--grayscale", action="store_true", help="write 1-channel images (default: RGB)")
 
 
@@ -54,5 +56,6 @@ def run(args: argparse.Namespace) -> None:
     else:
         images = iter_celeba(args.source, args.celeba_identities, skip_missing=args.skip_bad)
     summary = build_zip(images, args.dest, args.resolution, args.transform, args.skip_bad,
-                        celeba_crop=args.celeba_crop, max_images=args.max_images, grayscale=args.grayscale)
+                        celeba_crop=args.celeba_crop, max_images=args.max_images, grayscale=args.grayscale,
+                        xflip=args.xflip)
     print(summary.line())

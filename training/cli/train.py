@@ -44,7 +44,7 @@ def run(args) -> None:
             print(f"run folder: {run_dir}   (TensorBoard: tensorboard --logdir {run_dir})", flush=True)
         state = loop.train(cfg, dist, run_dir, resume)
         if dist.is_main:
-            print(f"done: {state.nimg / 1000:.1f} kimg; checkpoints in {run_dir / rundir.CHECKPOINTS}, "
+            print(f"done: {state.nimg / 1000:g} kimg; checkpoints in {run_dir / rundir.CHECKPOINTS}, "
                   f"fake grids in {run_dir / 'images'}", flush=True)
     finally:
         distributed.shutdown()
