@@ -1,6 +1,20 @@
 """Installs LeakGuard: the StyleGAN2 trunk (training), its ops (cuda_ops) and the privacy suite (leakguard)."""
 from setuptools import find_packages, setup
 
+# The matchers that run outside torch (leakguard.matchers.dlib_matcher, .arcface_onnx, .landmarks).
+# Every entry is a prebuilt or pure wheel: nothing compiles on install.
+MATCHERS = [
+    "dlib-bin>=19.24",                # dlib as a wheel; the `dlib` source package compiles for many minutes
+    "face-recognition-models>=0.3",   # dlib's face descriptor ResNet, shape predictors (weights ship inside)
+    "insightface>=2.1",               # 2.x is a pure wheel (0.7 compiles Cython); pulls opencv, scipy, scikit-image
+    "onnx>=1.13",
+    "onnxruntime",
+]
+# face_recognition, the oracle of the dlib tests, is installed by the Makefile with --no-deps (it
+# requires the dlib source package); Click is its own dependency, and face_recognition_models imports
+# pkg_resources, which setuptools 81 removed. scikit-image ships the astronaut() test photo.
+TEST = ["pytest", "scikit-image", "Click>=6.0", "setuptools<81"]
+
 setup(
     name="leakguard",
     version="0.1.0",
@@ -18,8 +32,6 @@ setup(
         "tensorboard>=2.10",
         "tqdm",
     ],
-    extras_require={
-        "test": ["pytest"],
-    },
+    extras_require={"matchers": MATCHERS, "test": TEST + MATCHERS},
     entry_points={"console_scripts": ["leakguard=training.cli:main"]},
 )

@@ -1,6 +1,8 @@
-"""Shared test setup: fixed seeds, and the path of the official StyleGAN2 fixtures beside the repo."""
+"""Shared test setup: fixed seeds, no network, and the path of the official StyleGAN2 fixtures beside the repo."""
+import ipaddress
 import json
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +41,37 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+class NetworkBlocked(RuntimeError):
+    """A test tried to reach a non-loopback address. Not an OSError, so no retry or offline fallback
+    swallows it."""
+
+
+def _is_loopback(address) -> bool:
+    if not isinstance(address, tuple):        # AF_UNIX paths and the like stay on this machine
+        return True
+    host = str(address[0]).split("%")[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:                        # a host name: never resolved here
+        return False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network():
+    """No test touches the network: connecting a socket to anything but loopback raises NetworkBlocked
+    (a download that a test sets off by mistake fails loudly instead of hanging or passing offline)."""
+    def guard(original):
+        def connect(sock, address, *args):
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
+                raise NetworkBlocked(f"test tried to connect to {address!r}; tests must not use the network")
+            return original(sock, address, *args)
+        return connect
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("connect", "connect_ex"):
+            mp.setattr(socket.socket, name, guard(getattr(socket.socket, name)))
+        yield

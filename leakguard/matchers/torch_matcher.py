@@ -18,7 +18,8 @@ class TorchMatcher(Matcher):
     """A torch network behind the matcher interface. `alignment` says what the input images are:
     ffhq    FFHQ-aligned faces (the StyleGAN convention), any size: a fixed similarity onto `template`
     none    already the network's crop: only resized to `input_size`
-    detect  any photo: five landmarks from `detector` (images -> [N, 5, 2] pixels), then the warp
+    detect  any photo: five landmarks from `detector` (images -> [N, 5, 2] pixels; default dlib's
+            HOG detector and 68-point predictor), then the warp
     """
 
     differentiable = True
@@ -31,8 +32,8 @@ class TorchMatcher(Matcher):
         if alignment not in ALIGNMENTS:
             raise ValueError(f"matcher {self.name}: alignment={alignment!r}; expected one of {', '.join(ALIGNMENTS)}")
         if alignment == "detect" and detector is None:
-            raise ValueError(f"matcher {self.name}: alignment='detect' needs a landmark detector "
-                             "(leakguard.matchers.landmarks)")
+            from leakguard.matchers.landmarks import DlibLandmarks  # imports dlib: only when asked for
+            detector = DlibLandmarks()
         self.alignment = alignment
         self.detector = detector
         self.net = net.to(self.device).eval().requires_grad_(False)

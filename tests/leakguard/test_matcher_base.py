@@ -75,7 +75,6 @@ def test_bad_images_are_named(images, match):
 def test_bad_options():
     with pytest.raises(ValueError, match="alignment='sideways'"):
         Flatten(alignment="sideways")
-    with pytest.raises(ValueError, match="needs a landmark detector"):
-        Flatten(alignment="detect")
+    assert type(Flatten(alignment="detect").detector).__name__ == "DlibLandmarks"  # the default detector
     with pytest.raises(ValueError, match="batch_size=0"):
         Flatten(batch_size=0)
