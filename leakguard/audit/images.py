@@ -1,0 +1,126 @@
+"""Image sets the audit embeds: a dataset zip or image folder read lazily in batches (with identities
+from dataset.json when it has them), or images already in memory such as generated samples.
+
+Each set has a `fingerprint`, a hash of its content, so embeddings computed once are found again
+(leakguard.audit.store) however the file is named or moved.
+"""
+import hashlib
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from leakguard.identity_data import IdentityDataError, _identity_table, _is_image, _listing
+
+
+class ImageFiles:
+    """A dataset zip or a folder of images, in the sorted order of the image names."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path).expanduser()
+        if not self.path.exists():
+            raise FileNotFoundError(f"image set not found: {self.path} (expected a dataset zip or an image folder)")
+        with _listing(self.path) as (names, meta, _):
+            self.names, self._meta = names, meta
+        if not self.names:
+            raise IdentityDataError(f"{self.path}: no images found (.png, .jpg, .jpeg, .bmp, .webp); "
+                                    "supply a folder or zip of face images")
+        self._fingerprint = None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        return f"ImageFiles({str(self.path)!r}, {len(self)} images)"
+
+    @property
+    def identities(self) -> np.ndarray:
+        """int64 [N] identity ids from dataset.json; an error naming the file when it has none."""
+        table = _identity_table(self._meta, str(self.path))
+        missing = [n for n in self.names if n not in table]
+        if missing:
+            raise IdentityDataError(f"{self.path}: {len(missing)} image(s) have no identity in dataset.json, "
+                                    f"first {missing[0]}; every image needs one")
+        return np.array([table[n] for n in self.names], np.int64)
+
+    @property
+    def has_identities(self) -> bool:
+        try:
+            self.identities
+        except IdentityDataError:
+            return False
+        return True
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """uint8 [n, 3, H, W] RGB batches in order; every image must have the first one's size."""
+        with _listing(self.path) as (_, _, read):
+            shape = None
+            for start in range(0, len(self.names), batch_size):
+                out = []
+                for name in self.names[start:start + batch_size]:
+                    pixels = _decode(read(name), f"{name} in {self.path}")
+                    if shape is None:
+                        shape = pixels.shape
+                    elif pixels.shape != shape:
+                        raise IdentityDataError(f"{name} in {self.path} is {pixels.shape[1]}x{pixels.shape[0]}, "
+                                                f"but {self.names[0]} is {shape[1]}x{shape[0]}; "
+                                                "all images must have one size")
+                    out.append(pixels.transpose(2, 0, 1))
+                yield torch.from_numpy(np.stack(out))
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over the image names and bytes (a zip's CRC-32s and sizes stand for its bytes: the
+        same content, read from the central directory without decompressing)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            if self.path.is_dir():
+                for name in self.names:
+                    h.update(name.encode() + b"\0" + (self.path / name).read_bytes())
+            else:
+                with zipfile.ZipFile(self.path) as zf:
+                    for name in self.names:
+                        info = zf.getinfo(name)
+                        h.update(f"{name}\0{info.CRC:08x}\0{info.file_size}\n".encode())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+
+class ImageTensor:
+    """Images in memory (e.g. generated samples): uint8 [N, 3, H, W]."""
+
+    def __init__(self, images: torch.Tensor, name: str = "images"):
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"{name}: expected uint8 [N, 3, H, W], got {images.dtype} {tuple(images.shape)}")
+        self.images, self.name = images.contiguous(), name
+        self._fingerprint = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __repr__(self) -> str:
+        return f"ImageTensor({self.name!r}, {len(self)} images)"
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        yield from self.images.split(batch_size)
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            h = hashlib.sha256(str(tuple(self.images.shape)).encode())
+            h.update(self.images.numpy().tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+
+def _decode(data: bytes, where: str) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return np.asarray(img.convert("RGB"))  # [H, W, 3]
+    except (OSError, ValueError) as e:
+        raise IdentityDataError(f"{where}: cannot be read as an image ({e})") from None
