@@ -73,6 +73,11 @@ class ImageFiles:
                     out.append(pixels.transpose(2, 0, 1))
                 yield torch.from_numpy(np.stack(out))
 
+    def image(self, i: int) -> np.ndarray:
+        """uint8 [H, W, 3] of image i (for report grids)."""
+        with _listing(self.path) as (_, _, read):
+            return _decode(read(self.names[i]), f"{self.names[i]} in {self.path}")
+
     @property
     def fingerprint(self) -> str:
         """sha256 over the image names and bytes (a zip's CRC-32s and sizes stand for its bytes: the
@@ -108,6 +113,9 @@ class ImageTensor:
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
         yield from self.images.split(batch_size)
+
+    def image(self, i: int) -> np.ndarray:
+        return self.images[i].permute(1, 2, 0).numpy()  # [H, W, 3]
 
     @property
     def fingerprint(self) -> str:

@@ -1,0 +1,173 @@
+"""One audit of generated faces against a training set, per matcher: the numbers of report.json.
+
+    report, pairs = run_audit(AuditInputs(generated=ImageTensor(fakes), training=ImageFiles("train.zip"),
+                                          members=ImageFiles("held_out.zip"), nonmembers=ImageFiles("others.zip")),
+                              [build_matcher(MatcherConfig("synth", weights="synth.pt"))])
+
+Identity leakage: R-R (training genuine and impostor pairs) against R-G (each generated face's best
+score over the training identities, the max over an identity's images); a generated face leaks at
+FMR f when that score reaches the matcher's threshold at f. Thresholds come from the matcher's own
+calibration file when there is one (independent data), else from the training set's R-R pairs.
+Identity membership: each reference identity's attack score from its held-out images against the
+generated faces (metrics.membership_scores), members labelled 1, ROC over identities.
+Definitions of every number: leakguard.audit.metrics and leakguard.matchers.calibrate.
+"""
+import datetime
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from leakguard.audit import metrics
+from leakguard.audit.search import topk_cosine, topk_identities
+from leakguard.audit.store import EmbeddingStore
+from leakguard.matchers.base import Matcher
+from leakguard.matchers.calibrate import Calibration, calibrate, pair_scores
+
+FMRS = (1e-2, 1e-3, 1e-4)
+FORMAT = 1
+
+
+@dataclass
+class AuditInputs:
+    generated: object                    # ImageFiles or ImageTensor: the generator's samples
+    training: object                     # ImageFiles with identities: the generator's training set
+    members: Optional[object] = None     # held-out images of training identities (with identities)
+    nonmembers: Optional[object] = None  # images of identities never in training (with identities)
+    generated_info: dict = field(default_factory=dict)  # seeds, truncation psi, generator path
+
+
+@dataclass
+class AuditSettings:
+    fmrs: Sequence[float] = FMRS         # false-match rates the leak rates are reported at
+    top_k: int = 5                       # membership: references per identity in the topk_mean score
+    bootstrap: int = 1000                # resamples for every interval
+    seed: int = 0                        # bootstrap and pair sampling
+    max_pairs: int = 20_000_000          # R-R pairs scored exactly up to this, sampled beyond
+    top_pairs: int = 16                  # leaking (generated, training) pairs kept for the report grid
+    top_leakers: int = 20                # identities listed by leak count
+
+
+def _describe(images, with_ids: bool) -> dict:
+    d = {"source": repr(images), "images": len(images)}
+    if with_ids:
+        d["identities"] = int(len(np.unique(images.identities)))
+    return d
+
+
+def _membership(emb_members, ids_members, emb_nonmembers, ids_nonmembers, gen: torch.Tensor,
+                s: AuditSettings) -> dict:
+    """Attack score (topk_mean) per reference identity, members labelled 1; ROC, AUC, TPR@FPR with intervals."""
+    scores, labels = [], []
+    for emb, ids, label in ((emb_members, ids_members, 1), (emb_nonmembers, ids_nonmembers, 0)):
+        nearest = topk_cosine(torch.as_tensor(np.asarray(emb)), gen, k=1).scores[:, 0].numpy()  # [R]
+        _, _, topk_mean = metrics.membership_scores(nearest, ids, s.top_k)
+        scores.append(topk_mean)
+        labels.append(np.full(len(topk_mean), label))
+    scores, labels = np.concatenate(scores), np.concatenate(labels)
+    fpr, tpr, _ = metrics.roc_curve(scores, labels)
+    ci = metrics.membership_intervals(scores, labels, fprs=(1e-2, 1e-3), resamples=s.bootstrap, seed=s.seed)
+    tprs = {f"{f:g}": metrics.tpr_at_fpr(scores, labels, f)[0] for f in (1e-2, 1e-3)}
+    return {"k": s.top_k, "score": "topk_mean", "members": int(labels.sum()), "nonmembers": int((1 - labels).sum()),
+            "auc": metrics.roc_auc(scores, labels), "auc_ci": [ci["auc"].low, ci["auc"].high],
+            "tpr_at_fpr": tprs, "tpr_at_fpr_ci": {k: [ci[f"tpr@{k}"].low, ci[f"tpr@{k}"].high] for k in tprs},
+            "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()}}
+
+
+def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, settings: AuditSettings,
+                  calibration: Optional[Calibration] = None, calibration_source: str = "",
+                  progress: bool = False) -> dict:
+    """The report section of one matcher (see module doc)."""
+    s = settings
+    train_ids = inputs.training.identities                                        # [N]
+    train = store.embeddings(inputs.training, matcher, progress)                  # [N, D]
+    gen = torch.as_tensor(np.asarray(store.embeddings(inputs.generated, matcher, progress)))  # [G, D]
+    rr_scores = pair_scores(train, train_ids, max_pairs=s.max_pairs, seed=s.seed)
+    rr = calibrate(train, train_ids, matcher=matcher.version, fmrs=s.fmrs, max_pairs=s.max_pairs, seed=s.seed)
+    cal, source = (calibration, calibration_source) if calibration is not None else (rr, "training set (R-R pairs)")
+
+    train_t = torch.as_tensor(np.asarray(train))
+    best = topk_identities(gen, train_t, torch.as_tensor(train_ids), k=1, reduce="max")
+    best_score, best_id = best.scores[:, 0].numpy(), best.indices[:, 0].numpy()    # [G]
+    nearest = topk_cosine(gen, train_t, k=1)                                       # the image behind best_score
+    points = [cal.point(f) for f in s.fmrs]
+    thresholds = [p.threshold for p in points]
+    ci = metrics.leak_rate_intervals(best_score, thresholds, resamples=s.bootstrap, seed=s.seed)
+    identities = np.unique(train_ids)
+    leakage = []
+    for i, p in enumerate(points):
+        chance_lo, chance_hi = metrics.chance_bounds(p.fmr_observed, len(identities), len(train_ids))
+        rate = metrics.leak_rate(best_score, p.threshold)
+        leakage.append({"fmr": p.fmr, "fmr_observed": p.fmr_observed, "threshold": p.threshold,
+                        "supported": p.supported, "leak_rate": rate,
+                        "leak_rate_ci": [float(ci.low[i]), float(ci.high[i])], "chance_rate": chance_lo,
+                        "chance_rate_bounds": [chance_lo, chance_hi], "ratio": metrics.leak_ratio(rate, chance_lo),
+                        "leaking_samples": int((best_score >= p.threshold).sum())})
+    mid = thresholds[len(thresholds) // 2]
+    counts = metrics.leak_counts(best_score, best_id, mid, identities)
+    top_ids, top_counts = metrics.top_leakers(identities, counts, s.top_leakers)
+    order = np.argsort(-best_score, kind="stable")[:s.top_pairs]
+    edges = metrics.histogram(best_score)[1]
+    section = {
+        "version": matcher.version, "embedding_dim": matcher.embedding_dim, "threshold_source": source,
+        "rr": {"genuine": _summary(rr.genuine), "impostor": _summary(rr.impostor), "eer": rr.eer},
+        "rg": {"best_scores_histogram": metrics.histogram(best_score)[0].tolist(), "mean": float(best_score.mean()),
+               "ks_vs_genuine": metrics.ks_statistic(best_score, rr_scores.genuine),
+               "ks_vs_impostor": metrics.ks_statistic(best_score, rr_scores.impostor)},
+        "hist_edges": edges.tolist(),
+        "leakage": leakage,
+        "leak_counts_fmr": s.fmrs[len(thresholds) // 2],
+        "top_leakers": [{"identity": int(i), "count": int(c)} for i, c in zip(top_ids, top_counts)],
+        "top_pairs": [{"generated_index": int(g), "training_index": int(nearest.indices[g, 0]),
+                       "identity": int(best_id[g]), "score": float(best_score[g])} for g in order],
+        "membership": None,
+    }
+    if inputs.members is not None and inputs.nonmembers is not None:
+        section["membership"] = _membership(store.embeddings(inputs.members, matcher, progress),
+                                            inputs.members.identities,
+                                            store.embeddings(inputs.nonmembers, matcher, progress),
+                                            inputs.nonmembers.identities, gen, s)
+    return section
+
+
+def _summary(summary) -> dict:
+    return {"pairs_used": summary.pairs_used, "pairs_total": summary.pairs_total, "sampled": summary.sampled,
+            "mean": summary.mean, "histogram": list(summary.histogram)}
+
+
+def run_audit(inputs: AuditInputs, matchers: Sequence[Matcher], store: Optional[EmbeddingStore] = None,
+              settings: Optional[AuditSettings] = None, calibrations: Optional[dict] = None,
+              progress: bool = False) -> dict:
+    """The whole report (a JSON-able dict) for every matcher. `calibrations`: {matcher name:
+    (Calibration, where it came from)} for thresholds from independent data."""
+    s = settings or AuditSettings()
+    store = store or EmbeddingStore()
+    if not matchers:
+        raise ValueError("audit: no matchers given; name at least one (e.g. --matcher synth=synth.pt)")
+    for name, images in (("generated", inputs.generated), ("training", inputs.training)):
+        if len(images) == 0:
+            raise ValueError(f"audit: the {name} image set {images!r} is empty")
+    inputs.training.identities  # an error naming the file when the training set has no identity labels
+    if (inputs.members is None) != (inputs.nonmembers is None):
+        raise ValueError("audit: membership needs both --members (held-out images of training identities) "
+                         "and --nonmembers (images of people never in training)")
+    for images in (inputs.members, inputs.nonmembers):
+        if images is not None:
+            images.identities
+    calibrations = calibrations or {}
+    report = {
+        "format": FORMAT, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "leakguard_version": "0.1.0",
+        "inputs": {"generated": {"source": repr(inputs.generated), "count": len(inputs.generated),
+                                 **inputs.generated_info},
+                   "training": _describe(inputs.training, True),
+                   "members": _describe(inputs.members, True) if inputs.members is not None else None,
+                   "nonmembers": _describe(inputs.nonmembers, True) if inputs.nonmembers is not None else None},
+        "settings": {"fmrs": list(s.fmrs), "bootstrap": s.bootstrap, "seed": s.seed, "top_k": s.top_k},
+        "matchers": {},
+    }
+    for m in matchers:
+        cal, source = calibrations.get(m.name, (None, ""))
+        report["matchers"][m.name] = audit_matcher(inputs, m, store, s, cal, source, progress)
+    return report

@@ -1,0 +1,25 @@
+"""A synth matcher trained once per test session on SynthFaces people that no audited generator
+sees (ids from 100000), for the tests that need a matcher which tells people apart."""
+import pytest
+import torch
+
+from leakguard.identity_data import read_identity_images
+from leakguard.matchers.train_matcher import TrainSettings, save_checkpoint, train_matcher
+from training.synthfaces import SynthFaces, export_zip
+
+RES = 32
+MATCHER_PEOPLE = dict(num_identities=60, images_per_identity=10, identity_offset=100000)
+MATCHER_SETTINGS = TrainSettings(arch="synth", input_size=RES, width=16, epochs=15, batch=32)
+
+
+@pytest.fixture(scope="session")
+def synth_matcher_weights(tmp_path_factory):
+    root = tmp_path_factory.mktemp("session_synth_matcher")
+    images, ids = read_identity_images(export_zip(root / "people.zip", SynthFaces(RES, seed=0, **MATCHER_PEOPLE)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # reproducible reductions, and faster than 2 threads on 2 busy cores
+    try:
+        net, summary = train_matcher(images, ids, MATCHER_SETTINGS, data_name="synthfaces matcher people", log=None)
+    finally:
+        torch.set_num_threads(threads)
+    return save_checkpoint(root / "synth.pt", net, summary)
