@@ -31,6 +31,7 @@ setup(
         "omegaconf>=2.3",
         "tensorboard>=2.10",
         "tqdm",
+        "matplotlib",                 # the audit report's plots (imported only when one is drawn)
     ],
     extras_require={"matchers": MATCHERS, "test": TEST + MATCHERS},
     entry_points={"console_scripts": ["leakguard=training.cli:main"]},

@@ -1,5 +1,8 @@
 """Train the face matchers LeakGuard audits with.
 
+`calibrate` measures any matcher on identity-labelled images: thresholds at FMR 1e-2, 1e-3, 1e-4 with
+the TAR at each and the EER, written as JSON beside the weights, where `leakguard audit` finds them.
+
 `train` fits a synth matcher (SynthNetA: --arch synth, SynthNetB: --arch synth_b) with the ArcFace loss
 on an identity-labelled dataset zip or folder (dataset.json "identities"), and writes a checkpoint that
 SynthMatcher / SynthMatcherB load. Train on people the audited generator never saw.
@@ -7,11 +10,17 @@ SynthMatcher / SynthMatcherB load. Train on people the audited generator never s
 example:
   leakguard synthfaces --out matcher_faces.zip --resolution 64 --identities 300 --identity-offset 100000
   leakguard matcher train --data matcher_faces.zip --arch synth --out synth.pt
+  leakguard synthfaces --out calib_faces.zip --resolution 64 --identities 100 --identity-offset 200000
+  leakguard matcher calibrate --matcher synth --weights synth.pt --data calib_faces.zip
 """
 import argparse
 from pathlib import Path
 
+from leakguard.audit.images import ImageFiles
+from leakguard.audit.store import EmbeddingStore
 from leakguard.identity_data import read_identity_images
+from leakguard.matchers.calibrate import MAX_PAIRS, calibrate, calibration_path, save_calibration
+from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
 from leakguard.matchers.nets.synth_nets import ARCHS
 from leakguard.matchers.train_matcher import TrainSettings, save_checkpoint, train_matcher
 
@@ -45,9 +54,40 @@ def run_train(args) -> None:
           f"{summary['seconds']:.0f} s")
 
 
+def add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--matcher", required=True, choices=list(MATCHERS), help="matcher name")
+    p.add_argument("--weights", help="its weights (file or model pack); the calibration is written beside it")
+    p.add_argument("--data", type=Path, required=True, help="identity-labelled images (dataset zip or folder)")
+    p.add_argument("--out", type=Path, help="calibration JSON (default: WEIGHTS.calibration.json)")
+    p.add_argument("--alignment", choices=["ffhq", "none", "detect"], default=None,
+                   help="what the images are (default: the matcher's own)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--batch", type=int, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--max-pairs", type=int, default=MAX_PAIRS,
+                   help=f"score all pairs up to this many, sample beyond (default {MAX_PAIRS:,})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the pair sample (default 0)")
+
+
+def run_calibrate(args) -> None:
+    """Calibrate a matcher: genuine/impostor scores, thresholds at FMR 1e-2/1e-3/1e-4, TAR, EER."""
+    if args.out is None and (args.weights is None or not Path(args.weights).is_file()):
+        raise ValueError("--out is needed when the matcher has no weights file to write the calibration beside")
+    m = build_matcher(MatcherConfig(name=args.matcher, weights=args.weights, device=args.device,
+                                    batch_size=args.batch, alignment=args.alignment))
+    files = ImageFiles(args.data)
+    embeddings = EmbeddingStore().embeddings(files, m, progress=True)
+    cal = calibrate(embeddings, files.identities, matcher=m.version, max_pairs=args.max_pairs, seed=args.seed)
+    path = save_calibration(args.out or calibration_path(args.weights), cal)
+    for p in cal.points:
+        print(f"FMR {p.fmr:g}: threshold {p.threshold:.4f}, TAR {p.tar:.4f}" + ("" if p.supported else " (unsupported)"))
+    print(f"EER {cal.eer:.4f}; {cal.mode}: {cal.genuine.pairs_used:,} genuine and {cal.impostor.pairs_used:,} "
+          f"impostor pairs; wrote {path}")
+
+
 # Subcommand -> (add its arguments, run it).
 SUBCOMMANDS = {
     "train": (add_train_arguments, run_train),
+    "calibrate": (add_calibrate_arguments, run_calibrate),
 }
 
 

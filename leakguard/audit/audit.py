@@ -61,7 +61,7 @@ def _membership(emb_members, ids_members, emb_nonmembers, ids_nonmembers, gen: t
     """Attack score (topk_mean) per reference identity, members labelled 1; ROC, AUC, TPR@FPR with intervals."""
     scores, labels = [], []
     for emb, ids, label in ((emb_members, ids_members, 1), (emb_nonmembers, ids_nonmembers, 0)):
-        nearest = topk_cosine(torch.as_tensor(np.asarray(emb)), gen, k=1).scores[:, 0].numpy()  # [R]
+        nearest = topk_cosine(torch.from_numpy(np.array(emb)), gen, k=1).scores[:, 0].numpy()  # [R]
         _, _, topk_mean = metrics.membership_scores(nearest, ids, s.top_k)
         scores.append(topk_mean)
         labels.append(np.full(len(topk_mean), label))
@@ -82,12 +82,12 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
     s = settings
     train_ids = inputs.training.identities                                        # [N]
     train = store.embeddings(inputs.training, matcher, progress)                  # [N, D]
-    gen = torch.as_tensor(np.asarray(store.embeddings(inputs.generated, matcher, progress)))  # [G, D]
+    gen = torch.from_numpy(np.array(store.embeddings(inputs.generated, matcher, progress)))  # [G, D]
     rr_scores = pair_scores(train, train_ids, max_pairs=s.max_pairs, seed=s.seed)
     rr = calibrate(train, train_ids, matcher=matcher.version, fmrs=s.fmrs, max_pairs=s.max_pairs, seed=s.seed)
     cal, source = (calibration, calibration_source) if calibration is not None else (rr, "training set (R-R pairs)")
 
-    train_t = torch.as_tensor(np.asarray(train))
+    train_t = torch.from_numpy(np.array(train))  # [N, D] in memory (the store's file is read-only)
     best = topk_identities(gen, train_t, torch.as_tensor(train_ids), k=1, reduce="max")
     best_score, best_id = best.scores[:, 0].numpy(), best.indices[:, 0].numpy()    # [G]
     nearest = topk_cosine(gen, train_t, k=1)                                       # the image behind best_score

@@ -5,7 +5,8 @@ import logging
 import sys
 
 from training.checkpoint import CheckpointError
-from training.cli import convert, dataset, generate, synthfaces, train
+from leakguard import cli_matcher
+from training.cli import audit, convert, dataset, generate, synthfaces, train
 
 COMMANDS = {
     "generate": generate,
@@ -13,6 +14,8 @@ COMMANDS = {
     "train": train,
     "dataset": dataset,
     "synthfaces": synthfaces,
+    "matcher": cli_matcher,
+    "audit": audit,
 }
 
 # Errors caused by the user's input: shown as one line, without a traceback.

@@ -1,0 +1,551 @@
+"""An audit's report.json and report.html, written into one folder from the report dict that
+leakguard.audit.audit.run_audit returns (numbers) and the leaking pairs' pixels (not in the JSON).
+
+    json_path, html_path = write_report("runs/audit", report, images={"synth": {"leak_pairs": pairs}})
+
+report.html is one self-contained file: plain HTML and CSS, no JavaScript, no external resources;
+every plot and face is a base64 PNG data URI. Plots are drawn on matplotlib `Figure` objects, which
+render through Agg without pyplot, so no backend is chosen and no window opens, even in a notebook.
+Training faces are private data: unless `show_training_images`, they are never encoded into the
+file; a grey box stands in their place. Every string from the report is passed through html.escape.
+
+Formats, the same in every table: rates in percent (two decimals, more below 0.1% so three
+significant digits show; an interval shares the decimals of its smallest value), intervals as
+"estimate [low, high]", AUC and scores with three decimals, thresholds with four, FMRs as %g.
+"""
+import base64
+import html
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+
+HIDDEN_TEXT = "training image hidden (--show-training-images)"
+MISSING_TEXT = "training image not available"
+FACE_PX = 256                # faces larger than this are downscaled before embedding (file size)
+LEVEL = 0.95                 # interval coverage, unless report["settings"]["level"] says otherwise
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
+.meta, .note { color: #555; font-size: 0.9em; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; vertical-align: top; }
+th { background: #f2f2f2; } td.l, th.l { text-align: left; } th[colspan] { text-align: center; }
+.ci { white-space: nowrap; }
+.wide { overflow-x: auto; } .wide table { font-size: 0.8em; } .wide th, .wide td { padding: 0.2em 0.4em; }
+img.plot { max-width: 100%; display: block; margin: 0.5em 0; }
+.pairs { display: flex; flex-wrap: wrap; gap: 1em; }
+.pair { border: 1px solid #ccc; padding: 0.4em; text-align: center; font-size: 0.85em; }
+.pair img, .hidden { width: 128px; height: 128px; display: inline-block; vertical-align: top; }
+.hidden { background: #999; color: #fff; font-size: 0.8em; box-sizing: border-box; padding: 2.5em 0.5em 0; }
+"""
+
+
+def write_report(out_dir, report: dict, images: Optional[dict] = None,
+                 show_training_images: bool = False) -> tuple[Path, Path]:
+    """Writes out_dir/report.json and out_dir/report.html (each atomically); returns both paths.
+    images: {matcher name: {"leak_pairs": [(generated [H, W, 3] uint8, training [H, W, 3] uint8 or
+    None), ...]}} in the order of report["matchers"][name]["top_pairs"]."""
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = out / "report.json", out / "report.html"
+    # The numbers first: they survive a missing matplotlib or a failing plot.
+    _write_atomic(json_path, json.dumps(report, indent=1) + "\n")
+    _write_atomic(html_path, render_html(report, images, show_training_images))
+    return json_path, html_path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ---- numbers and strings ------------------------------------------------------------------------
+
+def _e(x) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _bad(x) -> Optional[str]:
+    """The text for a value that is no finite number, else None."""
+    if x is None:
+        return "–"
+    if isinstance(x, float) and math.isnan(x):
+        return "n/a"
+    if isinstance(x, float) and math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    return None
+
+
+def _pct_decimals(*xs) -> int:
+    """Two decimals, more when the smallest nonzero value is below 0.1%, to show three significant digits."""
+    small = [abs(100 * x) for x in xs if _bad(x) is None and x != 0]
+    return 2 if not small or min(small) >= 0.1 else min(8, 2 - math.floor(math.log10(min(small))))
+
+
+def fmt_pct(x, decimals: Optional[int] = None) -> str:
+    """0.0125 -> '1.25%'; 2.5e-06 -> '0.000250%'."""
+    if _bad(x):
+        return _bad(x)
+    return f"{100 * x:.{_pct_decimals(x) if decimals is None else decimals}f}%"
+
+
+def fmt_num(x, decimals: int = 3) -> str:
+    return _bad(x) or f"{x:.{decimals}f}"
+
+
+def fmt_ratio(x) -> str:
+    """leak / chance: '12.5', '3.21', '∞' (chance 0), 'n/a' (both 0)."""
+    return _bad(x) or (f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}")
+
+
+def fmt_ci(x, ci, fmt=fmt_pct) -> str:
+    """'1.25% [0.98%, 1.52%]': the estimate and its interval (percentages with shared decimals), or
+    the estimate alone."""
+    if not ci or len(ci) != 2:
+        return fmt(x)
+    if fmt is fmt_pct:
+        d = _pct_decimals(x, *ci)
+        return f"{fmt_pct(x, d)} [{fmt_pct(ci[0], d)}, {fmt_pct(ci[1], d)}]"
+    return f"{fmt(x)} [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def _ci_html(x, ci, fmt=fmt_pct, mark: str = "") -> str:
+    """fmt_ci as HTML, the interval (and a mark after it) kept on one line so a narrow cell breaks
+    before it."""
+    estimate, _, interval = fmt_ci(x, ci, fmt).partition(" [")
+    return _e(estimate) + (f' <span class="ci">[{_e(interval + mark)}</span>' if interval else _e(mark))
+
+
+def fmt_fmr(x) -> str:
+    return _bad(x) or f"{x:g}"
+
+
+def _mpl(text: str) -> str:
+    """A string matplotlib draws literally: '$' would start mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+# ---- images --------------------------------------------------------------------------------------
+
+def png_bytes(image: np.ndarray, max_px: int = FACE_PX, where: str = "report image") -> bytes:
+    """[H, W, 3|4|1] or [H, W] uint8 -> PNG, downscaled to at most max_px on the longer side."""
+    a = np.asarray(image)
+    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"{where}: expected uint8 [H, W], [H, W, 3] or [H, W, 4], "
+                         f"got {a.dtype} {list(a.shape)}")
+    im = Image.fromarray(a[:, :, 0] if a.ndim == 3 and a.shape[2] == 1 else a)
+    if max(im.size) > max_px:
+        scale = max_px / max(im.size)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _img(png: bytes, alt: str, cls: str) -> str:
+    return f'<img class="{cls}" alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _figure_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _new_figure(width: float, height: float, panels: int = 1):
+    try:
+        from matplotlib.figure import Figure  # lazily: report.json needs no matplotlib
+    except ImportError as err:
+        raise ImportError("report.html needs matplotlib for its plots: pip install matplotlib "
+                          "(report.json was written)") from err
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots(1, panels, squeeze=False)[0]
+
+
+# ---- plots ---------------------------------------------------------------------------------------
+
+THRESHOLD_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
+
+
+def _density(counts, edges: np.ndarray) -> Optional[np.ndarray]:
+    c = np.asarray(counts if counts is not None else [], np.float64)
+    if len(c) != len(edges) - 1 or c.sum() <= 0:
+        return None
+    return c / (c.sum() * np.diff(edges))
+
+
+def plot_histograms(m: dict) -> Optional[bytes]:
+    """R-R genuine, R-R impostor and R-G best scores as densities over the shared bins, with the
+    threshold at each FMR; linear and log density side by side (the log shows the impostor tail,
+    where the thresholds of small FMRs lie)."""
+    edges = np.asarray(m.get("hist_edges") or [], np.float64)       # [B + 1]
+    if len(edges) < 2:
+        return None
+    rr, rg = m.get("rr") or {}, m.get("rg") or {}
+    curves = [("R-R genuine pairs", (rr.get("genuine") or {}).get("histogram"), "tab:green"),
+              ("R-R impostor pairs", (rr.get("impostor") or {}).get("histogram"), "tab:blue"),
+              ("R-G: each generated face's best score", rg.get("best_scores_histogram"), "tab:red")]
+    curves = [(label, _density(c, edges), color) for label, c, color in curves]
+    curves = [c for c in curves if c[1] is not None]
+    if not curves:
+        return None
+    points = [p for p in m.get("leakage") or [] if _bad(p.get("threshold")) is None]
+    lo, hi = _x_range(edges, [d for _, d, _ in curves], [p["threshold"] for p in points])
+    fig, axes = _new_figure(11, 3.6, 2)
+    for ax, log in zip(axes, (False, True)):
+        for label, d, color in curves:
+            ax.stairs(d, edges, label=label, color=color, linewidth=1.4)
+        for i, p in enumerate(points):
+            ax.axvline(p["threshold"], color="black", linewidth=1, linestyle=THRESHOLD_STYLES[i % 4],
+                       label=f"t at FMR {fmt_fmr(p.get('fmr'))} = {p['threshold']:.3f}")
+        ax.set_xlim(lo, hi)
+        ax.set_xlabel("cosine score")
+        ax.set_ylabel("density" + (" (log)" if log else ""))
+        if log:
+            ax.set_yscale("log")
+            ax.set_ylim(bottom=min(d[d > 0].min() for _, d, _ in curves) / 2)
+    axes[0].set_title("score densities")
+    axes[1].set_title("score densities, log scale")
+    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    rows = [(handles[:len(curves)], labels[:len(curves)]), (handles[len(curves):], labels[len(curves):])]
+    for r, (h, l) in enumerate(row for row in rows if row[0]):
+        fig.legend(h, l, loc="upper center", bbox_to_anchor=(0.5, -0.07 * r), ncol=len(h), frameon=False)
+    return _figure_png(fig)
+
+
+def _x_range(edges: np.ndarray, densities: list, thresholds: list) -> tuple[float, float]:
+    """The score range where any density is nonzero or a threshold lies, two bins of margin."""
+    used = np.flatnonzero(np.any(np.stack(densities) > 0, axis=0))
+    lo, hi = edges[used[0]], edges[used[-1] + 1]
+    lo, hi = min([lo, *thresholds]), max([hi, *thresholds])
+    pad = 2 * (edges[1] - edges[0])
+    return max(edges[0], lo - pad), min(edges[-1], hi + pad)
+
+
+def plot_roc(membership: dict) -> Optional[bytes]:
+    """The membership ROC on linear and log FPR axes, with the chance diagonal and TPR at each FPR."""
+    roc = membership.get("roc") or {}
+    fpr, tpr = np.asarray(roc.get("fpr") or [], np.float64), np.asarray(roc.get("tpr") or [], np.float64)
+    if len(fpr) < 2 or len(fpr) != len(tpr):
+        return None
+    auc = fmt_ci(membership.get("auc"), membership.get("auc_ci"), fmt_num)
+    # Log axis: down to half the smallest FPR the non-members can give (1 / nonmembers) or the
+    # smallest FPR a TPR is reported at, whichever is lower.
+    negatives, positive = membership.get("nonmembers") or 0, fpr[fpr > 0]
+    lows = [0.5 / negatives] if negatives else ([positive.min() / 2] if len(positive) else [1e-3])
+    lows += [float(k) / 2 for k in membership.get("tpr_at_fpr") or {}]
+    left = min(lows)
+    fig, axes = _new_figure(11, 4.4, 2)
+    for ax, log in zip(axes, (False, True)):
+        diag = np.logspace(np.log10(left), 0, 200) if log else np.array([0.0, 1.0])
+        ax.plot(diag, diag, color="grey", linewidth=1, linestyle="--", label="chance (TPR = FPR)")
+        ax.plot(fpr, tpr, color="tab:red", linewidth=1.6, label=f"ROC, AUC {auc}")
+        for i, (key, value) in enumerate(sorted((membership.get("tpr_at_fpr") or {}).items(),
+                                                key=lambda kv: -float(kv[0]))):
+            if _bad(value) is None:
+                ax.plot([float(key)], [value], marker="os^D"[i % 4], color="black", linestyle="none",
+                        label=f"TPR at FPR {key} = {fmt_pct(value)}")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("FPR (non-members called members)" + (", log scale" if log else ""))
+        ax.set_ylabel("TPR (members found)")
+        if log:
+            ax.set_xscale("log")
+            ax.set_xlim(left, 1.05)
+        else:
+            ax.set_xlim(-0.02, 1.02)
+    axes[0].set_title("membership ROC")
+    axes[1].set_title("membership ROC, log FPR")
+    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
+    return _figure_png(fig)
+
+
+def plot_leak_rates(matchers: dict) -> Optional[bytes]:
+    """Leak rate per matcher with its interval, one panel per FMR (each on its own scale), and the
+    chance rate: a black line at its lower bound, a grey span up to its upper bound."""
+    fmrs = _fmrs(matchers)
+    if not fmrs:
+        return None
+    names = list(matchers)
+    short = sum(len(_short(n)) for n in names) <= 16     # fits under the bars unrotated
+    fig, axes = _new_figure(max(4.0, 3.2 * len(fmrs)), 3.8, len(fmrs))
+    colors = [f"C{i % 10}" for i in range(len(names))]
+    for ax, fmr in zip(axes, fmrs):
+        for i, name in enumerate(names):
+            p = next((q for q in (matchers[name] or {}).get("leakage") or [] if q.get("fmr") == fmr), None)
+            if p is None or _bad(p.get("leak_rate")):
+                continue
+            rate, ci = p["leak_rate"], p.get("leak_rate_ci")
+            yerr = [[max(0.0, rate - ci[0])], [max(0.0, ci[1] - rate)]] if ci and len(ci) == 2 else None
+            ax.bar(i, rate, width=0.5, color=colors[i], yerr=yerr, capsize=4, zorder=2,
+                   hatch=None if p.get("supported", True) else "//", edgecolor="black", linewidth=0.5)
+            bounds = p.get("chance_rate_bounds") or [p.get("chance_rate")] * 2
+            if _bad(bounds[0]) is None and _bad(bounds[1]) is None:
+                ax.fill_between([i - 0.4, i + 0.4], bounds[0], bounds[1], color="grey", alpha=0.35, linewidth=0,
+                                zorder=1)
+            if _bad(p.get("chance_rate")) is None:
+                ax.hlines(p["chance_rate"], i - 0.4, i + 0.4, color="black", linewidth=2, zorder=3)
+        ax.set_xticks(range(len(names)), [_mpl(_short(n)) for n in names], rotation=0 if short else 30,
+                      ha="center" if short else "right", rotation_mode="anchor")
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_formatter(lambda y, _: f"{100 * y:g}%")
+        ax.set_title(f"FMR {fmt_fmr(fmr)}")
+    axes[0].set_ylabel("leak rate (generated samples)")
+    _chance_legend(fig, any(not p.get("supported", True)
+                            for m in matchers.values() for p in (m or {}).get("leakage") or []))
+    fig.tight_layout()
+    return _figure_png(fig)
+
+
+def _short(name: str, n: int = 24) -> str:
+    return name if len(name) <= n else name[:n - 1] + "…"
+
+
+def _chance_legend(fig, unsupported: bool) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    handles = [Line2D([], [], color="black", linewidth=2, label="chance rate"),
+               Patch(color="grey", alpha=0.4, label="chance rate bounds"),
+               Line2D([], [], color="black", marker="|", markersize=10, linestyle="none", label="bootstrap interval")]
+    if unsupported:
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="FMR not supported by data"))
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False)
+
+
+# ---- HTML ----------------------------------------------------------------------------------------
+
+def render_html(report: dict, images: Optional[dict] = None, show_training_images: bool = False) -> str:
+    """The whole report.html as a string (see module doc)."""
+    matchers = report.get("matchers") or {}
+    level = (report.get("settings") or {}).get("level", LEVEL)
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             "<title>LeakGuard audit report</title>", f"<style>{CSS}</style></head><body>",
+             "<h1>LeakGuard audit report</h1>",
+             f'<p class="meta">created {_e(report.get("created", "?"))} · LeakGuard '
+             f'{_e(report.get("leakguard_version", "?"))} · report format {_e(report.get("format", "?"))}</p>',
+             "<h2>Summary</h2>", _summary_table(matchers, level)]
+    bars = plot_leak_rates(matchers) if matchers else None
+    if bars:
+        parts += ["<h2>Leak rate per matcher</h2>", _img(bars, "leak rate per matcher at each FMR", "plot")]
+    parts += ["<h2>Inputs</h2>", _inputs_table(report.get("inputs") or {}),
+              "<h2>Settings</h2>", _kv_table(report.get("settings") or {})]
+    for i, (name, m) in enumerate(matchers.items()):
+        pairs = ((images or {}).get(name) or {}).get("leak_pairs") or []
+        parts.append(_matcher_section(i, name, m or {}, pairs, show_training_images, level))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _row(cells, header: bool = False, left: int = 1) -> str:
+    """cells are HTML already; the first `left` cells are aligned left."""
+    tag, cls = ("th" if header else "td"), ' class="l"'
+    return "<tr>" + "".join(f'<{tag}{cls if j < left else ""}>{c}</{tag}>' for j, c in enumerate(cells)) + "</tr>"
+
+
+def _fmrs(matchers: dict) -> list:
+    out = []
+    for m in matchers.values():
+        for p in (m or {}).get("leakage") or []:
+            if p.get("fmr") not in out:
+                out.append(p.get("fmr"))
+    return out
+
+
+def _tpr_keys(matchers: dict) -> list:
+    keys = []
+    for m in matchers.values():
+        for k in ((m or {}).get("membership") or {}).get("tpr_at_fpr") or {}:
+            if k not in keys:
+                keys.append(k)
+    return sorted(keys, key=lambda k: -float(k))
+
+
+def _summary_table(matchers: dict, level: float) -> str:
+    if not matchers:
+        return '<p class="note">No matchers in this report.</p>'
+    fmrs, tprs = _fmrs(matchers), _tpr_keys(matchers)
+    pct = f"{100 * level:g}%"
+    top = ['<th class="l" rowspan="2">matcher</th>']
+    top += [f'<th colspan="3">FMR {_e(fmt_fmr(f))}</th>' for f in fmrs]
+    top += [f'<th colspan="{1 + len(tprs)}">identity membership</th>']
+    ci = f' <span class="ci">[{pct} CI]</span>'
+    sub = [f"leak rate{ci}", "chance", "ratio"] * len(fmrs)
+    sub += [f"AUC{ci}"] + [f"TPR at FPR {_e(k)}{ci}" for k in tprs]
+    rows = ['<div class="wide"><table>', "<tr>" + "".join(top) + "</tr>", _row(sub, header=True, left=0)]
+    any_unsupported = False
+    for i, (name, m) in enumerate(matchers.items()):
+        m = m or {}
+        cells = [f'<a href="#m{i}">{_e(name)}</a>']
+        for f in fmrs:
+            p = next((q for q in m.get("leakage") or [] if q.get("fmr") == f), None)
+            if p is None:
+                cells += ["–"] * 3
+                continue
+            mark = "" if p.get("supported", True) else " †"
+            any_unsupported |= bool(mark)
+            cells += [_ci_html(p.get("leak_rate"), p.get("leak_rate_ci"), mark=mark),
+                      _e(fmt_pct(p.get("chance_rate"))), _e(fmt_ratio(p.get("ratio")))]
+        ms = m.get("membership")
+        if ms:
+            cells.append(_ci_html(ms.get("auc"), ms.get("auc_ci"), fmt_num))
+            cells += [_ci_html((ms.get("tpr_at_fpr") or {}).get(k), (ms.get("tpr_at_fpr_ci") or {}).get(k))
+                      for k in tprs]
+        else:
+            cells += ['<span class="note">not run</span>'] + ["–"] * len(tprs)
+        rows.append(_row(cells))
+    rows.append("</table></div>")
+    notes = ["Leak rate: the fraction of generated samples whose best score against the training identities "
+             "reaches the matcher's threshold at that FMR. Chance: the rate expected if the generator had "
+             "never seen those people (lower bound; the matcher sections give both bounds). "
+             "Ratio: leak rate / chance rate."]
+    if any_unsupported:
+        notes.append("† FMR below 1 / impostor pairs: the data cannot resolve it; the threshold only "
+                     "excludes every impostor pair seen.")
+    if any(not (m or {}).get("membership") for m in matchers.values()):
+        notes.append("Membership not run: it needs held-out images of training identities (--members) "
+                     "and images of people never in training (--nonmembers).")
+    return "\n".join(rows) + "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
+
+
+def _value(v) -> str:
+    if isinstance(v, float):
+        return _bad(v) or f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_value(x) for x in v)
+    return "–" if v is None else str(v)
+
+
+def _kv_table(d: dict) -> str:
+    if not d:
+        return '<p class="note">none recorded</p>'
+    return "<table>" + "".join(_row([_e(k), _e(_value(v))], left=2) for k, v in d.items()) + "</table>"
+
+
+def _inputs_table(inputs: dict) -> str:
+    if not inputs:
+        return '<p class="note">none recorded</p>'
+    keys = []
+    for d in inputs.values():
+        keys += [k for k in (d or {}) if k not in keys and k != "source"]
+    rows = ["<table>", _row(["set", "source"] + [_e(k) for k in keys], header=True, left=2)]
+    for name, d in inputs.items():
+        if d is None:
+            rows.append(_row([_e(name), '<span class="note">not given</span>'] + [""] * len(keys), left=2))
+        else:
+            rows.append(_row([_e(name), _e(d.get("source", "?"))] + [_e(_value(d.get(k))) for k in keys], left=2))
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _matcher_section(i: int, name: str, m: dict, pairs: list, show_training: bool, level: float) -> str:
+    rr, rg = m.get("rr") or {}, m.get("rg") or {}
+    parts = [f'<h2 id="m{i}">Matcher {_e(name)}</h2>', "<table>"]
+    facts = [("version", m.get("version")), ("embedding dim", m.get("embedding_dim")),
+             ("threshold source", m.get("threshold_source"))]
+    for kind in ("genuine", "impostor"):
+        s = rr.get(kind) or {}
+        if s:
+            used = f"{_value(s.get('pairs_used'))} of {_value(s.get('pairs_total'))}"
+            facts.append((f"R-R {kind} pairs", used + (" (sampled)" if s.get("sampled") else "")))
+            facts.append((f"R-R {kind} mean score", fmt_num(s.get("mean"))))
+    facts += [("R-R EER", fmt_pct(rr.get("eer"))), ("R-G best score mean", fmt_num(rg.get("mean"))),
+              ("KS(R-G best, R-R genuine)", fmt_num(rg.get("ks_vs_genuine"))),
+              ("KS(R-G best, R-R impostor)", fmt_num(rg.get("ks_vs_impostor")))]
+    parts += [_row([_e(k), _e(_value(v))], left=2) for k, v in facts if v is not None] + ["</table>"]
+    parts += ["<h3>Identity leakage</h3>", _leakage_table(m.get("leakage") or [], level)]
+    hist = plot_histograms(m)
+    if hist:
+        parts.append(_img(hist, f"score histograms of {name}", "plot"))
+    parts.append("<h3>Identity membership</h3>")
+    ms = m.get("membership")
+    if ms:
+        parts.append(_membership_table(ms, level))
+        roc = plot_roc(ms)
+        if roc:
+            parts.append(_img(roc, f"membership ROC of {name}", "plot"))
+    else:
+        parts.append('<p class="note">Not run: it needs --members and --nonmembers.</p>')
+    parts += [_leakers_table(m), _pairs_grid(name, m.get("top_pairs") or [], pairs, show_training)]
+    return "\n".join(parts)
+
+
+def _leakage_table(leakage: list, level: float) -> str:
+    if not leakage:
+        return '<p class="note">no operating points</p>'
+    pct = f"{100 * level:g}%"
+    head = ["FMR", "observed FMR", "threshold", "supported", f"leak rate [{pct} CI]", "leaking samples",
+            "chance rate [bounds]", "ratio"]
+    rows = ["<table>", _row(head, header=True, left=0)]
+    for p in leakage:
+        rows.append(_row([
+            _e(fmt_fmr(p.get("fmr"))), _e(fmt_fmr(p.get("fmr_observed"))), _e(fmt_num(p.get("threshold"), 4)),
+            "yes" if p.get("supported", True) else "no †", _ci_html(p.get("leak_rate"), p.get("leak_rate_ci")),
+            _e(_value(p.get("leaking_samples"))), _ci_html(p.get("chance_rate"), p.get("chance_rate_bounds")),
+            _e(fmt_ratio(p.get("ratio")))], left=0))
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _membership_table(ms: dict, level: float) -> str:
+    pct = f"{100 * level:g}%"
+    facts = [("attack score", _e(f"{_value(ms.get('score'))} (k = {_value(ms.get('k'))})")),
+             ("member identities", _e(_value(ms.get("members")))),
+             ("non-member identities", _e(_value(ms.get("nonmembers")))),
+             (f"AUC [{pct} CI]", _ci_html(ms.get("auc"), ms.get("auc_ci"), fmt_num))]
+    for k, v in sorted((ms.get("tpr_at_fpr") or {}).items(), key=lambda kv: -float(kv[0])):
+        facts.append((f"TPR at FPR {k} [{pct} CI]", _ci_html(v, (ms.get("tpr_at_fpr_ci") or {}).get(k))))
+    return "<table>" + "".join(_row([_e(k), v], left=2) for k, v in facts) + "</table>"
+
+
+def _leakers_table(m: dict) -> str:
+    leakers = m.get("top_leakers") or []
+    fmr = m.get("leak_counts_fmr")
+    if fmr is None:
+        fmrs = [p.get("fmr") for p in m.get("leakage") or []]
+        fmr = fmrs[len(fmrs) // 2] if fmrs else None
+    head = f"<h3>Top leakers at FMR {_e(fmt_fmr(fmr))}</h3>"
+    if not leakers:
+        return head + '<p class="note">No training identity has a leaking sample.</p>'
+    rows = [_row(["training identity", "leaking generated samples"], header=True, left=0)]
+    rows += [_row([_e(_value(x.get("identity"))), _e(_value(x.get("count")))], left=0) for x in leakers]
+    return head + "<table>" + "".join(rows) + "</table>"
+
+
+def _pairs_grid(name: str, top_pairs: list, pairs: list, show_training: bool) -> str:
+    head = "<h3>Top leaking pairs</h3>"
+    if not top_pairs:
+        return head + '<p class="note">none</p>'
+    if not show_training:
+        head += ('<p class="note">Training faces are left out of this file; write the report with '
+                 "--show-training-images to include them.</p>")
+    cells = []
+    for j, t in enumerate(top_pairs):
+        g_index, t_index = _value(t.get("generated_index")), _value(t.get("training_index"))
+        gen, train = pairs[j] if j < len(pairs) else (None, None)
+        where = f"images[{name!r}]['leak_pairs'][{j}]"
+        faces = [_img(png_bytes(gen, where=where + "[0]"), f"generated {g_index}", "face") if gen is not None
+                 else '<div class="hidden">generated image not available</div>']
+        if not show_training:
+            faces.append(f'<div class="hidden">{_e(HIDDEN_TEXT)}</div>')
+        elif train is None:
+            faces.append(f'<div class="hidden">{_e(MISSING_TEXT)}</div>')
+        else:
+            faces.append(_img(png_bytes(train, where=where + "[1]"), f"training {t_index}", "face"))
+        caption = (f"score {_e(fmt_num(t.get('score')))}<br>generated {_e(g_index)} · "
+                   f"training {_e(t_index)} (identity {_e(_value(t.get('identity')))})")
+        cells.append(f'<div class="pair">{" ".join(faces)}<br>{caption}</div>')
+    return head + '<div class="pairs">' + "\n".join(cells) + "</div>"
