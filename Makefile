@@ -18,9 +18,11 @@ $(STAMP): setup.py
 	$(PY) -m pip install --no-deps face_recognition==1.3.0
 	touch $(STAMP)
 
-# Trains StyleGAN2 on SynthFaces at 32 px (CPU, about 10 minutes on 2 cores) into runs/synthfaces32-<n>/.
+# Trains StyleGAN2 on SynthFaces at 32 px (CPU, about 9 minutes on 2 cores) into runs/synthfaces32-<n>/,
+# then audits it for identity leakage and membership (the synth matcher trains on first use, then is cached).
 demo: $(STAMP)
 	$(VENV)/bin/leakguard train --config configs/synthfaces32.yaml
+	$(PY) tools/demo_audit.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -18,7 +18,11 @@ pytest.importorskip("dlib")
 
 @pytest.fixture(scope="module")
 def fr():
-    """face_recognition, the oracle (installed by the Makefile with --no-deps)."""
+    """face_recognition, the oracle (installed by the Makefile with --no-deps). Importing it sets PIL's
+    process-wide LOAD_TRUNCATED_IMAGES, which would let truncated files pass later dataset tests: the
+    flag is put back when this module's tests are done."""
+    from PIL import ImageFile
+    truncated = ImageFile.LOAD_TRUNCATED_IMAGES
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")            # face_recognition_models imports pkg_resources
@@ -26,7 +30,8 @@ def fr():
     except (ImportError, SystemExit) as e:         # it quit()s when face_recognition_models fails to import
         pytest.fail(f"face_recognition is not importable ({e!r}); `make venv` installs it with --no-deps, and "
                     "face_recognition_models needs setuptools<81 for pkg_resources")
-    return face_recognition
+    yield face_recognition
+    ImageFile.LOAD_TRUNCATED_IMAGES = truncated
 
 
 @pytest.fixture(scope="module")
