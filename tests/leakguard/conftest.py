@@ -13,7 +13,8 @@ MATCHER_SETTINGS = TrainSettings(arch="synth", input_size=RES, width=16, epochs=
 
 
 @pytest.fixture(scope="session")
-def synth_matcher_weights(tmp_path_factory):
+def synth_matcher_trained(tmp_path_factory):
+    """(checkpoint path, the trained network)."""
     root = tmp_path_factory.mktemp("session_synth_matcher")
     images, ids = read_identity_images(export_zip(root / "people.zip", SynthFaces(RES, seed=0, **MATCHER_PEOPLE)))
     threads = torch.get_num_threads()
@@ -22,4 +23,9 @@ def synth_matcher_weights(tmp_path_factory):
         net, summary = train_matcher(images, ids, MATCHER_SETTINGS, data_name="synthfaces matcher people", log=None)
     finally:
         torch.set_num_threads(threads)
-    return save_checkpoint(root / "synth.pt", net, summary)
+    return save_checkpoint(root / "synth.pt", net, summary), net
+
+
+@pytest.fixture(scope="session")
+def synth_matcher_weights(synth_matcher_trained):
+    return synth_matcher_trained[0]

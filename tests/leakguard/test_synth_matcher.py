@@ -24,6 +24,8 @@ from leakguard.matchers.synth import SynthMatcher, SynthMatcherB, load_checkpoin
 from leakguard.matchers.train_matcher import TrainSettings, ensure_synth_matcher, save_checkpoint, train_matcher
 from leakguard.matchers.weights import WeightsMissing
 from training.dataset_zip import DatasetZipWriter, Record
+from tests.leakguard.conftest import MATCHER_PEOPLE, MATCHER_SETTINGS
+from tests.leakguard.conftest import RES as MATCHER_RES
 from training.synthfaces import SynthFaces, export_zip
 
 RES = 32
@@ -195,21 +197,20 @@ SETTINGS = {"synth": TrainSettings(arch="synth", input_size=RES, width=16, epoch
 
 
 @pytest.fixture(scope="module")
-def trained(data):
+def trained(data, synth_matcher_trained):
+    """synth comes from the session's matcher (conftest: the same people and settings); synth_b is trained here."""
+    assert SETTINGS["synth"] == MATCHER_SETTINGS and TRAIN == MATCHER_PEOPLE and RES == MATCHER_RES
     root, train, _ = data
     images, ids = read_identity_images(train)
-    out = {}
     # One thread: results do not depend on how reductions are split over cores, and on 2 cores shared
     # with other jobs it runs about twice as fast as two threads that wait for each other.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for arch in ("synth", "synth_b"):
-            net, summary = train_matcher(images, ids, SETTINGS[arch], data_name=str(train), log=None)
-            out[arch] = (save_checkpoint(root / f"{arch}.pt", net, summary), net)
+        net, summary = train_matcher(images, ids, SETTINGS["synth_b"], data_name=str(train), log=None)
     finally:
         torch.set_num_threads(threads)
-    return out
+    return {"synth": synth_matcher_trained, "synth_b": (save_checkpoint(root / "synth_b.pt", net, summary), net)}
 
 
 @pytest.mark.parametrize("cls,bar", [(SynthMatcher, 0.9), (SynthMatcherB, 0.8)])
