@@ -113,3 +113,24 @@ def test_oversampled_person_tops_the_leak_ranking(world):
     top = r["top_leakers"]
     assert top[0]["identity"] == person and top[0]["count"] >= 40, top
     assert all(t["count"] < top[0]["count"] / 4 for t in top[1:])
+
+
+def test_report_numbers_reach_tensorboard(world, tmp_path):
+    """The training-loop helper: the audit's headline numbers as scalars a SummaryWriter wrote."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    from leakguard.audit.tensorboard import log_report
+    inputs = AuditInputs(generated=ImageTensor(world["train_pixels"][:40]), training=world["training"],
+                         members=world["members"], nonmembers=world["nonmembers"])
+    report = run_audit(inputs, [world["matcher"]], world["store"], AuditSettings(bootstrap=20), world["calibrations"])
+    with SummaryWriter(str(tmp_path)) as writer:
+        written = log_report(writer, report, step=1234)
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    section = report["matchers"]["synth"]
+    assert set(events.Tags()["scalars"]) == set(written)
+    (leak,) = events.Scalars("Audit/synth/leak_rate@0.001")
+    assert leak.step == 1234 and leak.value == pytest.approx(at(section, 1e-3)["leak_rate"])
+    (auc,) = events.Scalars("Audit/synth/membership_auc")
+    assert auc.value == pytest.approx(section["membership"]["auc"])
