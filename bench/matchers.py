@@ -14,15 +14,14 @@ Calibration runs on the CPU (numpy) on random clustered unit embeddings.
 """
 import argparse
 import inspect
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.timing import median_seconds  # noqa: E402
 from leakguard.matchers import calibrate as calibration  # noqa: E402
 from leakguard.matchers.calibrate import calibrate, calibrate_scores, pair_scores  # noqa: E402
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher  # noqa: E402
@@ -31,19 +30,7 @@ from leakguard.matchers.weights import WeightsMissing  # noqa: E402
 
 def timed(fn, device, repeats):
     """Median seconds of fn() over `repeats` calls after two warm-up calls."""
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    for _ in range(2):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_seconds(fn, device, repeats)
 
 
 def build(name, weights, args):

@@ -8,32 +8,19 @@ for G and D. Absolute times are printed too, but only the ratios compare across 
   python bench/networks.py --res 256 --batch 32  # StyleGAN2-ADA paper256 shapes, on a GPU
 """
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.timing import median_seconds  # noqa: E402
 from training.networks import Discriminator, Generator  # noqa: E402
 
 
 def timed(fn, device, repeats):
     """Median wall time of fn() in milliseconds, after two warm-up calls."""
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-    for _ in range(2):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return median_seconds(fn, device, repeats) * 1e3
 
 
 def networks(res, fp16_res, device):

@@ -10,15 +10,14 @@ the networks, losses, augmentation and optimizers, not the input pipeline.
 """
 import argparse
 import resource
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.timing import median_seconds, sync  # noqa: E402
 from training import steps  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.distributed import Dist, pick_device  # noqa: E402
@@ -39,25 +38,17 @@ class RandomImages:
 
 
 def timed(fn, device, repeats):
-    """Median seconds of fn() and the peak memory (GiB: CUDA allocations, or the process's peak RSS on the CPU) over `repeats` calls after a warm-up."""
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+    """Median seconds of fn() over `repeats` calls after a warm-up, and the peak memory in GiB: CUDA
+    allocations during the timed calls, or on the CPU the process's peak resident set so far (it
+    cannot be reset per step)."""
     fn()
-    sync()
+    sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
+    sec = median_seconds(fn, device, repeats, warmup=0)
     if device.type == "cuda":
-        mem = torch.cuda.max_memory_allocated(device) / 2 ** 30
-    else:  # the process's peak resident set so far (KiB on Linux): it cannot be reset per step
-        mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
-    return statistics.median(times), mem
+        return sec, torch.cuda.max_memory_allocated(device) / 2 ** 30
+    return sec, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux
 
 
 def main():

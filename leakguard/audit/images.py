@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from leakguard.identity_data import IdentityDataError, _identity_table, _is_image, _listing
+from leakguard.identity_data import IdentityDataError, _identity_table, _listing
 
 
 class ImageFiles:
