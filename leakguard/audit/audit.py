@@ -59,18 +59,21 @@ def _describe(images, with_ids: bool) -> dict:
 def _membership(emb_members, ids_members, emb_nonmembers, ids_nonmembers, gen: torch.Tensor,
                 s: AuditSettings) -> dict:
     """Attack score (topk_mean) per reference identity, members labelled 1; ROC, AUC, TPR@FPR with intervals."""
-    scores, labels = [], []
+    scores, best_scores, labels = [], [], []
     for emb, ids, label in ((emb_members, ids_members, 1), (emb_nonmembers, ids_nonmembers, 0)):
-        nearest = topk_cosine(torch.from_numpy(np.array(emb)), gen, k=1).scores[:, 0].numpy()  # [R]
-        _, _, topk_mean = metrics.membership_scores(nearest, ids, s.top_k)
+        refs = torch.from_numpy(np.array(emb)).to(gen.device)
+        nearest = topk_cosine(refs, gen, k=1).scores[:, 0].cpu().numpy()           # [R]
+        _, best, topk_mean = metrics.membership_scores(nearest, ids, s.top_k)
         scores.append(topk_mean)
+        best_scores.append(best)
         labels.append(np.full(len(topk_mean), label))
-    scores, labels = np.concatenate(scores), np.concatenate(labels)
+    scores, labels, best_scores = np.concatenate(scores), np.concatenate(labels), np.concatenate(best_scores)
     fpr, tpr, _ = metrics.roc_curve(scores, labels)
     ci = metrics.membership_intervals(scores, labels, fprs=(1e-2, 1e-3), resamples=s.bootstrap, seed=s.seed)
     tprs = {f"{f:g}": metrics.tpr_at_fpr(scores, labels, f)[0] for f in (1e-2, 1e-3)}
     return {"k": s.top_k, "score": "topk_mean", "members": int(labels.sum()), "nonmembers": int((1 - labels).sum()),
             "auc": metrics.roc_auc(scores, labels), "auc_ci": [ci["auc"].low, ci["auc"].high],
+            "auc_best": metrics.roc_auc(best_scores, labels),  # the attack with the single best pair instead
             "tpr_at_fpr": tprs, "tpr_at_fpr_ci": {k: [ci[f"tpr@{k}"].low, ci[f"tpr@{k}"].high] for k in tprs},
             "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()}}
 
@@ -82,15 +85,16 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
     s = settings
     train_ids = inputs.training.identities                                        # [N]
     train = store.embeddings(inputs.training, matcher, progress)                  # [N, D]
-    gen = torch.from_numpy(np.array(store.embeddings(inputs.generated, matcher, progress)))  # [G, D]
+    # Search runs where the matcher runs (a GPU when there is one); the store's files are read-only.
+    gen = torch.from_numpy(np.array(store.embeddings(inputs.generated, matcher, progress))).to(matcher.device)  # [G, D]
     rr_scores = pair_scores(train, train_ids, max_pairs=s.max_pairs, seed=s.seed)
     rr = calibrate(train, train_ids, matcher=matcher.version, fmrs=s.fmrs, max_pairs=s.max_pairs, seed=s.seed)
     cal, source = (calibration, calibration_source) if calibration is not None else (rr, "training set (R-R pairs)")
 
-    train_t = torch.from_numpy(np.array(train))  # [N, D] in memory (the store's file is read-only)
-    best = topk_identities(gen, train_t, torch.as_tensor(train_ids), k=1, reduce="max")
-    best_score, best_id = best.scores[:, 0].numpy(), best.indices[:, 0].numpy()    # [G]
-    nearest = topk_cosine(gen, train_t, k=1)                                       # the image behind best_score
+    train_t = torch.from_numpy(np.array(train)).to(matcher.device)                # [N, D]
+    best = topk_identities(gen, train_t, torch.as_tensor(train_ids, device=matcher.device), k=1, reduce="max")
+    best_score, best_id = best.scores[:, 0].cpu().numpy(), best.indices[:, 0].cpu().numpy()  # [G]
+    nearest = topk_cosine(gen, train_t, k=1).indices.cpu()                         # the image behind best_score
     points = [cal.point(f) for f in s.fmrs]
     thresholds = [p.threshold for p in points]
     ci = metrics.leak_rate_intervals(best_score, thresholds, resamples=s.bootstrap, seed=s.seed)
@@ -119,7 +123,7 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
         "leakage": leakage,
         "leak_counts_fmr": s.fmrs[len(thresholds) // 2],
         "top_leakers": [{"identity": int(i), "count": int(c)} for i, c in zip(top_ids, top_counts)],
-        "top_pairs": [{"generated_index": int(g), "training_index": int(nearest.indices[g, 0]),
+        "top_pairs": [{"generated_index": int(g), "training_index": int(nearest[g, 0]),
                        "identity": int(best_id[g]), "score": float(best_score[g])} for g in order],
         "membership": None,
     }
