@@ -23,7 +23,7 @@ from leakguard.audit import metrics
 from leakguard.audit.search import topk_cosine, topk_identities
 from leakguard.audit.store import EmbeddingStore
 from leakguard.matchers.base import Matcher
-from leakguard.matchers.calibrate import Calibration, calibrate, pair_scores
+from leakguard.matchers.calibrate import Calibration, calibration_from_scores, pair_scores
 
 FMRS = (1e-2, 1e-3, 1e-4)
 FORMAT = 1
@@ -87,8 +87,8 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
     train = store.embeddings(inputs.training, matcher, progress)                  # [N, D]
     # Search runs where the matcher runs (a GPU when there is one); the store's files are read-only.
     gen = torch.from_numpy(np.array(store.embeddings(inputs.generated, matcher, progress))).to(matcher.device)  # [G, D]
-    rr_scores = pair_scores(train, train_ids, max_pairs=s.max_pairs, seed=s.seed)
-    rr = calibrate(train, train_ids, matcher=matcher.version, fmrs=s.fmrs, max_pairs=s.max_pairs, seed=s.seed)
+    rr_scores = pair_scores(train, train_ids, max_pairs=s.max_pairs, seed=s.seed)   # R-R pairs, kept for KS
+    rr = calibration_from_scores(rr_scores, train.shape, matcher=matcher.version, fmrs=s.fmrs, seed=s.seed)
     cal, source = (calibration, calibration_source) if calibration is not None else (rr, "training set (R-R pairs)")
 
     train_t = torch.from_numpy(np.array(train)).to(matcher.device)                # [N, D]

@@ -411,13 +411,20 @@ def calibrate(embeddings, ids, matcher: str = "", fmrs: Sequence[float] = FMRS, 
             raise ValueError(f"calibrate: target FMR {f!r} must be in (0, 1)")
     scores = pair_scores(embeddings, ids, max_pairs=max_pairs, sample_pairs=sample_pairs, seed=seed,
                          chunk_rows=chunk_rows)
+    return calibration_from_scores(scores, np.shape(embeddings), matcher=matcher, fmrs=fmrs, bins=bins, seed=seed)
+
+
+def calibration_from_scores(scores: PairScores, shape: tuple[int, int], matcher: str = "",
+                            fmrs: Sequence[float] = FMRS, bins: int = 200, seed: int = 0) -> Calibration:
+    """The Calibration of pair scores already computed (pair_scores with `seed`) from embeddings of
+    `shape` [N, D]: callers that also need the raw scores compute them once."""
     stats = calibrate_scores(scores, fmrs=fmrs, bins=bins)
     sampled = scores.genuine_sampled or scores.impostor_sampled
     if sampled:
         stats["warnings"].insert(0, f"sampled with seed {seed}: {len(scores.genuine)} of "
                                     f"{scores.genuine_total} genuine and {len(scores.impostor)} of "
                                     f"{scores.impostor_total} impostor pairs")
-    n, d = np.shape(embeddings)
+    n, d = shape
     return Calibration(matcher=matcher, num_images=n, num_identities=scores.num_identities, embedding_dim=d,
                        mode="sampled" if sampled else "exact", seed=seed if sampled else None, **stats)
 
