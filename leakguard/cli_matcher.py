@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from leakguard.audit.images import ImageFiles
-from leakguard.audit.store import EmbeddingStore
+from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
 from leakguard.identity_data import read_identity_images
 from leakguard.matchers.calibrate import MAX_PAIRS, calibrate, calibration_path, save_calibration
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
@@ -66,6 +66,7 @@ def add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pairs", type=int, default=MAX_PAIRS,
                    help=f"score all pairs up to this many, sample beyond (default {MAX_PAIRS:,})")
     p.add_argument("--seed", type=int, default=0, help="seed of the pair sample (default 0)")
+    p.add_argument("--cache", type=Path, default=DEFAULT_ROOT, help=f"embedding cache (default {DEFAULT_ROOT})")
 
 
 def run_calibrate(args) -> None:
@@ -75,7 +76,7 @@ def run_calibrate(args) -> None:
     m = build_matcher(MatcherConfig(name=args.matcher, weights=args.weights, device=args.device,
                                     batch_size=args.batch, alignment=args.alignment))
     files = ImageFiles(args.data)
-    embeddings = EmbeddingStore().embeddings(files, m, progress=True)
+    embeddings = EmbeddingStore(args.cache).embeddings(files, m, progress=True)
     cal = calibrate(embeddings, files.identities, matcher=m.version, max_pairs=args.max_pairs, seed=args.seed)
     path = save_calibration(args.out or calibration_path(args.weights), cal)
     for p in cal.points:

@@ -40,7 +40,7 @@ def audit_args(files, *extra):
 
 def test_calibrate_then_audit_writes_both_reports(files, capsys):
     assert main(["matcher", "calibrate", "--matcher", "synth", "--weights", str(files["weights"]),
-                 "--data", str(files["calib"])]) == 0
+                 "--data", str(files["calib"]), "--cache", str(files["root"] / "cache")]) == 0
     cal_path = files["root"] / "synth.pt.calibration.json"
     assert cal_path.is_file() and "wrote" in capsys.readouterr().out
     out = files["root"] / "report"
