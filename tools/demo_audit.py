@@ -25,7 +25,7 @@ from training.synthfaces import SynthFaces, export_zip  # noqa: E402
 
 RES = 32
 DATA = Path.home() / ".cache" / "leakguard" / "demo_data"
-MATCHER = TrainSettings(arch="synth", input_size=RES, width=16, epochs=12, batch=64)
+MATCHER = TrainSettings(arch="synth", input_size=RES, width=16, epochs=20, batch=64)
 
 
 def held_out(path: Path, people: int, first_image: int, count: int) -> Path:
