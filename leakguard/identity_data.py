@@ -32,7 +32,7 @@ def _is_image(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def _listing(path: Path):
+def listing(path: Path):
     """Yields (sorted image names, dataset.json bytes or None, name -> file bytes) of a zip or a folder."""
     if path.is_dir():
         names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
@@ -51,7 +51,7 @@ def _listing(path: Path):
         yield sorted(n for n in names if _is_image(n)), meta, zf.read
 
 
-def _identity_table(meta: bytes | None, where: str) -> dict[str, int]:
+def identity_table(meta: bytes | None, where: str) -> dict[str, int]:
     if meta is None:
         raise IdentityDataError(f"{where}: no dataset.json, so the people in the images are unknown; it needs "
                                 '{"identities": [[image name, identity id], ...]} (leakguard dataset writes it)')
@@ -82,14 +82,14 @@ def read_identity_images(path: str | os.PathLike) -> tuple[torch.Tensor, torch.T
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"identity data not found: {path} (expected a dataset zip or an image folder)")
-    with _listing(path) as (names, meta, read):
+    with listing(path) as (names, meta, read):
         return _read(names, meta, read, str(path))
 
 
 def _read(names: list[str], meta: bytes | None, read, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     if not names:
         raise IdentityDataError(f"{where}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
-    table = _identity_table(meta, where)
+    table = identity_table(meta, where)
     missing = [n for n in names if n not in table]
     if missing:
         raise IdentityDataError(f"{where}: {len(missing)} image(s) have no identity in dataset.json, "

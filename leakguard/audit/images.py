@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from leakguard.identity_data import IdentityDataError, _identity_table, _listing
+from leakguard.identity_data import IdentityDataError, identity_table, listing
 
 
 class ImageFiles:
@@ -25,7 +25,7 @@ class ImageFiles:
         self.path = Path(path).expanduser()
         if not self.path.exists():
             raise FileNotFoundError(f"image set not found: {self.path} (expected a dataset zip or an image folder)")
-        with _listing(self.path) as (names, meta, _):
+        with listing(self.path) as (names, meta, _):
             self.names, self._meta = names, meta
         if not self.names:
             raise IdentityDataError(f"{self.path}: no images found (.png, .jpg, .jpeg, .bmp, .webp); "
@@ -41,7 +41,7 @@ class ImageFiles:
     @property
     def identities(self) -> np.ndarray:
         """int64 [N] identity ids from dataset.json; an error naming the file when it has none."""
-        table = _identity_table(self._meta, str(self.path))
+        table = identity_table(self._meta, str(self.path))
         missing = [n for n in self.names if n not in table]
         if missing:
             raise IdentityDataError(f"{self.path}: {len(missing)} image(s) have no identity in dataset.json, "
@@ -58,7 +58,7 @@ class ImageFiles:
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
         """uint8 [n, 3, H, W] RGB batches in order; every image must have the first one's size."""
-        with _listing(self.path) as (_, _, read):
+        with listing(self.path) as (_, _, read):
             shape = None
             for start in range(0, len(self.names), batch_size):
                 out = []
@@ -75,7 +75,7 @@ class ImageFiles:
 
     def image(self, i: int) -> np.ndarray:
         """uint8 [H, W, 3] of image i (for report grids)."""
-        with _listing(self.path) as (_, _, read):
+        with listing(self.path) as (_, _, read):
             return _decode(read(self.names[i]), f"{self.names[i]} in {self.path}")
 
     @property
