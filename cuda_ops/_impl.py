@@ -10,10 +10,12 @@ import os
 
 import torch
 
+from cuda_ops import _kernels
+
 IMPLS = ("auto", "cuda", "cpu", "ref")
 
 _log = logging.getLogger("cuda_ops")
-_reported: set[tuple[str, str]] = set()
+_reported: set[tuple[str, str, str]] = set()  # (op, wanted, reason) already logged
 
 
 class OpFallbackError(RuntimeError):
@@ -29,33 +31,43 @@ def strict_mode() -> bool:
 _is_wrapped = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
 
 
-def _under_transform(x: torch.Tensor) -> bool:
+def under_transform(x: torch.Tensor) -> bool:
     return bool(_is_wrapped(x)) if _is_wrapped is not None else False
 
 
-def _fused_unavailable_reason(op: str, impl: str, x: torch.Tensor) -> str:
-    """Why the fused kernel for `op` cannot run here. The kernels land with the fused-ops work;
-    until then every device reports the same reason."""
-    return f"no fused {impl} kernel for {op} is built in this version of cuda_ops"
-
-
 def resolve(op: str, impl: str, x: torch.Tensor) -> str:
-    """Returns the implementation name that will run `op` on `x` ('ref' for now, or a fused one)."""
+    """The implementation that will run `op` on `x`: 'cuda', 'cpu' or 'ref'."""
     if impl not in IMPLS:
         raise ValueError(f"{op}: impl={impl!r} is not one of {', '.join(IMPLS)}")
     if impl == "ref":
         return "ref"
-    if _under_transform(x):
+    if under_transform(x):
         return "ref"  # by design, not a fallback: per-sample gradients go through the reference
-    wanted = ("cuda" if x.device.type == "cuda" else "cpu") if impl == "auto" else impl
-    reason = _fused_unavailable_reason(op, wanted, x)
-    _report_fallback(op, wanted, reason)
+    device = x.device.type
+    if device not in ("cpu", "cuda"):
+        _report_fallback(op, impl, f"no fused kernels for {device} tensors")
+        return "ref"
+    if impl != "auto" and impl != device:
+        raise ValueError(f"{op}: impl={impl!r} cannot run a tensor on {x.device}; use impl='auto' or '{device}'")
+    reason = _kernels.unavailable_reason(device, x.dtype)
+    if reason is None:
+        return device
+    _report_fallback(op, device, reason)
     return "ref"
+
+
+def explain(device: str, dtype: torch.dtype = torch.float32) -> tuple[str, str]:
+    """(implementation, why) for impl='auto' on a `dtype` tensor on `device`, without logging: for
+    `leakguard doctor`."""
+    reason = _kernels.unavailable_reason(device, dtype)
+    if reason is None:
+        return device, f"fused {device} kernels loaded"
+    return "ref", reason
 
 
 def _report_fallback(op: str, wanted: str, reason: str) -> None:
     if strict_mode():
         raise OpFallbackError(f"{op}: LEAKGUARD_OPS=strict and the {wanted} implementation is unavailable: {reason}")
-    if (op, wanted) not in _reported:
-        _reported.add((op, wanted))
-        _log.info("%s: using the pure-torch reference instead of %s (%s)", op, wanted, reason)
+    if (op, wanted, reason) not in _reported:
+        _reported.add((op, wanted, reason))
+        _log.warning("%s: using the pure-torch reference instead of %s (%s)", op, wanted, reason)

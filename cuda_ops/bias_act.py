@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cuda_ops import _impl
+from cuda_ops import _impl, _kernels
+from cuda_ops._bias_act_fused import bias_act_fused
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,13 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
         if b.ndim != 1 or not (0 <= dim < x.ndim) or b.shape[0] != x.shape[dim]:
             raise ValueError(f"bias_act: b of shape {tuple(b.shape)} does not match x.shape[{dim}] "
                              f"for x of shape {tuple(x.shape)}")
-    _impl.resolve("bias_act", impl, x)
     spec = activation_funcs[act]
     alpha = float(alpha if alpha is not None else spec.def_alpha)
     gain = float(gain if gain is not None else spec.def_gain)
-    return _bias_act_ref(x, b, dim, spec, alpha, gain, clamp)
+    impl = _impl.resolve("bias_act", impl, x)
+    if impl == "ref" or (b is not None and _impl.under_transform(b)):
+        return _bias_act_ref(x, b, dim, spec, alpha, gain, clamp)
+    return bias_act_fused(x, b, dim, act, alpha, gain, clamp, _kernels.get(impl))
 
 
 def _bias_act_ref(x, b, dim, spec, alpha, gain, clamp):

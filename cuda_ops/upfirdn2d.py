@@ -9,7 +9,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from cuda_ops import _impl
+from cuda_ops import _impl, _kernels
+from cuda_ops._upfirdn2d_fused import upfirdn2d_fused
 
 FilterLike = torch.Tensor | Sequence[float] | Sequence[Sequence[float]] | None
 
@@ -86,9 +87,12 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0, 
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     if not isinstance(f, torch.Tensor) or f.ndim not in (1, 2) or not f.is_floating_point():
         raise ValueError("upfirdn2d expects f from setup_filter(): a float tensor of shape [fw] or [fh, fw]")
-    _impl.resolve("upfirdn2d", impl, x)
-    return _upfirdn2d_ref(x, f, _parse_scaling(up, "up"), _parse_scaling(down, "down"),
-                          parse_padding(padding), flip_filter, gain)
+    args = (_parse_scaling(up, "up"), _parse_scaling(down, "down"), parse_padding(padding), flip_filter, gain)
+    impl = _impl.resolve("upfirdn2d", impl, x)
+    # The fused path has no gradient for f: a trainable filter goes through the reference.
+    if impl == "ref" or f.requires_grad or _impl.under_transform(f):
+        return _upfirdn2d_ref(x, f, *args)
+    return upfirdn2d_fused(x, f, *args, kernel=_kernels.get(impl))
 
 
 def _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain):

@@ -7,6 +7,7 @@ import torch
 
 from cuda_ops import upfirdn2d as fir
 from tests.conftest import load_fixture, rel_err
+from tests.cuda_ops.fused import ALL, device_of
 
 
 def upfirdn2d_numpy(x, f, up, down, pad, flip_filter, gain):
@@ -32,17 +33,18 @@ def upfirdn2d_numpy(x, f, up, down, pad, flip_filter, gain):
     return out[:, :, ::downy, ::downx]
 
 
-def test_official_cases():
+@pytest.mark.parametrize("impl", ALL)
+def test_official_cases(impl):
     meta, d = load_fixture("ops")
     cases = [c for c in meta if c["op"] == "upfirdn2d"]
     assert cases
     for case in cases:
         k = f"upfirdn2d/{case['index']}"
-        x, f = torch.from_numpy(d[k + "/x"]), torch.from_numpy(d[k + "/f"])
+        x, f = (torch.from_numpy(d[k + n]).to(device_of(impl)) for n in ("/x", "/f"))
         y = fir.upfirdn2d(x, f, up=case["up"], down=case["down"], padding=case["padding"],
-                          flip_filter=case["flip_filter"], gain=case["gain"])
+                          flip_filter=case["flip_filter"], gain=case["gain"], impl=impl)
         assert y.shape == d[k + "/y"].shape, case
-        assert rel_err(y, d[k + "/y"]) <= 1e-6, case
+        assert rel_err(y.cpu(), d[k + "/y"]) <= 1e-6, case
 
 
 SETTINGS = list(itertools.product(
@@ -53,18 +55,20 @@ SETTINGS = list(itertools.product(
 ))
 
 
+@pytest.mark.parametrize("impl", ALL)
 @pytest.mark.parametrize("up,down,pad,flip", SETTINGS)
-def test_matches_definition(up, down, pad, flip):
+def test_matches_definition(impl, up, down, pad, flip):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 3, 7, 8))                 # odd and even sizes
     f = rng.standard_normal((3, 4)) if flip else rng.standard_normal(4)  # asymmetric taps make flips visible
     f = (np.outer(f, f) if f.ndim == 1 else f).astype(np.float32)       # the op takes float32 taps
     gain = 2.0                                             # a power of two: scaling the float32 taps is exact
     want = upfirdn2d_numpy(x, f.astype(np.float64), up, down, pad, flip, gain)
-    got = fir.upfirdn2d(torch.from_numpy(x), torch.from_numpy(f), up=up, down=down, padding=pad, flip_filter=flip,
-                        gain=gain)
+    dev = device_of(impl)
+    got = fir.upfirdn2d(torch.from_numpy(x).to(dev), torch.from_numpy(f).to(dev), up=up, down=down, padding=pad,
+                        flip_filter=flip, gain=gain, impl=impl)
     assert got.shape == want.shape
-    np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-10, atol=1e-10)
 
 
 def test_separable_filter_matches_outer_product():

@@ -181,8 +181,10 @@ def test_double_backward_through_networks():
         assert torch.autograd.gradgradcheck(fn, (ws,), atol=1e-5)
 
 
-def test_per_sample_gradients_with_vmap_match_batch_of_one():
-    """What differential privacy needs: torch.func per-sample gradients equal a loop over batch-of-one."""
+def test_per_sample_gradients_with_vmap_match_batch_of_one(monkeypatch):
+    """What differential privacy needs: torch.func per-sample gradients equal a loop over batch-of-one.
+    Under vmap the ops take the reference; the loop takes the fused kernels (strict: no fallback)."""
+    monkeypatch.setenv("LEAKGUARD_OPS", "strict")
     D = small_D(c_dim=3, mapping_kwargs=dict(num_layers=2), conv_clamp=256)
     params = {k: v.detach() for k, v in D.named_parameters()}
     buffers = {k: v.detach() for k, v in D.named_buffers()}

@@ -6,7 +6,7 @@ import sys
 
 from training.checkpoint import CheckpointError
 from leakguard import cli_matcher
-from training.cli import audit, convert, dataset, generate, synthfaces, train
+from training.cli import audit, convert, dataset, doctor, generate, synthfaces, train
 
 COMMANDS = {
     "generate": generate,
@@ -16,6 +16,7 @@ COMMANDS = {
     "synthfaces": synthfaces,
     "matcher": cli_matcher,
     "audit": audit,
+    "doctor": doctor,
 }
 
 # Errors caused by the user's input: shown as one line, without a traceback.
