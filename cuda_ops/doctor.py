@@ -6,7 +6,7 @@ import platform
 
 import torch
 
-from cuda_ops import _build, _impl, _kernels
+from cuda_ops import _build, _impl, _kernels, bias_act
 
 OPS = ("bias_act", "upfirdn2d")
 
@@ -36,4 +36,6 @@ def report() -> list[str]:
             for dtype in _kernels.DTYPES[device]:
                 impl, why = _impl.explain(device, dtype)
                 lines.append(f"{op:<10} {device:<7} {str(dtype).removeprefix('torch.'):<8} {impl:<5} {why}")
+    lines.append(f"\nbias_act on cpu with impl='auto': the kernel for {', '.join(bias_act.CPU_FUSED_BY_DEFAULT)}; "
+                 "the reference for the other activations (torch's vectorised exp/tanh are faster there)")
     return lines

@@ -20,14 +20,17 @@ namespace {
 
 using namespace lg_bias_act;
 
-constexpr int64_t kMinRun = 16;        // shorter channel runs use the expanded-bias loop
-constexpr int64_t kGrain = 32768;      // elements per parallel task at least
+constexpr int64_t kMinRun = 16;    // shorter channel runs use the expanded-bias loop
+constexpr int64_t kGrain = 32768;  // elements per parallel task at least
+
+// The two loops below vectorise under plain -O3 with g++ 12 for linear, relu and lrelu in float, every
+// grad (in double, lrelu's forward and clamped grad 2 stay scalar); `#pragma omp simd` made no
+// difference. Activations that call libm (tanh, sigmoid, elu, selu, softplus, swish) run scalar.
 
 // y[i] = f(x[i], r[i] + bias) for one run of elements that share a channel.
 template <int A, int G, bool Cl, typename T>
 void run_scalar_bias(const T* __restrict__ x, const T* __restrict__ r, T* __restrict__ y, int64_t n, T bias,
                      T alpha, T gain, T clamp) {
-#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     y[i] = bias_act_elem<A, G, Cl, T>(x[i], r[i] + bias, alpha, gain, clamp);
   }
@@ -37,7 +40,6 @@ void run_scalar_bias(const T* __restrict__ x, const T* __restrict__ r, T* __rest
 template <int A, int G, bool Cl, typename T>
 void run_vector_bias(const T* __restrict__ x, const T* __restrict__ r, T* __restrict__ y, int64_t n,
                      const T* __restrict__ bias, T alpha, T gain, T clamp) {
-#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     y[i] = bias_act_elem<A, G, Cl, T>(x[i], r[i] + bias[i], alpha, gain, clamp);
   }

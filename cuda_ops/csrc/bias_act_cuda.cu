@@ -6,8 +6,6 @@
 // kernel works on flat memory and only needs (inner = stride[dim], C = size[dim]). float16 is read and
 // written as half and computed in float; float64 is computed in double.
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -15,6 +13,7 @@
 #include <type_traits>
 
 #include "bias_act_math.h"
+#include "cuda_launch.cuh"  // current stream, SM count, CUDAGuard, C10_CUDA_KERNEL_LAUNCH_CHECK
 #include "ops.h"
 
 namespace {
@@ -106,13 +105,13 @@ at::Tensor bias_act_cuda(const at::Tensor& x, const at::Tensor& b, const at::Ten
                 y.strides(), " for sizes ", y.sizes());
   }
 
-  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const int sms = lg_cuda::sm_count();
   const int64_t max_blocks = static_cast<int64_t>(sms) * kBlocksPerSM;
   const int blocks = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, max_blocks)));
   const int64_t grid_stride = static_cast<int64_t>(blocks) * kThreads;
   // 32-bit indices when o + grid stride cannot overflow them.
   const bool use32 = n + grid_stride <= static_cast<int64_t>(std::numeric_limits<uint32_t>::max());
-  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = lg_cuda::stream();
   const bool do_clamp = clamp >= 0;
 
   AT_DISPATCH_FLOATING_TYPES_AND_HALF(x.scalar_type(), "bias_act_cuda", [&] {

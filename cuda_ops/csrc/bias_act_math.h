@@ -9,7 +9,9 @@
 // The derivative conventions at the kinks follow torch's autograd of the pure-torch reference:
 // a'(z) takes the right-hand branch only for z strictly above the kink (z > 0, softplus z > 20);
 // a''(z) of elu and selu is 0 at z == 0 itself (torch's elu double backward tests z < 0), and a'' of
-// softplus is 0 only for z > 20.
+// softplus is 0 only for z > 20. A NaN z gives relu', elu' and selu' their z > 0 value, as torch's
+// backward formulas (which test z <= 0) do. With these choices the results equal torch's autograd of
+// the reference also for NaN, infinite and signed-zero inputs.
 #pragma once
 
 #include <math.h>
@@ -20,10 +22,10 @@
 
 #ifdef __CUDACC__
 #define LG_HOST_DEVICE __host__ __device__
-#define LG_INLINE __host__ __device__ __forceinline__
+#define LG_INLINE LG_HOST_DEVICE __forceinline__
 #else
 #define LG_HOST_DEVICE
-#define LG_INLINE inline
+#define LG_INLINE LG_HOST_DEVICE inline
 #endif
 
 namespace lg_bias_act {
@@ -79,12 +81,12 @@ LG_INLINE T select(bool c, T a, T b) {
   using U = typename FloatBits<T>::type;
   static_assert(sizeof(U) == sizeof(T), "select: unexpected float size");
   U ua, ub;
-  memcpy(&ua, &a, sizeof(T));
-  memcpy(&ub, &b, sizeof(T));
+  std::memcpy(&ua, &a, sizeof(T));
+  std::memcpy(&ub, &b, sizeof(T));
   const U mask = U(0) - U(c);  // all ones when c
   const U ur = (ua & mask) | (ub & ~mask);
   T out;
-  memcpy(&out, &ur, sizeof(T));
+  std::memcpy(&out, &ur, sizeof(T));
   return out;
 #endif
 }

@@ -6,13 +6,12 @@
 // up/down and tap bounds so the divisions fold and the tap loops unroll; everything else takes
 // the generic instantiation. Threads run along W (NCHW) or along C (channels-last) for coalescing.
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
+#include "cuda_launch.cuh"
 #include "ops.h"
 #include "upfirdn2d_math.h"
 
@@ -32,11 +31,11 @@ template <typename scalar_t, typename acc_t, int UP, int DOWN, int MAXT>
 void launch(const Params<scalar_t, acc_t>& p, bool cl) {
     constexpr int kThreads = 256;
     const int64_t want = (p.total + kThreads - 1) / kThreads;
-    const int64_t cap = static_cast<int64_t>(at::cuda::getCurrentDeviceProperties()->multiProcessorCount) * 64;
+    const int64_t cap = static_cast<int64_t>(lg_cuda::sm_count()) * 64;
     const unsigned blocks = static_cast<unsigned>(std::max<int64_t>(1, std::min(want, cap)));
     // 32-bit index math when no index of the grid-stride loop (up to total + grid size) overflows.
     const bool small_index = p.total + static_cast<int64_t>(blocks) * kThreads <= static_cast<int64_t>(INT32_MAX);
-    cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+    cudaStream_t stream = lg_cuda::stream();
     if (small_index) {
         if (cl)
             upfirdn2d_kernel<scalar_t, acc_t, int32_t, true, UP, DOWN, MAXT><<<blocks, kThreads, 0, stream>>>(p);

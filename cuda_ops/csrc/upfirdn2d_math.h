@@ -72,14 +72,14 @@ LG_HOST_DEVICE inline acc_t pixel(const scalar_t* x, int64_t sy, int64_t sx, con
     const acc_t* grow = g + static_cast<int64_t>(ty.k0) * fw + tx.k0;
     const int ny = MAXTY > 0 ? MAXTY : ty.n;
     const int nx = MAXTX > 0 ? MAXTX : tx.n;
-#ifdef __CUDACC__
+#ifdef __CUDA_ARCH__
 #pragma unroll
 #endif
     for (int a = 0; a < ny; ++a) {
         if (MAXTY > 0 && a >= ty.n) break;
         const scalar_t* xp = xrow + a * sy;
         const acc_t* gp = grow + a * upy * fw;
-#ifdef __CUDACC__
+#ifdef __CUDA_ARCH__
 #pragma unroll
 #endif
         for (int b = 0; b < nx; ++b) {

@@ -145,3 +145,16 @@ def test_a_broken_build_falls_back_with_its_log_and_strict_refuses(fresh_reports
     finally:
         monkeypatch.undo()
         _kernels.forget()
+
+
+def test_auto_on_cpu_fuses_the_piecewise_linear_activations_only(monkeypatch, caplog):
+    monkeypatch.setenv("LEAKGUARD_OPS", "strict")     # the reference here is a choice, not a fallback
+    calls = []
+    real = ba.bias_act_fused
+    monkeypatch.setattr(ba, "bias_act_fused", lambda *a, **k: (calls.append(a[3]), real(*a, **k))[1])
+    x, b = torch.randn(2, 3, 4), torch.randn(3)
+    with caplog.at_level(logging.INFO, logger="cuda_ops"):
+        for act in ba.activation_funcs:
+            torch.testing.assert_close(ba.bias_act(x, b, act=act), ba.bias_act(x, b, act=act, impl="ref"))
+        ba.bias_act(x, b, act="tanh", impl="cpu")      # asked for explicitly: the kernel runs
+    assert calls == [*ba.CPU_FUSED_BY_DEFAULT, "tanh"] and not caplog.records
