@@ -3,6 +3,8 @@ import os
 
 from setuptools import find_packages, setup
 
+from cuda_ops._aot import setup_kwargs
+
 # The matchers that run outside torch (leakguard.matchers.dlib_matcher, .arcface_onnx, .landmarks).
 # Every entry is a prebuilt or pure wheel: nothing compiles on install.
 MATCHERS = [
@@ -17,27 +19,6 @@ MATCHERS = [
 # pkg_resources, which setuptools 81 removed. scikit-image ships the astronaut() test photo.
 TEST = ["pytest", "scikit-image", "Click>=6.0", "setuptools<81"]
 
-
-
-def cuda_kernels_ahead_of_time() -> dict:
-    """setup() arguments that build the CUDA kernels now, as cuda_ops._ops_cuda, when torch with CUDA and a
-    CUDA toolkit are both present to the build (`pip install --no-build-isolation .`; pip's default
-    isolated build has no torch, and then the kernels build on first use instead). LEAKGUARD_AOT=0 skips."""
-    if os.environ.get("LEAKGUARD_AOT", "1") == "0":
-        return {}
-    try:
-        import torch
-        from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CUDAExtension
-    except ImportError:
-        return {}
-    if torch.version.cuda is None or CUDA_HOME is None:
-        return {}
-    from cuda_ops._kernels import SPECS  # the same sources and flags as the just-in-time build
-    spec = SPECS["cuda"]
-    here = os.path.dirname(os.path.abspath(__file__))
-    ext = CUDAExtension("cuda_ops._ops_cuda", [os.path.relpath(s, here) for s in spec.sources],
-                        extra_compile_args={"cxx": list(spec.cflags), "nvcc": list(spec.cuda_cflags)})
-    return {"ext_modules": [ext], "cmdclass": {"build_ext": BuildExtension}}
 
 
 setup(
@@ -62,6 +43,7 @@ setup(
     ],
     extras_require={"matchers": MATCHERS, "test": TEST + MATCHERS},
     entry_points={"console_scripts": ["leakguard=training.cli:main"]},
-    package_data={"cuda_ops": ["csrc/*.h", "csrc/*.cpp", "csrc/*.cu"]},
-    **cuda_kernels_ahead_of_time(),
+    package_data={"cuda_ops": ["csrc/*.h", "csrc/*.cuh", "csrc/*.cpp", "csrc/*.cu"]},
+    # The CUDA kernels, compiled now when torch with CUDA and a CUDA toolkit are here (cuda_ops/_aot.py).
+    **setup_kwargs(os.path.dirname(os.path.abspath(__file__))),
 )

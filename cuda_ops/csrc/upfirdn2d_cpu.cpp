@@ -117,6 +117,7 @@ template <typename scalar_t, typename acc_t>
 using FirFn = void (*)(acc_t*, int64_t, bool, const scalar_t* const*, const acc_t*);
 
 constexpr int kMaxGroup = 4;  // rows and taps per fir_rows call
+constexpr int64_t kSmallPlane = 256;  // input pixels per plane up to which whole planes are one call per y phase
 
 // table[nr - 1][nt - 1] = fir_rows<P, nt, nr> for 1 <= nr, nt <= kMaxGroup
 template <typename scalar_t, typename acc_t, int P>
@@ -215,6 +216,96 @@ void run_nchw(const Geometry& G, const scalar_t* x, const int64_t* xs, scalar_t*
             }
     }
     first[G.Ho] = static_cast<int64_t>(calls.size());
+
+    // Small planes: one task handles whole planes. The plan of the rows mirrors ColPlan (rp), and
+    // the buffer holds the plane with zero margins on all sides, split by x phase and y phase, so
+    // that the rows one y phase of the output reads are contiguous with stride S. One fir_rows call
+    // then covers every output row of a y phase as a single long row of (M - 1) * S + nq columns
+    // (the S - nq columns between rows are computed and dropped).
+    Geometry Gy = G;
+    Gy.W = G.H;
+    Gy.Wo = G.Ho;
+    Gy.upx = G.upy;
+    Gy.downx = G.downy;
+    Gy.padx0 = G.pady0;
+    Gy.fw = G.fh;
+    const ColPlan rp = plan_columns(Gy);
+    if (rp.ok && G.H * G.W <= kSmallPlane && G.Ho * G.Wo <= 4 * kSmallPlane) {
+        const int Py = rp.P;
+        const int64_t Dx = cp.D, Dy = rp.D;
+        const int64_t S = cp.seg, R = rp.seg, blk = R * S;
+        const int64_t bufsz = Dx * Dy * blk;
+        const int64_t M = rp.nq;
+        const int64_t L = (M - 1) * S + cp.nq;
+        // Buffer offset of padded row uy / column ux is yoff(uy) + xoff(ux).
+        auto xoff = [&](int64_t ux) { return (ux % Dx) * Dy * blk + ux / Dx; };
+        auto yoff = [&](int64_t uy) { return (uy % Dy) * blk + (uy / Dy) * S; };
+        std::vector<int64_t> xin(static_cast<size_t>(G.W)), yin(static_cast<size_t>(G.H));
+        for (int64_t ix = 0; ix < G.W; ++ix) xin[ix] = xoff(ix - cp.xlo);
+        for (int64_t iy = 0; iy < G.H; ++iy) yin[iy] = yoff(iy - rp.xlo);
+        struct SCall {
+            int nr, nt;
+            int64_t woff, poff;
+        };
+        std::vector<SCall> scalls;
+        std::vector<int64_t> sfirst(static_cast<size_t>(Py + 1));
+        std::vector<acc_t> swp;
+        std::vector<int64_t> spool;
+        for (int ry = 0; ry < Py; ++ry) {
+            sfirst[ry] = static_cast<int64_t>(scalls.size());
+            for (int r0 = 0; r0 < rp.NT; r0 += kMaxGroup)
+                for (int t0 = 0; t0 < cp.NT; t0 += kMaxGroup) {
+                    SCall c{std::min(kMaxGroup, rp.NT - r0), std::min(kMaxGroup, cp.NT - t0),
+                            static_cast<int64_t>(swp.size()), static_cast<int64_t>(spool.size())};
+                    for (int j = 0; j < P; ++j)
+                        for (int r = 0; r < c.nr; ++r)
+                            for (int t = 0; t < c.nt; ++t) {
+                                const int64_t ky = rp.ka[ry] + static_cast<int64_t>(r0 + r) * G.upy;
+                                const int64_t kx = cp.ka[j] + static_cast<int64_t>(t0 + t) * G.upx;
+                                swp.push_back(ky < G.fh && kx < G.fw ? gp[ky * G.fw + kx] : acc_t(0));
+                                spool.push_back(yoff(rp.ia[ry] - rp.xlo + r0 + r) + xoff(cp.ia[j] - cp.xlo + t0 + t));
+                            }
+                    scalls.push_back(c);
+                }
+        }
+        sfirst[Py] = static_cast<int64_t>(scalls.size());
+        const int64_t grain = std::max<int64_t>(1, 16384 / (G.Ho * G.Wo + G.H * G.W));
+        at::parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) {
+            std::vector<scalar_t> buf(static_cast<size_t>(bufsz), scalar_t(0));  // margins stay zero
+            std::vector<acc_t> tmp(static_cast<size_t>(M * S * P));
+            const scalar_t* ptrs[kMaxP * kMaxGroup * kMaxGroup];
+            scalar_t* bp = buf.data();
+            for (int64_t p = begin; p < end; ++p) {
+                const scalar_t* xpl = x + (p / G.C) * xs[0] + (p % G.C) * xs[1];
+                scalar_t* ypl = y + (p / G.C) * ys[0] + (p % G.C) * ys[1];
+                for (int64_t iy = 0; iy < G.H; ++iy) {
+                    const scalar_t* src = xpl + iy * xs[2];
+                    scalar_t* dst = bp + yin[iy];
+                    if (Dx == 1) {
+                        std::copy(src, src + G.W, dst + xin[0]);
+                    } else {
+                        for (int64_t ix = 0; ix < G.W; ++ix) dst[xin[ix]] = src[ix];
+                    }
+                }
+                for (int ry = 0; ry < Py; ++ry) {
+                    for (int64_t ci = sfirst[ry]; ci < sfirst[ry + 1]; ++ci) {
+                        const SCall& c = scalls[ci];
+                        const int n = P * c.nr * c.nt;
+                        for (int k = 0; k < n; ++k) ptrs[k] = bp + spool[c.poff + k];
+                        table[c.nr - 1][c.nt - 1](tmp.data(), L, ci != sfirst[ry], ptrs, swp.data() + c.woff);
+                    }
+                    for (int64_t m = 0; m < M; ++m) {
+                        const int64_t oy = m * Py + ry;
+                        if (oy >= G.Ho) break;
+                        const acc_t* src = tmp.data() + m * S * P;
+                        scalar_t* yrow = ypl + oy * ys[2];
+                        for (int64_t ox = 0; ox < G.Wo; ++ox) yrow[ox] = static_cast<scalar_t>(src[ox]);
+                    }
+                }
+            }
+        });
+        return;
+    }
 
     const int64_t nblk = row_blocks(planes, G.Ho);
     at::parallel_for(0, planes * nblk, 1, [&](int64_t begin, int64_t end) {
