@@ -2,7 +2,9 @@
 
 For each StyleGAN2 shape: bias_act (lrelu, gain sqrt(2), clamp 256, per-channel bias) and upfirdn2d
 (upsample x2 and downsample x2 with the [1,3,3,1] filter), forward and forward+backward, for every
-implementation that runs on the device. "vs ref" is reference time / row time (higher is faster).
+implementation that runs on the device, timed in alternating rounds. "vs ref" is reference time /
+fused time (higher is faster). Forward+backward returns the gradients of x (and b)
+with torch.autograd.grad, as a layer's backward hands them on.
 On a GPU the table adds the bandwidth each row achieves (bytes the op must read and write / time)
 against the device's copy bandwidth, measured here with a large tensor copy.
 
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.timing import median_seconds  # noqa: E402
+from bench.timing import median_seconds, paired_median_seconds  # noqa: E402
 from cuda_ops import _impl  # noqa: E402
 from cuda_ops.bias_act import bias_act  # noqa: E402
 from cuda_ops.upfirdn2d import downsample2d, setup_filter, upsample2d  # noqa: E402
@@ -54,12 +56,12 @@ def cases(shape, dtype, device):
 def fwd_bwd(fn, impl, x, b):
     xg = x.detach().requires_grad_(True)
     bg = b.detach().requires_grad_(True) if b is not None else None
-    y = fn(impl, xg, bg)
-    dy = torch.ones_like(y)  # allocated outside the timed region would change nothing measurable here
+    dy = torch.ones_like(fn(impl, xg, bg))  # the upstream gradient, made once outside the timed calls
 
-    def run():
-        out = fn(impl, xg, bg)
-        out.backward(dy)
+    inputs = [t for t in (xg, bg) if t is not None]
+
+    def run():  # the gradients of the op's inputs, as the layer below receives them (no .grad accumulation)
+        torch.autograd.grad(fn(impl, xg, bg), inputs, dy)
     return run
 
 
@@ -84,10 +86,9 @@ def main():
         for shape in SHAPES[fused]:
             for name, fn, bytes_fwd, bytes_both, (x, b) in cases(shape, dtype, device):
                 for kind, nbytes in (("fwd", bytes_fwd), ("fwd+bwd", bytes_both)):
-                    times = {}
-                    for impl in ("ref", fused):
-                        run = (lambda impl=impl: fn(impl, x, b)) if kind == "fwd" else fwd_bwd(fn, impl, x, b)
-                        times[impl] = median_seconds(run, device, args.repeats)
+                    runs = {impl: (lambda impl=impl: fn(impl, x, b)) if kind == "fwd" else fwd_bwd(fn, impl, x, b)
+                            for impl in ("ref", fused)}
+                    times = paired_median_seconds(runs, device, args.repeats)
                     row = (f"| {name} | {list(shape)} | {str(dtype).removeprefix('torch.')} | {kind} | "
                            f"{times['ref'] * 1e3:.2f} | {times[fused] * 1e3:.2f} | {times['ref'] / times[fused]:.2f}x |")
                     if bw:
