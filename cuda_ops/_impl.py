@@ -3,7 +3,8 @@
 `impl='auto'` picks the fastest implementation available for the tensor's device, and the
 reference under torch.func transforms (vmap, grad), which the fused kernels do not support.
 Setting `LEAKGUARD_OPS=strict` turns every fallback into an error, so a user who expects the
-fused path on a cluster never trains ten times slower without knowing it.
+fused path on a cluster never trains ten times slower without knowing it; `LEAKGUARD_OPS=ref` makes
+'auto' run the reference everywhere (to rule the kernels out when debugging, or to time them).
 """
 import logging
 import os
@@ -22,8 +23,18 @@ class OpFallbackError(RuntimeError):
     """Raised instead of falling back to the reference when LEAKGUARD_OPS=strict."""
 
 
+MODES = ("", "strict", "ref")  # LEAKGUARD_OPS: default, fallbacks are errors, or the reference everywhere
+
+
+def mode() -> str:
+    mode = os.environ.get("LEAKGUARD_OPS", "").strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"LEAKGUARD_OPS={mode!r} is not one of 'strict', 'ref' (or unset)")
+    return mode
+
+
 def strict_mode() -> bool:
-    return os.environ.get("LEAKGUARD_OPS", "").strip().lower() == "strict"
+    return mode() == "strict"
 
 
 # torch.func wraps tensors (BatchedTensor, GradTrackingTensor); fused kernels cannot see through them.
@@ -39,7 +50,7 @@ def resolve(op: str, impl: str, x: torch.Tensor) -> str:
     """The implementation that will run `op` on `x`: 'cuda', 'cpu' or 'ref'."""
     if impl not in IMPLS:
         raise ValueError(f"{op}: impl={impl!r} is not one of {', '.join(IMPLS)}")
-    if impl == "ref":
+    if impl == "ref" or (impl == "auto" and mode() == "ref"):
         return "ref"
     if under_transform(x):
         return "ref"  # by design, not a fallback: per-sample gradients go through the reference
@@ -59,6 +70,8 @@ def resolve(op: str, impl: str, x: torch.Tensor) -> str:
 def explain(device: str, dtype: torch.dtype = torch.float32) -> tuple[str, str]:
     """(implementation, why) for impl='auto' on a `dtype` tensor on `device`, without logging: for
     `leakguard doctor`."""
+    if mode() == "ref":
+        return "ref", "LEAKGUARD_OPS=ref"
     reason = _kernels.unavailable_reason(device, dtype)
     if reason is None:
         return device, f"fused {device} kernels loaded"

@@ -9,6 +9,8 @@ import torch
 from cuda_ops import _build, _impl, _kernels, bias_act
 
 OPS = ("bias_act", "upfirdn2d")
+MODE_NOTES = {"": "fallbacks log a warning", "strict": "fallbacks are errors",
+              "ref": "impl='auto' runs the reference everywhere"}
 
 
 def devices() -> list[str]:
@@ -27,7 +29,7 @@ def report() -> list[str]:
         f"nvcc      {f'{nvcc}: {_build.nvcc_version()}' if nvcc else 'not found'}",
         f"cache     {_build.cache_root()}",
         f"mode      LEAKGUARD_OPS={os.environ.get('LEAKGUARD_OPS', '') or '(unset)'}"
-        f"{' (fallbacks are errors)' if _impl.strict_mode() else ' (fallbacks log a warning)'}",
+        f" ({MODE_NOTES[_impl.mode()]})",
         "",
         f"{'op':<10} {'device':<7} {'dtype':<8} {'runs':<5} why",
     ]

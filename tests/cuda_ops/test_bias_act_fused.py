@@ -158,3 +158,13 @@ def test_auto_on_cpu_fuses_the_piecewise_linear_activations_only(monkeypatch, ca
             torch.testing.assert_close(ba.bias_act(x, b, act=act), ba.bias_act(x, b, act=act, impl="ref"))
         ba.bias_act(x, b, act="tanh", impl="cpu")      # asked for explicitly: the kernel runs
     assert calls == [*ba.CPU_FUSED_BY_DEFAULT, "tanh"] and not caplog.records
+
+
+def test_ops_mode_ref_runs_the_reference_and_bad_modes_are_named(monkeypatch):
+    x = torch.zeros(2, 3)
+    monkeypatch.setenv("LEAKGUARD_OPS", "ref")
+    assert _impl.resolve("bias_act", "auto", x) == "ref"
+    assert _impl.resolve("bias_act", "cpu", x) == "cpu"      # an explicit choice still wins
+    monkeypatch.setenv("LEAKGUARD_OPS", "fast")
+    with pytest.raises(ValueError, match="LEAKGUARD_OPS='fast'.*strict"):
+        ba.bias_act(x)
