@@ -60,14 +60,16 @@ def test_bias_along_other_dim():
     torch.testing.assert_close(ba.bias_act(x, b, dim=2, act="relu"), torch.relu(x + b) * np.sqrt(2))
 
 
+@pytest.mark.parametrize("impl", ALL)
 @pytest.mark.parametrize("act", list(ba.activation_funcs))
 @pytest.mark.parametrize("clamp", [None, 0.8])
-def test_gradcheck_and_gradgradcheck(act, clamp):
+def test_gradcheck_and_gradgradcheck(impl, act, clamp):
     # Inputs kept away from the kinks (0 for relu-like, +-clamp) where finite differences are undefined.
     x = torch.rand(2, 3, 2, 2, dtype=torch.float64) * 0.5 + 0.1
-    x = torch.where(torch.rand_like(x) < 0.5, -x, x).requires_grad_(True)
-    b = (torch.randn(3, dtype=torch.float64) * 0.01).requires_grad_(True)
-    fn = lambda x, b: ba.bias_act(x, b, act=act, alpha=0.25 if act == "lrelu" else None, gain=0.9, clamp=clamp)
+    x = torch.where(torch.rand_like(x) < 0.5, -x, x).to(device_of(impl)).requires_grad_(True)
+    b = (torch.randn(3, dtype=torch.float64) * 0.01).to(device_of(impl)).requires_grad_(True)
+    fn = lambda x, b: ba.bias_act(x, b, act=act, alpha=0.25 if act == "lrelu" else None, gain=0.9, clamp=clamp,
+                                  impl=impl)
     assert torch.autograd.gradcheck(fn, (x, b))
     assert torch.autograd.gradgradcheck(fn, (x, b))
 

@@ -116,11 +116,12 @@ GRAD_SETTINGS = [
 ]
 
 
+@pytest.mark.parametrize("impl", ALL)
 @pytest.mark.parametrize("kw", GRAD_SETTINGS)
-def test_gradcheck_and_gradgradcheck(kw):
-    x = torch.randn(1, 2, 5, 6, dtype=torch.float64, requires_grad=True)
-    f = fir.setup_filter([1, 3, 3, 1])
-    fn = lambda x: fir.upfirdn2d(x, f, **kw)
+def test_gradcheck_and_gradgradcheck(impl, kw):
+    x = torch.randn(1, 2, 5, 6, dtype=torch.float64, device=device_of(impl), requires_grad=True)
+    f = fir.setup_filter([1, 3, 3, 1], device=device_of(impl))
+    fn = lambda x: fir.upfirdn2d(x, f, impl=impl, **kw)
     assert torch.autograd.gradcheck(fn, (x,))
     assert torch.autograd.gradgradcheck(fn, (x,))
 

@@ -1,6 +1,6 @@
 """The fused upfirdn2d kernels against the reference: values and derivatives over up/down 1/2/4,
-paddings (crops too), flip, gain, even and odd sizes, 1D and 2D filters, channels-last; gradcheck in
-float64; the StyleGAN2 resamplers through impl='auto'."""
+paddings (crops too), flip, gain, even and odd sizes, 1D and 2D filters, channels-last (gradcheck:
+test_upfirdn2d.py); the StyleGAN2 resamplers."""
 import itertools
 
 import pytest
@@ -68,23 +68,6 @@ def test_float16_on_cuda_matches_reference():
     f = fir.setup_filter([1, 3, 3, 1], device="cuda")
     for fn in (fir.upsample2d, fir.downsample2d):
         torch.testing.assert_close(fn(x, f, impl="cuda").float(), fn(x.float(), f, impl="ref"), rtol=2e-3, atol=2e-3)
-
-
-@pytest.mark.parametrize("impl", FUSED)
-@pytest.mark.parametrize("kw", [
-    dict(up=2, padding=[2, 1, 2, 1]),
-    dict(down=2, padding=1),
-    dict(up=2, down=2, padding=[0, 1, 2, 3], flip_filter=True, gain=2),
-    dict(up=1, padding=[-1, 1, 1, -1]),
-    dict(up=4, padding=[3, 3, 3, 3], gain=16),
-])
-def test_gradcheck_and_gradgradcheck(impl, kw):
-    device = device_of(impl)
-    x = torch.randn(1, 2, 5, 6, dtype=torch.float64, device=device, requires_grad=True)
-    f = fir.setup_filter([1, 3, 3, 1], device=device)
-    fn = lambda x: fir.upfirdn2d(x, f, impl=impl, **kw)
-    assert torch.autograd.gradcheck(fn, (x,))
-    assert torch.autograd.gradgradcheck(fn, (x,))
 
 
 def test_a_trainable_filter_gets_its_gradient_from_the_reference():
