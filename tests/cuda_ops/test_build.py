@@ -164,3 +164,10 @@ def test_bad_timeout_setting_is_named(monkeypatch):
     monkeypatch.setenv("LEAKGUARD_OPS_BUILD_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="LEAKGUARD_OPS_BUILD_TIMEOUT.*'soon'"):
         _build.build_timeout()
+
+
+def test_importing_the_packages_builds_nothing(tmp_path):
+    env = dict(os.environ, LEAKGUARD_OPS_CACHE=str(tmp_path / "cache"))
+    code = "import cuda_ops.bias_act, cuda_ops.upfirdn2d, training.networks, training.cli"
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, check=True, timeout=120)
+    assert not (tmp_path / "cache").exists()
