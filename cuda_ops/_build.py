@@ -39,6 +39,7 @@ class BuildError(RuntimeError):
 class ExtensionSpec:
     name: str                                   # Python module name of the built library
     sources: tuple[Path, ...]                   # .cpp / .cu files; headers beside them count in the hash
+    include_dirs: tuple[Path, ...] = ()         # more header folders (their headers count in the hash too)
     cuda: bool = False                          # needs nvcc and a CUDA build of torch
     cflags: tuple[str, ...] = ()
     cuda_cflags: tuple[str, ...] = ()
@@ -123,7 +124,7 @@ def toolchain_problem(spec: ExtensionSpec) -> str | None:
 
 def build_key(spec: ExtensionSpec) -> str:
     h = hashlib.sha256()
-    folders = sorted({Path(s).parent for s in spec.sources})
+    folders = sorted({Path(s).parent for s in spec.sources} | {Path(d) for d in spec.include_dirs})
     headers = sorted(p for d in folders for p in d.glob("*.h"))
     for path in [*map(Path, spec.sources), *headers]:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -206,6 +207,7 @@ def _compile(spec: ExtensionSpec, folder: Path, log_path: Path) -> ModuleType:
         module = cpp_extension.load(name=spec.name, sources=[str(s) for s in spec.sources],
                                     extra_cflags=list(spec.cflags), extra_cuda_cflags=list(spec.cuda_cflags),
                                     extra_ldflags=list(spec.ldflags), build_directory=str(folder),
+                                    extra_include_paths=[str(d) for d in spec.include_dirs],
                                     with_cuda=spec.cuda, verbose=False)
     except Exception as e:  # noqa: BLE001 - any build failure becomes a logged fallback reason
         log_path.write_text(f"building {spec.name} in {folder}\n\n{e}\n")
