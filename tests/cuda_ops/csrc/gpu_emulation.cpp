@@ -1,11 +1,13 @@
-// The CUDA upfirdn2d kernel's code on the CPU: the same host side (lg_upfirdn2d::run_elementwise:
-// checks, taps, Params, specialisation) and the same element() calls the GPU threads make, run in a
-// serial loop instead of a grid. Test-only: it lets a machine without a GPU check the GPU's indexing.
+// The CUDA kernels' code on the CPU: the same host sides (run_elementwise in upfirdn2d_host.h and
+// bias_act_host.h: checks, layouts, parameters, instantiations) and the same element() calls the GPU
+// threads make, run in a serial loop instead of a grid. Test-only: it lets a machine without a GPU
+// check the GPU's indexing.
 #include <torch/extension.h>
 
 #include <cstdint>
 #include <limits>
 
+#include "bias_act_host.h"
 #include "upfirdn2d_host.h"
 
 namespace {
@@ -28,6 +30,25 @@ struct SerialLaunch {
     }
 };
 
+struct SerialBiasActLaunch {
+    template <int A, int G, bool Cl, typename scalar_t>
+    void operator()(const lg_bias_act::Args<scalar_t>& a) const {
+        // The GPU takes 32-bit unsigned indices when they fit; so does this loop.
+        if (a.n <= static_cast<int64_t>(std::numeric_limits<uint32_t>::max()) / 2) {
+            const auto inner = static_cast<uint32_t>(a.inner), channels = static_cast<uint32_t>(a.channels);
+            for (uint32_t o = 0; o < static_cast<uint32_t>(a.n); ++o)
+                lg_bias_act::element<A, G, Cl, scalar_t, uint32_t>(a, o, inner, channels);
+        } else {
+            for (int64_t o = 0; o < a.n; ++o) lg_bias_act::element<A, G, Cl, scalar_t, int64_t>(a, o, a.inner, a.channels);
+        }
+    }
+};
+
+at::Tensor bias_act(const at::Tensor& x, const at::Tensor& b, const at::Tensor& ref, int64_t grad, int64_t dim,
+                    int64_t act, double alpha, double gain, double clamp) {
+    return lg_bias_act::run_elementwise(x, b, ref, grad, dim, act, alpha, gain, clamp, SerialBiasActLaunch{});
+}
+
 at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, int64_t upx, int64_t upy, int64_t downx,
                      int64_t downy, int64_t padx0, int64_t padx1, int64_t pady0, int64_t pady1, bool flip,
                      double gain) {
@@ -38,5 +59,6 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, int64_t upx, int6
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+    m.def("bias_act", &bias_act, "the CUDA bias_act kernel's per-element code, run serially on the CPU");
     m.def("upfirdn2d", &upfirdn2d, "the CUDA upfirdn2d kernel's per-element code, run serially on the CPU");
 }
