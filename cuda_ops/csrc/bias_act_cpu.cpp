@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "bias_act_host.h"
 #include "bias_act_math.h"
 #include "ops.h"
 
@@ -97,46 +98,16 @@ void launch(const T* x, const T* r, const T* b, T* y, const Params& p, double al
   }
 }
 
-// `t` laid out exactly like `like` (same sizes and strides): itself when it already is, else a copy.
-at::Tensor as_layout_of(const at::Tensor& t, const at::Tensor& like) {
-  if (t.strides() == like.strides()) return t;
-  at::Tensor out = at::empty_like(like);
-  out.copy_(t);
-  return out;
-}
-
 }  // namespace
 
 at::Tensor bias_act_cpu(const at::Tensor& x, const at::Tensor& b, const at::Tensor& ref, int64_t grad,
                         int64_t dim, int64_t act, double alpha, double gain, double clamp) {
   TORCH_CHECK(x.defined(), "bias_act_cpu: x is undefined");
   TORCH_CHECK(x.device().is_cpu(), "bias_act_cpu: x must be a CPU tensor, got one on ", x.device());
-  TORCH_CHECK(x.layout() == at::kStrided, "bias_act_cpu: x must be a strided (dense) tensor");
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
               "bias_act_cpu: x must be float32 or float64, got ", x.scalar_type());
-  TORCH_CHECK(grad >= 0 && grad <= 2, "bias_act_cpu: grad must be 0, 1 or 2, got ", grad);
-  TORCH_CHECK(act >= 0 && act < kNumActs, "bias_act_cpu: act code must be in [0, ", int(kNumActs), "), got ",
-              act);
-
+  check_args("bias_act_cpu", x, b, ref, grad, dim, act);
   const bool has_bias = b.defined() && b.numel() > 0;
-  if (has_bias) {
-    TORCH_CHECK(dim >= 0 && dim < x.dim(), "bias_act_cpu: dim ", dim, " out of range for x with ", x.dim(),
-                " dimensions");
-    TORCH_CHECK(b.dim() == 1 && b.size(0) == x.size(dim), "bias_act_cpu: b must have shape [", x.size(dim),
-                "] (x.shape[", dim, "]), got ", b.sizes());
-    TORCH_CHECK(b.scalar_type() == x.scalar_type(), "bias_act_cpu: b must have x's dtype ", x.scalar_type(),
-                ", got ", b.scalar_type());
-    TORCH_CHECK(b.device() == x.device(), "bias_act_cpu: b must be on ", x.device(), ", got ", b.device());
-  }
-  if (grad >= 1) {
-    TORCH_CHECK(ref.defined(), "bias_act_cpu: ref is required for grad ", grad);
-    TORCH_CHECK(ref.sizes() == x.sizes(), "bias_act_cpu: ref must have x's shape ", x.sizes(), ", got ",
-                ref.sizes());
-    TORCH_CHECK(ref.scalar_type() == x.scalar_type(), "bias_act_cpu: ref must have x's dtype ",
-                x.scalar_type(), ", got ", ref.scalar_type());
-    TORCH_CHECK(ref.device() == x.device(), "bias_act_cpu: ref must be on ", x.device(), ", got ",
-                ref.device());
-  }
 
   // empty_like keeps a dense x's strides exactly and gives a non-dense x a dense layout;
   // the inputs are then brought to that layout when they differ from it.
@@ -146,13 +117,8 @@ at::Tensor bias_act_cpu(const at::Tensor& x, const at::Tensor& b, const at::Tens
   const at::Tensor rin = grad >= 1 ? as_layout_of(ref, y) : xin;
   const at::Tensor bin = has_bias ? b.contiguous() : at::Tensor();
 
-  Params p{y.numel(), 1, y.numel()};
-  if (has_bias && y.size(dim) > 1) {
-    p.channels = y.size(dim);
-    p.inner = y.stride(dim);
-    TORCH_CHECK(p.inner > 0 && p.numel % (p.channels * p.inner) == 0,
-                "bias_act_cpu: internal error: unexpected strides ", y.strides(), " for sizes ", y.sizes());
-  }
+  const auto period = channel_period("bias_act_cpu", y, has_bias, dim);
+  const Params p{y.numel(), period.first, period.second};
 
   const bool do_clamp = clamp >= 0;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bias_act_cpu", [&] {

@@ -7,6 +7,7 @@
 #include <ATen/Dispatch.h>
 
 #include <type_traits>
+#include <utility>
 
 #include "bias_act_math.h"
 
@@ -44,36 +45,52 @@ inline at::Tensor as_layout_of(const at::Tensor& t, const at::Tensor& like) {
     return out;
 }
 
-// Launch: a functor with template <int A, int G, bool Cl, typename scalar_t> void operator()(const Args&).
-template <typename Launch>
-at::Tensor run_elementwise(const at::Tensor& x, const at::Tensor& b, const at::Tensor& ref, int64_t grad,
-                           int64_t dim, int64_t act, double alpha, double gain, double clamp, const Launch& launch) {
-    TORCH_CHECK(x.layout() == at::kStrided, "bias_act: x must be a strided (dense) tensor");
-    TORCH_CHECK(x.scalar_type() == at::kHalf || x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
-                "bias_act: x must be float16, float32 or float64, got ", x.scalar_type());
-    TORCH_CHECK(grad >= 0 && grad <= 2, "bias_act: grad must be 0, 1 or 2, got ", grad);
-    TORCH_CHECK(act >= 0 && act < kNumActs, "bias_act: act code must be in [0, ", int(kNumActs),
+// The argument checks both devices share (each checks its own dtypes and device).
+inline void check_args(const char* op, const at::Tensor& x, const at::Tensor& b, const at::Tensor& ref, int64_t grad,
+                       int64_t dim, int64_t act) {
+    TORCH_CHECK(x.layout() == at::kStrided, op, ": x must be a strided (dense) tensor");
+    TORCH_CHECK(grad >= 0 && grad <= 2, op, ": grad must be 0, 1 or 2, got ", grad);
+    TORCH_CHECK(act >= 0 && act < kNumActs, op, ": act code must be in [0, ", int(kNumActs),
                 "), got ", act);
 
     const bool has_bias = b.defined() && b.numel() > 0;
     if (has_bias) {
-      TORCH_CHECK(dim >= 0 && dim < x.dim(), "bias_act: dim ", dim, " out of range for x with ", x.dim(),
+      TORCH_CHECK(dim >= 0 && dim < x.dim(), op, ": dim ", dim, " out of range for x with ", x.dim(),
                   " dimensions");
-      TORCH_CHECK(b.dim() == 1 && b.size(0) == x.size(dim), "bias_act: b must have shape [", x.size(dim),
+      TORCH_CHECK(b.dim() == 1 && b.size(0) == x.size(dim), op, ": b must have shape [", x.size(dim),
                   "] (x.shape[", dim, "]), got ", b.sizes());
-      TORCH_CHECK(b.scalar_type() == x.scalar_type(), "bias_act: b must have x's dtype ", x.scalar_type(),
+      TORCH_CHECK(b.scalar_type() == x.scalar_type(), op, ": b must have x's dtype ", x.scalar_type(),
                   ", got ", b.scalar_type());
-      TORCH_CHECK(b.device() == x.device(), "bias_act: b must be on ", x.device(), ", got ", b.device());
+      TORCH_CHECK(b.device() == x.device(), op, ": b must be on ", x.device(), ", got ", b.device());
     }
     if (grad >= 1) {
-      TORCH_CHECK(ref.defined(), "bias_act: ref is required for grad ", grad);
-      TORCH_CHECK(ref.sizes() == x.sizes(), "bias_act: ref must have x's shape ", x.sizes(), ", got ",
+      TORCH_CHECK(ref.defined(), op, ": ref is required for grad ", grad);
+      TORCH_CHECK(ref.sizes() == x.sizes(), op, ": ref must have x's shape ", x.sizes(), ", got ",
                   ref.sizes());
-      TORCH_CHECK(ref.scalar_type() == x.scalar_type(), "bias_act: ref must have x's dtype ",
+      TORCH_CHECK(ref.scalar_type() == x.scalar_type(), op, ": ref must have x's dtype ",
                   x.scalar_type(), ", got ", ref.scalar_type());
-      TORCH_CHECK(ref.device() == x.device(), "bias_act: ref must be on ", x.device(), ", got ",
+      TORCH_CHECK(ref.device() == x.device(), op, ": ref must be on ", x.device(), ", got ",
                   ref.device());
     }
+}
+
+// [channels, inner] of y's memory seen as [outer, channels, inner], with b along `dim` (1, numel: no bias).
+inline std::pair<int64_t, int64_t> channel_period(const char* op, const at::Tensor& y, bool has_bias, int64_t dim) {
+    if (!has_bias || y.size(dim) <= 1) return {1, y.numel()};
+    const int64_t channels = y.size(dim), inner = y.stride(dim);
+    TORCH_CHECK(inner > 0 && y.numel() % (channels * inner) == 0, op, ": internal error: unexpected strides ",
+                y.strides(), " for sizes ", y.sizes());
+    return {channels, inner};
+}
+
+// Launch: a functor with template <int A, int G, bool Cl, typename scalar_t> void operator()(const Args&).
+template <typename Launch>
+at::Tensor run_elementwise(const at::Tensor& x, const at::Tensor& b, const at::Tensor& ref, int64_t grad,
+                           int64_t dim, int64_t act, double alpha, double gain, double clamp, const Launch& launch) {
+    TORCH_CHECK(x.scalar_type() == at::kHalf || x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+                "bias_act: x must be float16, float32 or float64, got ", x.scalar_type());
+    check_args("bias_act", x, b, ref, grad, dim, act);
+    const bool has_bias = b.defined() && b.numel() > 0;
 
     // empty_like keeps a dense x's strides exactly and gives a non-dense x a dense layout;
     // the inputs are then brought to that layout when they differ from it.
@@ -84,14 +101,8 @@ at::Tensor run_elementwise(const at::Tensor& x, const at::Tensor& b, const at::T
     const at::Tensor rin = grad >= 1 ? as_layout_of(ref, y) : xin;
     const at::Tensor bin = has_bias ? b.contiguous() : at::Tensor();
 
-    int64_t channels = 1;
-    int64_t inner = n;
-    if (has_bias && y.size(dim) > 1) {
-      channels = y.size(dim);
-      inner = y.stride(dim);
-      TORCH_CHECK(inner > 0 && n % (channels * inner) == 0, "bias_act: internal error: unexpected strides ",
-                  y.strides(), " for sizes ", y.sizes());
-    }
+    const auto period = channel_period("bias_act", y, has_bias, dim);
+    const int64_t channels = period.first, inner = period.second;
 
     const bool do_clamp = clamp >= 0;
     AT_DISPATCH_FLOATING_TYPES_AND_HALF(x.scalar_type(), "bias_act", [&] {

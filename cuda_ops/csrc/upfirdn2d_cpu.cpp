@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "ops.h"
+#include "upfirdn2d_host.h"
 #include "upfirdn2d_math.h"
 
 namespace {
@@ -415,25 +416,13 @@ at::Tensor upfirdn2d_cpu(const at::Tensor& x, const at::Tensor& f, int64_t upx, 
                          double gain) {
     TORCH_CHECK(x.device().is_cpu(), "upfirdn2d_cpu: x must be a CPU tensor, got ", x.device());
     TORCH_CHECK(f.device().is_cpu(), "upfirdn2d_cpu: f must be a CPU tensor, got ", f.device());
-    TORCH_CHECK(x.dim() == 4, "upfirdn2d_cpu: x must have shape [N, C, H, W], got ", x.sizes());
-    TORCH_CHECK(f.dim() == 2, "upfirdn2d_cpu: f must be a 2D filter [fh, fw], got shape ", f.sizes());
     TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
                 "upfirdn2d_cpu: x must be float32 or float64, got ", x.scalar_type());
-    TORCH_CHECK(f.scalar_type() == x.scalar_type(), "upfirdn2d_cpu: f must have x's dtype ", x.scalar_type(),
-                ", got ", f.scalar_type());
-    TORCH_CHECK(upx >= 1 && upy >= 1 && downx >= 1 && downy >= 1,
-                "upfirdn2d_cpu: up and down must be >= 1, got up (", upx, ", ", upy, "), down (", downx, ", ",
-                downy, ")");
+    const auto out =
+        lg_upfirdn2d::checked_output_size("upfirdn2d_cpu", x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1);
+    const int64_t Ho = out.first, Wo = out.second;
     const int64_t fh = f.size(0), fw = f.size(1);
-    TORCH_CHECK(fh >= 1 && fw >= 1, "upfirdn2d_cpu: the filter must not be empty, got shape ", f.sizes());
     const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-    const int64_t numy = H * upy + pady0 + pady1 - fh;
-    const int64_t numx = W * upx + padx0 + padx1 - fw;
-    TORCH_CHECK(numy >= 0 && numx >= 0, "upfirdn2d_cpu: the output would be empty: input ", H, "x", W,
-                " (HxW) upsampled by (", upy, ", ", upx, ") and padded by (", pady0, ", ", pady1, ", ", padx0, ", ",
-                padx1, ") (y0, y1, x0, x1) gives ", H * upy + pady0 + pady1, "x", W * upx + padx0 + padx1,
-                ", smaller than the ", fh, "x", fw, " filter");
-    const int64_t Ho = numy / downy + 1, Wo = numx / downx + 1;
 
     const auto fmt = x.suggest_memory_format();
     const bool cl = fmt == at::MemoryFormat::ChannelsLast;
