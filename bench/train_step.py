@@ -19,6 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.timing import median_seconds, sync  # noqa: E402
 from training import steps  # noqa: E402
+from training.data import Chunk  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.distributed import Dist, pick_device  # noqa: E402
 from training.report import Reporter  # noqa: E402
@@ -63,7 +64,7 @@ def main():
     dataset = RandomImages(cfg.data.resolution)
     state = build_state(cfg, dataset, Dist(device=device), Reporter(None))
     imgs = torch.as_tensor(dataset.images[:state.batch_gpu], device=device).float() / 127.5 - 1
-    chunks = [steps.Chunk(img=imgs, c=torch.zeros(len(imgs), 0, device=device), id=k) for k in range(state.accum)]
+    chunks = [Chunk(img=imgs, c=torch.zeros(len(imgs), 0, device=device), index=k) for k in range(state.accum)]
     batch = cfg.train.batch
 
     rows = [("G step", lambda: steps.g_step(state, chunks), 1),

@@ -17,10 +17,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from leakguard.matchers.train_matcher import TrainSettings, ensure_synth_matcher  # noqa: E402
+from leakguard.matchers.synth_training import TrainSettings, ensure_synth_matcher  # noqa: E402
 from training import rundir  # noqa: E402
 from training.cli import main  # noqa: E402
-from training.dataset_zip import DatasetZipWriter, Record  # noqa: E402
+from training.data.zip_format import DatasetZipWriter, Record  # noqa: E402
 from training.synthfaces import SynthFaces, export_zip  # noqa: E402
 
 RES = 32

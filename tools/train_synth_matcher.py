@@ -19,7 +19,7 @@ import torch
 from leakguard.identity_data import read_identity_images
 from leakguard.matchers.calibrate import calibrate, calibration_path, save_calibration
 from leakguard.matchers.synth import SynthMatcher, SynthMatcherB
-from leakguard.matchers.train_matcher import TrainSettings, save_checkpoint, train_matcher
+from leakguard.matchers.synth_training import TrainSettings, save_checkpoint, train_matcher
 from training.synthfaces import SynthFaces, export_zip
 
 MATCHERS = {"synth": SynthMatcher, "synth_b": SynthMatcherB}

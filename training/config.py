@@ -95,7 +95,7 @@ class TrainConfig:
     tick_kimg: float = 4.0               # kimg between progress logs and stats
     snapshot_kimg: float = 200.0         # kimg between checkpoints
     image_kimg: float = 200.0            # kimg between fake-image grids
-    keep_snapshots: int = 3              # numbered checkpoints kept (plus latest.pt); 0 = keep all
+    keep_snapshots: int = 3              # newest snapshots kept; 0 = keep all
     grid_images: int = 32                # images in the fixed-seed grid
     device: str = "auto"                 # auto | cpu | cuda
     nan_guard: bool = True               # skip an optimizer step whose gradients are not finite

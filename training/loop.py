@@ -17,9 +17,9 @@ from tqdm import tqdm
 
 from training import rundir
 from training.config import Config, to_yaml
-from training.data import ChunkStream, describe, open_dataset
+from training.data.loader import ChunkStream, describe, open_dataset
 from training.distributed import Dist, average_buffers
-from training.images import make_grid, save_png, to_uint8
+from training.data.images import make_grid, save_png, to_uint8
 from training.report import Reporter
 from training.snapshot import load_snapshot, save_snapshot
 from training.state import TrainState, build_state
@@ -92,7 +92,7 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
     dataset = open_dataset(cfg.data)
     reporter = Reporter(run_dir if main else None)
     state = build_state(cfg, dataset, dist, reporter)
-    state.extra["dataset"] = describe(dataset)
+    state.dataset_info = describe(dataset)
     if resume is not None:
         load_snapshot(resume, state)
         if main:

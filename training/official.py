@@ -21,14 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.checkpoint import load_state_dict_exact, plain
-from training.networks import Discriminator, Generator
+from training.networks import NETWORK_CLASSES
+from training.records import load_state_dict_exact, plain
 
-NETWORK_CLASSES: dict[str, type[nn.Module]] = {"Generator": Generator, "Discriminator": Discriminator}
 NETWORK_KEYS = ("G", "D", "G_ema")
 # Class names that only the alias-free StyleGAN3 generator has (its pickles also say 'Generator').
 STYLEGAN3_ONLY_CLASSES = ("SynthesisInput",)
-
 
 
 class OfficialPickleError(ValueError):
@@ -278,3 +276,11 @@ def load_official_pkl(path_or_file: str | os.PathLike | BinaryIO) -> dict:
     if data.get("training_set_kwargs") is not None:
         out["training_set_kwargs"] = plain(dict(data["training_set_kwargs"]), f"{source}: training_set_kwargs")
     return out
+
+
+def load_official_networks(path: str | os.PathLike) -> dict:
+    """An official pickle in the shape training.checkpoint.load_networks returns: networks plus
+    'extra' holding the source path and the pickle's training_set_kwargs."""
+    nets = load_official_pkl(path)
+    nets["extra"] = {"source": str(path), "training_set_kwargs": nets.pop("training_set_kwargs", None)}
+    return nets

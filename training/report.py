@@ -1,13 +1,14 @@
 """The one logger: `report(name, value)` collects means between ticks; `flush(nimg)` writes them to
-TensorBoard and stats.jsonl with the step counted in images seen. Only rank 0 writes; elsewhere
-the reporter is disabled and every call is a no-op.
+TensorBoard and stats.jsonl with the step counted in images seen; `write(nimg, values)` writes numbers
+other packages computed (e.g. leakguard.audit.scalars of an audit) the same way. Only rank 0 writes;
+elsewhere the reporter is disabled and every call is a no-op.
 """
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 
 class Reporter:
@@ -17,6 +18,8 @@ class Reporter:
         self._writer = None
         self._stats = None
         if self.enabled:
+            # Here, not at import: TensorBoard costs seconds to import, and only rank 0 of a run needs it.
+            from torch.utils.tensorboard import SummaryWriter
             self._writer = SummaryWriter(log_dir=str(run_dir))
             self._stats = open(Path(run_dir) / "stats.jsonl", "a")
 
@@ -41,12 +44,20 @@ class Reporter:
         means = {k: float(s) / max(c, 1) for k, (s, c) in self._sums.items()}
         means.update(extra or {})
         self._sums.clear()
-        for k, v in means.items():
+        return self.write(nimg, means)
+
+    def write(self, nimg: int, values: dict[str, float]) -> dict:
+        """Writes `values` at step `nimg` now: TensorBoard scalars and one stats.jsonl line, where a
+        NaN or infinite value is null (stats.jsonl is strict JSON)."""
+        if not self.enabled:
+            return {}
+        for k, v in values.items():
             self._writer.add_scalar(k, v, global_step=nimg)
-        self._stats.write(json.dumps({"nimg": nimg, **means}) + "\n")
+        line = {k: (float(v) if math.isfinite(v) else None) for k, v in values.items()}
+        self._stats.write(json.dumps({"nimg": nimg, **line}, allow_nan=False) + "\n")
         self._stats.flush()
         self._writer.flush()
-        return means
+        return values
 
     def image(self, name: str, array: np.ndarray, nimg: int) -> None:
         """One [H, W, C] uint8 image."""

@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.checkpoint import TRAIN_FORMAT, CheckpointError, atomic_torch_save, load_state_dict_exact, network_record, plain
+from leakguard.atomic import atomic_open
 from training.config import from_dict, to_dict
+from training.records import CheckpointError, load_state_dict_exact, network_record, plain
 from training.rundir import list_snapshots, snapshot_name
 from training.state import TrainState
 
-FORMAT = TRAIN_FORMAT
+FORMAT = "leakguard.train/1"
 
 # Keys that may differ between a snapshot's config and the resumed run: they change how long or
 # how verbosely training runs, or where data lives, never what it computes.
@@ -58,10 +59,11 @@ def save_snapshot(state: TrainState, folder: Path, keep: int = 0) -> Path:
         "nimg": state.nimg, "round": state.round, "skipped_steps": state.skipped_steps,
         "rng": rng_state(),
         "config": to_dict(state.cfg),
-        "extra": plain(state.extra, "extra"),
+        "extra": plain({"dataset": state.dataset_info}, "extra"),
     }
     path = folder / snapshot_name(state.nimg)
-    atomic_torch_save(data, path)
+    with atomic_open(path, "wb") as f:
+        torch.save(data, f)
     if keep > 0:
         for old in list_snapshots(folder)[:-keep]:
             old.unlink(missing_ok=True)
@@ -78,6 +80,7 @@ def read_snapshot(path: Path) -> dict:
                               f"{str(e).splitlines()[0][:200]})") from None
     fmt = data.get("format") if isinstance(data, dict) else None
     if fmt != FORMAT:
+        # "leakguard.networks/1" is training.checkpoint.FORMAT, which imports this module.
         hint = (" (it holds networks only; a run resumes from runs/<name>-<n>/checkpoints/snapshot-*.pt)"
                 if fmt == "leakguard.networks/1" else "")
         raise CheckpointError(f"{path}: format {fmt!r} is not a training snapshot ({FORMAT!r}){hint}")
@@ -109,7 +112,7 @@ def load_snapshot(path: Path, state: TrainState) -> None:
     if diffs:
         raise CheckpointError(f"{path}: cannot resume, the config differs from the snapshot's in "
                               f"{'; '.join(diffs)} (only {', '.join(RESUMABLE_CHANGES)} may change)")
-    saved_data, data_now = data["extra"].get("dataset"), state.extra.get("dataset")
+    saved_data, data_now = data["extra"].get("dataset"), state.dataset_info
     if saved_data != data_now:
         raise CheckpointError(f"{path}: cannot resume, the snapshot was trained on {saved_data} "
                               f"but the dataset now is {data_now}")

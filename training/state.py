@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.ada import AdaController
 from training.augment import AugmentPipe, make_augment_pipe
+from training.augment.ada import AdaController
 from training.config import Config
 from training.distributed import Dist, broadcast_module
 from training.networks import Discriminator, Generator
@@ -33,7 +33,7 @@ class TrainState:
     nimg: int = 0                        # real images shown to D so far, all ranks
     round: int = 0                       # rounds done; indexes data and random streams
     skipped_steps: int = 0               # optimizer steps dropped for non-finite gradients
-    extra: dict = field(default_factory=dict)  # dataset description, kept in checkpoints
+    dataset_info: dict = field(default_factory=dict)  # data.loader.describe(dataset): resume refuses other data
 
     @property
     def device(self) -> torch.device:

@@ -11,24 +11,16 @@ a chunk come from a stream seeded by (seed, round, step, chunk), so results do n
 a batch is split over processes or accumulation passes, and resuming at a round is exact.
 """
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from training import losses
+from training.data import Chunk
 from training.distributed import sum_gradients
 from training.state import TrainState
 
 STREAMS = {"G": 1, "G_pl": 2, "D": 3, "D_r1": 4, "grid": 5}
-
-
-@dataclass
-class Chunk:
-    """batch_gpu real images with their labels, and the chunk's index within the global batch."""
-    img: torch.Tensor   # [n, C, H, W] float32 in [-1, 1]
-    c: torch.Tensor     # [n, c_dim]
-    id: int
 
 
 def stream_seed(seed: int, round_idx: int, stream: str, chunk: int) -> int:
@@ -44,7 +36,7 @@ def chunk_rng(state: TrainState, stream: str, chunk: int):
 
 
 @contextmanager
-def training(state: TrainState, module: torch.nn.Module):
+def grads_for(state: TrainState, module: torch.nn.Module):
     """Only `module` collects gradients; the other network is a fixed function during this step."""
     for m in (state.G, state.D):
         m.requires_grad_(m is module)
@@ -104,9 +96,9 @@ def optimizer_step(state: TrainState, opt: torch.optim.Optimizer, module: torch.
 
 
 def g_step(state: TrainState, chunks: list[Chunk]) -> None:
-    with training(state, state.G):
+    with grads_for(state, state.G):
         for chunk in chunks:
-            with chunk_rng(state, "G", chunk.id):
+            with chunk_rng(state, "G", chunk.index):
                 z, c = latents(state, len(chunk.img))
                 img, _ = run_G(state, z, c)
                 loss = losses.g_nonsaturating(run_D(state, img, c))  # [n]
@@ -120,9 +112,9 @@ def pl_step(state: TrainState, chunks: list[Chunk], gain: float) -> None:
     cfg = state.cfg.loss
     n = max(1, state.batch_gpu // cfg.pl_batch_shrink)
     total = torch.zeros([2], device=state.device)  # [sum of lengths, count]
-    with training(state, state.G):
+    with grads_for(state, state.G):
         for chunk in chunks:
-            with chunk_rng(state, "G_pl", chunk.id):
+            with chunk_rng(state, "G_pl", chunk.index):
                 z, c = latents(state, n)
                 img, ws = run_G(state, z, c)
                 lengths = losses.path_lengths(img, ws)  # [n]
@@ -138,9 +130,9 @@ def pl_step(state: TrainState, chunks: list[Chunk], gain: float) -> None:
 
 def d_step(state: TrainState, chunks: list[Chunk]) -> None:
     """Logistic D loss on fakes and reals; D(real) signs feed the ADA heuristic."""
-    with training(state, state.D):
+    with grads_for(state, state.D):
         for chunk in chunks:
-            with chunk_rng(state, "D", chunk.id):
+            with chunk_rng(state, "D", chunk.index):
                 z, c = latents(state, len(chunk.img))
                 with torch.no_grad():
                     fake, _ = run_G(state, z, c, update_emas=True)
@@ -160,9 +152,9 @@ def d_step(state: TrainState, chunks: list[Chunk]) -> None:
 def r1_step(state: TrainState, chunks: list[Chunk], gain: float) -> None:
     """Lazy R1: gamma/2 |grad D(x)|^2 on reals, weighted by the interval `gain`."""
     gamma = state.cfg.loss.r1_gamma
-    with training(state, state.D):
+    with grads_for(state, state.D):
         for chunk in chunks:
-            with chunk_rng(state, "D_r1", chunk.id):
+            with chunk_rng(state, "D_r1", chunk.index):
                 real = chunk.img.detach().requires_grad_(True)
                 penalty = losses.r1_penalty(real, run_D(state, real, chunk.c)) * (gamma / 2)  # [n]
             backward(state, penalty, gain)

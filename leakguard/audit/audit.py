@@ -78,6 +78,45 @@ def _membership(emb_members, ids_members, emb_nonmembers, ids_nonmembers, gen: t
             "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()}}
 
 
+def best_matches(gen: torch.Tensor, train: torch.Tensor, train_ids: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For each generated face (gen [G, D]) its best score over the training identities (train [N, D]
+    with identities train_ids [N]: the max over a person's images), that identity, and the training
+    image behind the score: three [G] arrays."""
+    best = topk_identities(gen, train, torch.as_tensor(train_ids, device=train.device), k=1, reduce="max")
+    best_score, best_id = best.scores[:, 0].cpu().numpy(), best.indices[:, 0].cpu().numpy()
+    nearest = topk_cosine(gen, train, k=1).indices[:, 0].cpu().numpy()
+    return best_score, best_id, nearest
+
+
+def leakage_rows(best_score: np.ndarray, calibration: Calibration, fmrs: Sequence[float], identities: int,
+                 images: int, resamples: int = 1000, seed: int = 0) -> list[dict]:
+    """One row per FMR: the threshold, the leak rate of best_score [G] with its bootstrap interval, and
+    the chance rate of a face of nobody in training among `identities` people (`images` images)."""
+    points = [calibration.point(f) for f in fmrs]
+    ci = metrics.leak_rate_intervals(best_score, [p.threshold for p in points], resamples=resamples, seed=seed)
+    rows = []
+    for i, p in enumerate(points):
+        chance_lo, chance_hi = metrics.chance_bounds(p.fmr_observed, identities, images)
+        rate = metrics.leak_rate(best_score, p.threshold)
+        rows.append({"fmr": p.fmr, "fmr_observed": p.fmr_observed, "threshold": p.threshold,
+                     "supported": p.supported, "leak_rate": rate,
+                     "leak_rate_ci": [float(ci.low[i]), float(ci.high[i])], "chance_rate": chance_lo,
+                     "chance_rate_bounds": [chance_lo, chance_hi], "ratio": metrics.leak_ratio(rate, chance_lo),
+                     "leaking_samples": int((best_score >= p.threshold).sum())})
+    return rows
+
+
+def _leakers(best_score: np.ndarray, best_id: np.ndarray, nearest: np.ndarray, threshold: float,
+             identities: np.ndarray, s: AuditSettings) -> dict:
+    """The identities that leak most at `threshold`, and the best-scoring (generated, training) pairs."""
+    counts = metrics.leak_counts(best_score, best_id, threshold, identities)
+    top_ids, top_counts = metrics.top_leakers(identities, counts, s.top_leakers)
+    order = np.argsort(-best_score, kind="stable")[:s.top_pairs]
+    return {"top_leakers": [{"identity": int(i), "count": int(c)} for i, c in zip(top_ids, top_counts)],
+            "top_pairs": [{"generated_index": int(g), "training_index": int(nearest[g]),
+                           "identity": int(best_id[g]), "score": float(best_score[g])} for g in order]}
+
+
 def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, settings: AuditSettings,
                   calibration: Optional[Calibration] = None, calibration_source: str = "",
                   progress: bool = False) -> dict:
@@ -92,39 +131,20 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
     cal, source = (calibration, calibration_source) if calibration is not None else (rr, "training set (R-R pairs)")
 
     train_t = torch.from_numpy(np.array(train)).to(matcher.device)                # [N, D]
-    best = topk_identities(gen, train_t, torch.as_tensor(train_ids, device=matcher.device), k=1, reduce="max")
-    best_score, best_id = best.scores[:, 0].cpu().numpy(), best.indices[:, 0].cpu().numpy()  # [G]
-    nearest = topk_cosine(gen, train_t, k=1).indices.cpu()                         # the image behind best_score
-    points = [cal.point(f) for f in s.fmrs]
-    thresholds = [p.threshold for p in points]
-    ci = metrics.leak_rate_intervals(best_score, thresholds, resamples=s.bootstrap, seed=s.seed)
+    best_score, best_id, nearest = best_matches(gen, train_t, train_ids)          # [G] each
     identities = np.unique(train_ids)
-    leakage = []
-    for i, p in enumerate(points):
-        chance_lo, chance_hi = metrics.chance_bounds(p.fmr_observed, len(identities), len(train_ids))
-        rate = metrics.leak_rate(best_score, p.threshold)
-        leakage.append({"fmr": p.fmr, "fmr_observed": p.fmr_observed, "threshold": p.threshold,
-                        "supported": p.supported, "leak_rate": rate,
-                        "leak_rate_ci": [float(ci.low[i]), float(ci.high[i])], "chance_rate": chance_lo,
-                        "chance_rate_bounds": [chance_lo, chance_hi], "ratio": metrics.leak_ratio(rate, chance_lo),
-                        "leaking_samples": int((best_score >= p.threshold).sum())})
-    mid = thresholds[len(thresholds) // 2]
-    counts = metrics.leak_counts(best_score, best_id, mid, identities)
-    top_ids, top_counts = metrics.top_leakers(identities, counts, s.top_leakers)
-    order = np.argsort(-best_score, kind="stable")[:s.top_pairs]
-    edges = metrics.histogram(best_score)[1]
+    leakage = leakage_rows(best_score, cal, s.fmrs, len(identities), len(train_ids), s.bootstrap, s.seed)
+    mid = len(s.fmrs) // 2  # leak counts per identity at the middle FMR
     section = {
         "version": matcher.version, "embedding_dim": matcher.embedding_dim, "threshold_source": source,
         "rr": {"genuine": _summary(rr.genuine), "impostor": _summary(rr.impostor), "eer": rr.eer},
         "rg": {"best_scores_histogram": metrics.histogram(best_score)[0].tolist(), "mean": float(best_score.mean()),
                "ks_vs_genuine": metrics.ks_statistic(best_score, rr_scores.genuine),
                "ks_vs_impostor": metrics.ks_statistic(best_score, rr_scores.impostor)},
-        "hist_edges": edges.tolist(),
+        "hist_edges": metrics.histogram(best_score)[1].tolist(),
         "leakage": leakage,
-        "leak_counts_fmr": s.fmrs[len(thresholds) // 2],
-        "top_leakers": [{"identity": int(i), "count": int(c)} for i, c in zip(top_ids, top_counts)],
-        "top_pairs": [{"generated_index": int(g), "training_index": int(nearest[g, 0]),
-                       "identity": int(best_id[g]), "score": float(best_score[g])} for g in order],
+        "leak_counts_fmr": s.fmrs[mid],
+        **_leakers(best_score, best_id, nearest, leakage[mid]["threshold"], identities, s),
         "membership": None,
     }
     if inputs.members is not None and inputs.nonmembers is not None:

@@ -8,6 +8,8 @@ every plot and face is a base64 PNG data URI. Plots are drawn on matplotlib `Fig
 render through Agg without pyplot, so no backend is chosen and no window opens, even in a notebook.
 Training faces are private data: unless `show_training_images`, they are never encoded into the
 file; a grey box stands in their place. Every string from the report is passed through html.escape.
+report.json is strict JSON: a number that is NaN or infinite (a leak ratio whose chance rate is 0)
+is written as null, and the HTML, drawn from the report itself, says which it was.
 
 Formats, the same in every table: rates in percent (two decimals, more below 0.1% so three
 significant digits show; an interval shares the decimals of its smallest value), intervals as
@@ -16,14 +18,14 @@ significant digits show; an interval shares the decimals of its smallest value),
 import base64
 import html
 import io
-import json
 import math
-import os
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 from PIL import Image
+
+from leakguard.atomic import write_json, write_text
 
 HIDDEN_TEXT = "training image hidden (--show-training-images)"
 MISSING_TEXT = "training image not available"
@@ -56,18 +58,21 @@ def write_report(out_dir, report: dict, images: Optional[dict] = None,
     out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / "report.json", out / "report.html"
     # The numbers first: they survive a missing matplotlib or a failing plot.
-    _write_atomic(json_path, json.dumps(report, indent=1) + "\n")
-    _write_atomic(html_path, render_html(report, images, show_training_images))
+    write_json(json_path, finite_or_null(report))
+    write_text(html_path, render_html(report, images, show_training_images))
     return json_path, html_path
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def finite_or_null(value):
+    """A copy of the report with NaN and infinite numbers (a leak ratio whose chance rate is 0) as null:
+    report.json is strict JSON. The HTML, drawn from the report itself, still says which it was."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
 
 
 # ---- numbers and strings ------------------------------------------------------------------------

@@ -6,10 +6,10 @@ and later audits of other generators reuse it.
     e = store.embeddings(ImageFiles("ffhq256.zip"), matcher)   # np.memmap float32 [N, D]
 
 Images stream through in matcher.batch_size batches and embeddings go straight to a memory-mapped
-.npy, so memory stays bounded for any N. A run that stops midway leaves only a temporary file.
+.npy, so memory stays bounded for any N. A run that stops midway leaves no partial file (a killed one
+at most a hidden .tmp beside it).
 """
 import hashlib
-import json
 import os
 import re
 from pathlib import Path
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from leakguard.atomic import AtomicFile, write_json
 from leakguard.matchers.base import Matcher
 
 DEFAULT_ROOT = Path(os.environ.get("LEAKGUARD_CACHE", "~/.cache/leakguard")).expanduser() / "embeddings"
@@ -41,10 +42,9 @@ class EmbeddingStore:
             cached = np.load(path, mmap_mode="r")
             if cached.shape == (len(images), matcher.embedding_dim):
                 return cached
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(images), matcher.embedding_dim))
-        try:
+        with AtomicFile(path) as out_file:
+            out = np.lib.format.open_memmap(out_file.tmp, mode="w+", dtype=np.float32,
+                                            shape=(len(images), matcher.embedding_dim))
             done = 0
             with tqdm(total=len(images), desc=f"embed {images!r} ({matcher.name})", unit="img",
                       disable=not progress) as bar:
@@ -55,10 +55,7 @@ class EmbeddingStore:
                     bar.update(len(e))
             out.flush()
             del out
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        path.with_suffix(".json").write_text(json.dumps(
-            {"images": repr(images), "fingerprint": images.fingerprint, "matcher": matcher.version,
-             "count": len(images), "dim": matcher.embedding_dim}, indent=1))
+        write_json(path.with_suffix(".json"),
+                   {"images": repr(images), "fingerprint": images.fingerprint, "matcher": matcher.version,
+                    "count": len(images), "dim": matcher.embedding_dim})
         return np.load(path, mmap_mode="r")

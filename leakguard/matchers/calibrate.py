@@ -36,14 +36,14 @@ uniformly, with replacement, from a generator seeded with `seed`, and the result
 """
 import json
 import math
-import os
-import tempfile
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
+
+from leakguard.atomic import write_text
 
 FMRS = (1e-2, 1e-3, 1e-4)      # the operating points an audit reports
 MAX_PAIRS = 20_000_000         # above this many pairs of a kind, that kind is sampled
@@ -440,20 +440,7 @@ def calibration_path(weights: str | Path) -> Path:
 
 def save_calibration(path: str | Path, cal: Calibration) -> Path:
     """Writes cal as JSON to path atomically (a temporary file in the same folder, then a rename)."""
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(cal.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_text(path, cal.to_json())
 
 
 def load_calibration(path: str | Path) -> Calibration:

@@ -1,5 +1,5 @@
 """Matchers for the SynthFaces domain: SynthNetA ('synth') and SynthNetB ('synth_b') trained with
-ArcFace on SynthFaces people (leakguard.matchers.train_matcher). SynthFaces frames are centred
+ArcFace on SynthFaces people (leakguard.matchers.synth_training). SynthFaces frames are centred
 portraits, so by default images are only resized (alignment='none')."""
 import logging
 from pathlib import Path
@@ -9,7 +9,7 @@ import torch
 
 from leakguard.matchers.nets import weight_file
 from leakguard.matchers.nets.weight_file import WeightsMismatch
-from leakguard.matchers.nets.synth_nets import ARCHS, CHECKPOINT_FORMAT, build_net
+from leakguard.matchers.nets.synth_nets import ARCHS, FORMAT, build_net
 from leakguard.matchers.torch_matcher import TorchMatcher
 from leakguard.matchers.weights import require_file
 
@@ -37,10 +37,10 @@ def load_checkpoint(path: str | Path, arch: str | None = None) -> dict:
     except Exception as e:  # torch raises many types for files that are not its checkpoints
         raise WeightsMismatch(f"{path}: not a synth matcher checkpoint ({type(e).__name__}: {str(e)[:200]})") \
             from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise WeightsMismatch(f"{path}: not a synth matcher checkpoint (format {found!r}, expected "
-                              f"{CHECKPOINT_FORMAT!r}); make one with {how_to_train(arch or 'synth')}")
+                              f"{FORMAT!r}); make one with {how_to_train(arch or 'synth')}")
     if ckpt.get("arch") not in ARCHS:
         raise WeightsMismatch(f"{path}: arch {ckpt.get('arch')!r}; expected one of {', '.join(ARCHS)}")
     if arch is not None and ckpt["arch"] != arch:

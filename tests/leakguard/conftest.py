@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from leakguard.identity_data import read_identity_images
-from leakguard.matchers.train_matcher import TrainSettings, save_checkpoint, train_matcher
+from leakguard.matchers.synth_training import TrainSettings, save_checkpoint, train_matcher
 from training.synthfaces import SynthFaces, export_zip
 
 RES = 32

@@ -10,7 +10,8 @@ matcher's calibration on 100 other people (as its calibration file would hold); 
 FMR 1e-3, where a face of nobody in training matches one of the 30 people (300 images) by chance with
 probability 0.029-0.258 (leakguard.audit.metrics.chance_bounds).
 """
-import numpy as np
+import json
+
 import pytest
 import torch
 
@@ -61,7 +62,7 @@ def world(tmp_path_factory, synth_matcher_weights):
 
 
 def _subset_zip(path, pixels, ids):
-    from training.dataset_zip import DatasetZipWriter, Record
+    from training.data.zip_format import DatasetZipWriter, Record
     with DatasetZipWriter(path) as w:
         for img, i in zip(pixels.numpy(), ids):
             w.add(Record(img.transpose(1, 2, 0), identity=int(i)))
@@ -117,16 +118,20 @@ def test_oversampled_person_tops_the_leak_ranking(world):
 
 
 def test_report_numbers_reach_tensorboard(world, tmp_path):
-    """The training-loop helper: the audit's headline numbers as scalars a SummaryWriter wrote."""
+    """The training loop's path: the audit's headline numbers through the training Reporter, the one
+    logger, into TensorBoard and stats.jsonl."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from torch.utils.tensorboard import SummaryWriter
 
-    from leakguard.audit.tensorboard import log_report
+    from leakguard.audit.scalars import scalars
+    from training.report import Reporter
     inputs = AuditInputs(generated=ImageTensor(world["train_pixels"][:40]), training=world["training"],
                          members=world["members"], nonmembers=world["nonmembers"])
     report = run_audit(inputs, [world["matcher"]], world["store"], AuditSettings(bootstrap=20), world["calibrations"])
-    with SummaryWriter(str(tmp_path)) as writer:
-        written = log_report(writer, report, step=1234)
+    reporter = Reporter(tmp_path)
+    written = reporter.write(1234, scalars(report))
+    reporter.close()
+    (line,) = [json.loads(s) for s in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert line == {"nimg": 1234, **written}
     events = EventAccumulator(str(tmp_path))
     events.Reload()
     section = report["matchers"]["synth"]

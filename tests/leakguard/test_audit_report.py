@@ -95,7 +95,12 @@ def test_writes_both_files_and_json_round_trips(tmp_path):
     report, images = make_report()
     json_path, html_path = write_report(tmp_path / "out", report, images)
     assert (json_path, html_path) == (tmp_path / "out" / "report.json", tmp_path / "out" / "report.html")
-    assert json.loads(json_path.read_text()) == report
+    text = json_path.read_text()
+    assert "Infinity" not in text and "NaN" not in text  # strict JSON: jq and browsers read it
+    back = json.loads(text)
+    assert back["matchers"][EVIL]["leakage"][2]["ratio"] is None  # the infinite ratio, as null
+    back["matchers"][EVIL]["leakage"][2]["ratio"] = float("inf")
+    assert back == report
     assert "<h1>LeakGuard audit report</h1>" in html_path.read_text(encoding="utf-8")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.html", "report.json"]  # no temp files
 

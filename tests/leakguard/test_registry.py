@@ -1,7 +1,6 @@
 """Matchers by name: every registered class builds from a MatcherConfig, unknown names list the valid
 ones, and a missing weights file says which file is needed."""
 import pytest
-import torch
 
 from leakguard.matchers.base import Matcher
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher

@@ -16,14 +16,14 @@ import pytest
 import torch
 from PIL import Image
 
-from leakguard import cli_matcher
+from leakguard.cli import matcher as cli_matcher
 from leakguard.identity_data import IdentityDataError, read_identity_images
 from leakguard.matchers.arcface_loss import ArcFaceLoss
 from leakguard.matchers.nets.synth_nets import SynthNetA, SynthNetB, build_net
 from leakguard.matchers.synth import SynthMatcher, SynthMatcherB, load_checkpoint
-from leakguard.matchers.train_matcher import TrainSettings, ensure_synth_matcher, save_checkpoint, train_matcher
+from leakguard.matchers.synth_training import TrainSettings, ensure_synth_matcher, save_checkpoint, train_matcher
 from leakguard.matchers.weights import WeightsMissing
-from training.dataset_zip import DatasetZipWriter, Record
+from training.data.zip_format import DatasetZipWriter, Record
 from tests.leakguard.conftest import MATCHER_PEOPLE, MATCHER_SETTINGS
 from tests.leakguard.conftest import RES as MATCHER_RES
 from training.synthfaces import SynthFaces, export_zip

@@ -134,7 +134,7 @@ def official_snapshot(meta, arrays, protocol=4, module_src=MODULE_SRC, tensor=No
             G_ema=module_tree(persistence, util, "Generator", g, meta["G_kwargs"], module_src, tensor),
             augment_pipe=Persistent(persistence, "AugmentPipe", {"_parameters": {}, "_buffers": {
                 "p": torch.zeros([])}, "_modules": {}}),
-            training_set_kwargs=util.EasyDict(class_name="training.dataset.ImageFolderDataset",
+            training_set_kwargs=util.EasyDict(class_name="training.data.dataset.ImageFolderDataset",
                                               path="ffhq.zip", resolution=32, use_labels=False, xflip=True),
         )
         data.update(extra or {})

@@ -8,7 +8,7 @@ import torch
 
 from tests.training.tiny import tiny_config
 from training import loop, rundir
-from training.ada import AdaController
+from training.augment.ada import AdaController
 from training.augment import make_augment_pipe
 from training.distributed import Dist
 

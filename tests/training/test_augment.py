@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from training.augment import AUGMENT_PRESETS, AugmentPipe, make_augment_pipe
-from training.augment_color import ColorSpec, sample_color
-from training.augment_geometry import (GeomSpec, apply_geometry, blit, is_blit, resample, rotate,
+from training.augment.color import ColorSpec, sample_color
+from training.augment.geometry import (GeomSpec, apply_geometry, blit, is_blit, resample, rotate,
                                        sample_inverse_geometry, scale, sym6_taps, translate)
 
 F64 = torch.float64

@@ -11,7 +11,8 @@ from PIL import Image
 
 from training.checkpoint import CheckpointError, load_networks, save_networks
 from training.cli import main
-from training.cli.generate import generate, parse_seeds
+from training.cli.generate import parse_seeds
+from training.inference import generate
 from training.networks import Discriminator, Generator
 
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-import training.dataset
-from training.dataset import DatasetError, ImageDataset
-from training.dataset_zip import DatasetZipWriter, Record, archive_name
+import training.data.dataset
+from training.data.dataset import DatasetError, ImageDataset
+from training.data.zip_format import DatasetZipWriter, Record, archive_name
 
 
 def random_images(n, size=8, channels=3, seed=0):
@@ -190,9 +190,9 @@ def test_truncated_image_is_reported_or_skipped(tmp_path, fmt):
 
 def test_threaded_check_keeps_order_and_max_size(tmp_path, monkeypatch):
     # Large images are decoded in threads, chunk by chunk; shrink both thresholds to run that path.
-    monkeypatch.setattr(training.dataset, "_THREADS_FROM_PX", 4)
-    monkeypatch.setattr(training.dataset, "_VERIFY_THREADS", 2)
-    monkeypatch.setattr(training.dataset, "_CHUNK", 2)
+    monkeypatch.setattr(training.data.dataset, "_THREADS_FROM_PX", 4)
+    monkeypatch.setattr(training.data.dataset, "_VERIFY_THREADS", 2)
+    monkeypatch.setattr(training.data.dataset, "_CHUNK", 2)
     arrays = random_images(7, size=32)
     for i, a in enumerate(arrays):
         save(a, tmp_path / f"{i}.png")

@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 from training.cli import main
-from training.dataset import ImageDataset
-from training.dataset_build import (build_zip, iter_celeba, iter_flat, iter_identity_folders,
+from training.data.dataset import ImageDataset
+from training.data.build import (build_zip, iter_celeba, iter_flat, iter_identity_folders,
                                     read_celeba_identities)
-from training.dataset_zip import DatasetZipWriter, Record, archive_name
+from training.data.zip_format import DatasetZipWriter, Record, archive_name
 
 
 def noise(w, h, seed, channels=3):

@@ -55,7 +55,7 @@ def test_two_gloo_processes_match_one(tmp_path):
 
 
 def test_torchrun_launches_the_cli_with_rank_0_writing(tmp_path):
-    """The documented command line: torchrun runs `-m training.train`; one run folder, written by rank 0,
+    """The documented command line: torchrun runs `-m training.cli train`; one run folder, written by rank 0,
     whose final snapshot holds the same G_ema as one process training in this test."""
     from tests.training.tiny import TINY
     from training import rundir
@@ -65,8 +65,8 @@ def test_torchrun_launches_the_cli_with_rank_0_writing(tmp_path):
                    f"run_dir={tmp_path / 'runs'}", "name=tr"]
     torchrun = Path(sys.executable).with_name("torchrun")
     done = subprocess.run([str(torchrun), "--nproc_per_node=2", "--master_port", str(free_port()),
-                           "-m", "training.train", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+                           "-m", "training.cli", "train", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("run folder:") == 1 and "done: 0.016 kimg" in done.stdout
     (run_dir,) = (tmp_path / "runs").iterdir()

@@ -28,7 +28,7 @@ def test_loads_official_snapshot_exactly(tmp_path, name, protocol):
     path.write_bytes(official_snapshot(meta, d, protocol=protocol))
     nets = load_official_pkl(path)
     assert set(nets) == {"G", "D", "G_ema", "training_set_kwargs"}
-    assert nets["training_set_kwargs"] == dict(class_name="training.dataset.ImageFolderDataset", path="ffhq.zip",
+    assert nets["training_set_kwargs"] == dict(class_name="training.data.dataset.ImageFolderDataset", path="ffhq.zip",
                                                resolution=32, use_labels=False, xflip=True)
     assert type(nets["training_set_kwargs"]) is dict
     for key, prefix in [("G", "G/"), ("G_ema", "G/"), ("D", "D/")]:

@@ -82,20 +82,18 @@ def test_resume_from_a_file_that_is_not_a_snapshot(tmp_path):
         read_snapshot(junk)
 
 
+# Writes one snapshot, then hangs halfway through the next, through the helper save_snapshot writes with.
 KILLED_WRITER = r"""
 import sys, time, torch
 from pathlib import Path
-import training.checkpoint as ck
+from leakguard.atomic import atomic_open
 folder = Path(sys.argv[1])
-ck.atomic_torch_save({"format": "leakguard.train/1", "nimg": 1, "payload": torch.zeros(10)},
-                     folder / "snapshot-0000000001.pt")
-real_save = torch.save
-def slow_save(obj, f):  # writes part of the file, then hangs as if the disk were slow
-    f.write(b"PK\x03\x04" + bytes(1 << 20)); f.flush()
+with atomic_open(folder / "snapshot-0000000001.pt", "wb") as f:
+    torch.save({"format": "leakguard.train/1", "nimg": 1, "payload": torch.zeros(10)}, f)
+with atomic_open(folder / "snapshot-0000000002.pt", "wb") as f:
+    f.write(b"PK\x03\x04" + bytes(1 << 20)); f.flush()  # part of the file, then a hang, as if the disk were slow
     print("writing", flush=True)
     time.sleep(60)
-ck.torch.save = slow_save
-ck.atomic_torch_save({"format": "leakguard.train/1", "nimg": 2}, folder / "snapshot-0000000002.pt")
 """
 
 

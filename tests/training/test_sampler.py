@@ -1,7 +1,7 @@
 """The data order is a function of (seed, round): independent of ranks, accumulation and resume."""
 import pytest
 
-from training.sampler import RoundSampler
+from training.data.sampler import RoundSampler
 
 
 def rounds(sampler, k):

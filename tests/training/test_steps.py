@@ -6,6 +6,7 @@ import torch
 
 from tests.training.tiny import ToyDataset, tiny_config
 from training import steps
+from training.data import Chunk
 from training.distributed import Dist
 from training.report import Reporter
 from training.state import build_state, lazy_ratio
@@ -21,7 +22,7 @@ def make_state(tmp_path, *overrides, dataset=None):
 
 def chunks_of(state, dataset):
     imgs = torch.as_tensor(dataset.images[:4]).float() / 127.5 - 1
-    return [steps.Chunk(img=imgs[i:i + 2], c=torch.zeros(2, 0), id=k) for k, i in enumerate((0, 2))]
+    return [Chunk(img=imgs[i:i + 2], c=torch.zeros(2, 0), index=k) for k, i in enumerate((0, 2))]
 
 
 def capture_grads(monkeypatch):
@@ -111,7 +112,7 @@ def test_accumulation_matches_one_big_batch(tmp_path, monkeypatch):
         state = make_state(tmp_path, f"train.batch_gpu={batch_gpu}", "model.mbstd_channels=0", dataset=data)
         seen = capture_grads(monkeypatch)
         imgs = torch.as_tensor(data.images[:4]).float() / 127.5 - 1
-        chunks = [steps.Chunk(img=imgs[i:i + batch_gpu], c=torch.zeros(batch_gpu, 0), id=k)
+        chunks = [Chunk(img=imgs[i:i + batch_gpu], c=torch.zeros(batch_gpu, 0), index=k)
                   for k, i in enumerate(range(0, 4, batch_gpu))]
         steps.r1_step(state, chunks, gain=1)
         grads.append(seen["D_r1"])

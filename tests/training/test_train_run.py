@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests.training.tiny import tiny_config
 from training import loop, rundir
 from training.cli import main
-from training.data import open_dataset
+from training.data.loader import open_dataset
 from training.distributed import Dist
 
 

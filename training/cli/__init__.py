@@ -1,12 +1,19 @@
-"""The `leakguard` command. Each subcommand is a module with `add_arguments(parser)` and
-`run(args)`, listed in COMMANDS; errors a user can fix print one line and exit with status 2."""
+"""The `leakguard` command hub. Each subcommand is a module with `add_arguments(parser)` and
+`run(args)`, listed in COMMANDS: the training commands here, the privacy suite's from leakguard.cli
+(`audit` through the adapter here that also samples generators). Errors a user can fix print one
+line and exit with status 2.
+
+`python -m training.cli ARGS` is `leakguard ARGS`; torchrun starts it for multi-GPU training:
+
+    torchrun --nproc_per_node=K -m training.cli train --config configs/ffhq256.yaml data.path=...
+"""
 import argparse
 import logging
 import sys
 
-from training.checkpoint import CheckpointError
-from leakguard import cli_matcher
+from leakguard.cli import matcher
 from training.cli import audit, convert, dataset, doctor, generate, synthfaces, train
+from training.records import CheckpointError
 
 COMMANDS = {
     "generate": generate,
@@ -14,7 +21,7 @@ COMMANDS = {
     "train": train,
     "dataset": dataset,
     "synthfaces": synthfaces,
-    "matcher": cli_matcher,
+    "matcher": matcher,
     "audit": audit,
     "doctor": doctor,
 }

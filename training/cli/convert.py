@@ -9,7 +9,8 @@ example:
 import argparse
 from pathlib import Path
 
-from training.checkpoint import load_official_networks, save_networks
+from training.checkpoint import save_networks
+from training.official import load_official_networks
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ examples:
 import argparse
 from pathlib import Path
 
-from training.dataset_build import TRANSFORMS, build_zip, iter_celeba, iter_flat, iter_identity_folders
+from training.data.build import TRANSFORMS, build_zip, iter_celeba, iter_flat, iter_identity_folders
 
 LAYOUTS = ("flat", "identity-folders", "celeba")
 

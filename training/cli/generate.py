@@ -5,18 +5,18 @@ the same face as in the official tools. Writes seed%04d.png per seed and, with -
 
 examples:
   leakguard generate --network ffhq.pkl --seeds 0-15 --trunc 0.7 --outdir out/ffhq --grid
-  leakguard generate --network runs/x/network-final.pt --seeds 1,5,9 --class 2
+  leakguard generate --network runs/x-0/checkpoints/snapshot-0000030000.pt --seeds 1,5,9 --class 2
   leakguard generate --random-init --resolution 32 --seeds 0-15 --outdir out/demo --grid
 """
 import argparse
 import re
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from training.checkpoint import load_any
-from training.images import make_grid, save_png, to_uint8
+from leakguard.cli.options import resolve_device
+from training.data.images import make_grid, save_png
+from training.inference import generate, load_generator
 from training.networks import Generator
 
 
@@ -52,65 +52,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-seed", type=int, default=0, help="with --random-init: seed of the weights")
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    return device
-
-
 def random_generator(resolution: int, init_seed: int) -> Generator:
     torch.manual_seed(init_seed)
     return Generator(z_dim=64, c_dim=0, w_dim=64, img_resolution=resolution, img_channels=3,
                      mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=4096, channel_max=128))
 
 
-def load_generator(args) -> Generator:
-    if args.random_init:
-        return random_generator(args.resolution, args.init_seed)
-    nets = load_any(args.network)
-    if args.which not in nets:
-        have = [k for k in nets if k != "extra"]
-        raise ValueError(f"{args.network}: has no {args.which}; it holds {', '.join(have) or 'no networks'}")
-    if not isinstance(nets[args.which], Generator):
-        raise ValueError(f"{args.network}: {args.which} is a {type(nets[args.which]).__name__}, not a Generator")
-    return nets[args.which]
-
-
-def class_labels(G: Generator, class_idx: int | None, n: int, device) -> torch.Tensor:
-    c = torch.zeros([n, G.c_dim], device=device)
-    if G.c_dim == 0:
-        if class_idx is not None:
-            print("leakguard generate: --class ignored: the network is unconditional")
-        return c
-    if class_idx is None or not 0 <= class_idx < G.c_dim:
-        raise ValueError(f"the network is conditional with {G.c_dim} classes: pass --class 0..{G.c_dim - 1}")
-    c[:, class_idx] = 1
-    return c
-
-
-@torch.no_grad()
-def generate(G: Generator, seeds: list[int], device, trunc=1.0, trunc_cutoff=None, noise_mode="const",
-             class_idx=None, batch=8) -> np.ndarray:
-    """Returns [len(seeds), H, W, C] uint8 images."""
-    G = G.to(device).eval()
-    out = []
-    for i in range(0, len(seeds), batch):
-        chunk = seeds[i:i + batch]
-        z = torch.from_numpy(np.stack([np.random.RandomState(s).randn(G.z_dim) for s in chunk])).float().to(device)
-        c = class_labels(G, class_idx, len(chunk), device)
-        out.append(to_uint8(G(z, c, truncation_psi=trunc, truncation_cutoff=trunc_cutoff, noise_mode=noise_mode)))
-    return np.concatenate(out)
-
-
 def run(args) -> None:
     if args.batch < 1:
         raise ValueError(f"--batch must be >= 1, got {args.batch}")
     device = resolve_device(args.device)
-    G = load_generator(args)
-    images = generate(G, args.seeds, device, args.trunc, args.trunc_cutoff, args.noise_mode, args.class_idx, args.batch)
+    G = random_generator(args.resolution, args.init_seed) if args.random_init else load_generator(args.network,
+                                                                                                  args.which)
+    class_idx = args.class_idx
+    if G.c_dim == 0 and class_idx is not None:
+        print("leakguard generate: --class ignored: the network is unconditional")
+        class_idx = None
+    images = generate(G, args.seeds, device, args.trunc, args.trunc_cutoff, args.noise_mode, class_idx, args.batch)
     args.outdir.mkdir(parents=True, exist_ok=True)
     for seed, img in zip(args.seeds, images):
         save_png(img, args.outdir / f"seed{seed:04d}.png")

@@ -8,7 +8,7 @@ examples:
   leakguard train --config configs/synthfaces32.yaml
   leakguard train --config configs/celeba64.yaml data.path=celeba64.zip train.kimg=5000
   leakguard train --config configs/synthfaces32.yaml --resume auto
-  torchrun --nproc_per_node=4 -m training.train --config configs/ffhq256.yaml data.path=ffhq256.zip
+  torchrun --nproc_per_node=4 -m training.cli train --config configs/ffhq256.yaml data.path=ffhq256.zip
 """
 import argparse
 import logging

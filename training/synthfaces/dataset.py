@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.dataset_zip import DatasetZipWriter, Record
+from training.data.zip_format import DatasetZipWriter, Record
 from training.synthfaces.params import MAX_SEED, identity_params, nuisance_params
 from training.synthfaces.render import MAX_RESOLUTION, MIN_RESOLUTION, render_face
 
@@ -166,7 +166,7 @@ class SynthFaces(torch.utils.data.Dataset):
 
 
 def export_zip(path: str | os.PathLike, dataset: SynthFaces) -> Path:
-    """Writes `dataset` as a StyleGAN2-ADA dataset zip with identities (training.dataset_zip layout)."""
+    """Writes `dataset` as a StyleGAN2-ADA dataset zip with identities (training.data.zip_format layout)."""
     with DatasetZipWriter(path) as writer:
         for i in range(len(dataset)):
             image, _ = dataset[i]  # [3, H, W]

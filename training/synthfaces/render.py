@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from training.synthfaces.params import IdentityParams, Nuisance
-from training.synthfaces import parts
+from training.synthfaces.parts import draw_face
 
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 256
 HEAD_Y = 0.05  # head centre below the image centre (image units), leaving room for the hair
@@ -103,5 +103,5 @@ def render_face(identity: IdentityParams, nuisance: Nuisance, resolution: int) -
         raise TypeError(f"render_face needs (IdentityParams, Nuisance), got ({type(identity).__name__}, "
                         f"{type(nuisance).__name__}); make them with identity_params() and nuisance_params()")
     canvas = Canvas(resolution, nuisance)
-    parts.draw_face(canvas, identity, nuisance)
+    draw_face(canvas, identity, nuisance)
     return composite(canvas, nuisance)

@@ -93,10 +93,10 @@ def build_net(arch: str, embedding_dim: int = 128, input_size: int = 64, **kwarg
     return ARCHS[arch](embedding_dim=embedding_dim, input_size=input_size, **kwargs)
 
 # What a synth matcher checkpoint holds (torch.save of plain data, loaded with weights_only=True):
-#   format       CHECKPOINT_FORMAT
+#   format       FORMAT
 #   arch         a key of ARCHS
 #   net_kwargs   {"embedding_dim", "input_size", ...} for build_net
 #   embedding_dim, input_size   D and S, repeated for readers that do not build the net
 #   state_dict   the network's parameters and buffers
 #   summary      how it was trained: data, settings, loss, accuracy, seconds
-CHECKPOINT_FORMAT = "leakguard.synth_matcher.v1"
+FORMAT = "leakguard.synth_matcher.v1"

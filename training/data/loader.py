@@ -2,9 +2,9 @@
 import torch
 
 from training.config import DataConfig
-from training.dataset import ImageDataset
-from training.sampler import RoundSampler, chunk_ids
-from training.steps import Chunk
+from training.data import Chunk
+from training.data.dataset import ImageDataset
+from training.data.sampler import RoundSampler, chunk_ids
 from training.synthfaces import SynthFaces
 
 
@@ -54,7 +54,7 @@ class ChunkStream:
         imgs, labels = next(self.loader)
         imgs = imgs.to(self.device, non_blocking=True).to(torch.float32) / 127.5 - 1
         labels = labels.to(self.device, non_blocking=True).to(torch.float32)
-        return [Chunk(img=i, c=c, id=k) for i, c, k in
+        return [Chunk(img=i, c=c, index=k) for i, c, k in
                 zip(imgs.split(self.batch_gpu), labels.split(self.batch_gpu), self.ids)]
 
     def __iter__(self):

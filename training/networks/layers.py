@@ -14,6 +14,20 @@ from cuda_ops import upfirdn2d as fir
 from cuda_ops.conv2d_resample import conv2d_resample
 
 
+ARCHITECTURES = ("orig", "skip", "resnet")
+
+
+def check_architecture(architecture: str) -> None:
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture={architecture!r} is not one of {', '.join(ARCHITECTURES)}")
+
+
+def compute_dtype(use_fp16: bool, force_fp32: bool, device: torch.device, full: torch.dtype) -> torch.dtype:
+    """float16 for fp16 layers on CUDA, where it is fast and supported; otherwise the parameters'
+    own dtype (float32 as in the official networks, float64 for derivative checks)."""
+    return torch.float16 if use_fp16 and not force_fp32 and device.type == "cuda" else full
+
+
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
     """Pixel norm: x / sqrt(mean(x^2)) along `dim`."""
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()

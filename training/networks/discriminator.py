@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from cuda_ops import upfirdn2d as fir
-from training.generator import ARCHITECTURES, MappingNetwork, _check_architecture, _compute_dtype
-from training.layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer
+from training.networks.layers import (Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, check_architecture,
+                                     compute_dtype)
+from training.networks.mapping import MappingNetwork
 
 
 class DiscriminatorBlock(nn.Module):
@@ -22,7 +23,7 @@ class DiscriminatorBlock(nn.Module):
                  resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None, use_fp16: bool = False,
                  fp16_channels_last: bool = False, freeze_layers: int = 0):
         super().__init__()
-        _check_architecture(architecture)
+        check_architecture(architecture)
         if in_channels not in (0, tmp_channels):
             raise ValueError(f"discriminator block b{resolution}: in_channels must be 0 or {tmp_channels}, "
                              f"got {in_channels}")
@@ -56,7 +57,7 @@ class DiscriminatorBlock(nn.Module):
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False):
         device = (x if x is not None else img).device
-        dtype = _compute_dtype(self.use_fp16, force_fp32, device, self.conv0.weight.dtype)
+        dtype = compute_dtype(self.use_fp16, force_fp32, device, self.conv0.weight.dtype)
         fp16 = dtype == torch.float16
         memory_format = torch.channels_last if self.channels_last and fp16 else torch.contiguous_format
 
@@ -90,7 +91,7 @@ class DiscriminatorEpilogue(nn.Module):
                  architecture: str = "resnet", mbstd_group_size: int | None = 4, mbstd_num_channels: int = 1,
                  activation: str = "lrelu", conv_clamp: float | None = None):
         super().__init__()
-        _check_architecture(architecture)
+        check_architecture(architecture)
         self.in_channels = in_channels
         self.cmap_dim = cmap_dim
         self.resolution = resolution

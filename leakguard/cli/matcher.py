@@ -22,7 +22,7 @@ from leakguard.identity_data import read_identity_images
 from leakguard.matchers.calibrate import MAX_PAIRS, calibrate, calibration_path, save_calibration
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
 from leakguard.matchers.nets.synth_nets import ARCHS
-from leakguard.matchers.train_matcher import TrainSettings, save_checkpoint, train_matcher
+from leakguard.matchers.synth_training import TrainSettings, save_checkpoint, train_matcher
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@
 Both sources hold image files (.png .jpg .jpeg .bmp .webp, found recursively, sorted by their path
 relative to the root, hidden files and __MACOSX/ left out) and an optional dataset.json at the root:
     {"labels": [[name, label], ...] or null, "identities": [[name, identity_id], ...] or null}
-with names relative to the root, '/'-separated (the layout `training.dataset_zip` writes and the
+with names relative to the root, '/'-separated (the layout `training.data.zip_format` writes and the
 official `dataset_tool.py` reads). Pixels come back exactly as stored: `resolution` is a check, never
 a resize; `leakguard dataset` is the place to resize.
 """

@@ -10,7 +10,6 @@ in the image, an int the privacy features group by.
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.publish import publish
+from leakguard.atomic import AtomicFile
 
 
 @dataclass
@@ -43,10 +42,8 @@ class DatasetZipWriter:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self._zip = zipfile.ZipFile(self._tmp, "w", compression=zipfile.ZIP_STORED)
+        self._out = AtomicFile(self.path)
+        self._zip = zipfile.ZipFile(self._out.tmp, "w", compression=zipfile.ZIP_STORED)
         self._shape = None
         self.labels: list = []
         self.identities: list = []
@@ -83,18 +80,14 @@ class DatasetZipWriter:
             self.abort()
             raise ValueError(f"{self.path}: no images to write")
         meta = {"labels": self.labels or None, "identities": self.identities or None}
-        try:
+        with self._out:
             self._zip.writestr("dataset.json", json.dumps(meta))
             self._zip.close()
-            publish(self._tmp, self.path)
-        except BaseException:
-            Path(self._tmp).unlink(missing_ok=True)
-            raise
         return self.path
 
     def abort(self) -> None:
         self._zip.close()
-        Path(self._tmp).unlink(missing_ok=True)
+        self._out.discard()
 
     def __enter__(self):
         return self

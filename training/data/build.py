@@ -1,4 +1,4 @@
-"""Builds a dataset zip (`training.dataset_zip`) from a folder of source images of any size.
+"""Builds a dataset zip (`training.data.zip_format`) from a folder of source images of any size.
 
 Three source layouts, each a function yielding `SourceImage`s that `build_zip` decodes, crops,
 resizes and writes:
@@ -9,7 +9,6 @@ resizes and writes:
     iter_celeba(src, identity_file)        CelebA's img_align_celeba/ and identity_CelebA.txt
 """
 import io
-import json
 import logging
 import os
 import time
@@ -21,9 +20,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-from training.dataset import (READ_ERRORS, FolderSource, check_tables, is_hidden, is_image_name, open_source,
-                              read_error, read_tables)
-from training.dataset_zip import DatasetZipWriter, Record
+from leakguard.atomic import write_json
+from training.data.dataset import (READ_ERRORS, FolderSource, check_tables, is_hidden, is_image_name,
+                                   open_source, read_error, read_tables)
+from training.data.zip_format import DatasetZipWriter, Record
 
 log = logging.getLogger(__name__)
 
@@ -216,14 +216,7 @@ def _first_resolution(img: Image.Image, image: SourceImage, transform: str) -> i
     return side
 
 
-def build_zip(images: Iterable[SourceImage], dest: str | Path, resolution: int | None = None,
-              transform: str = "center-crop", skip_bad: bool = False, *, celeba_crop: bool = False,
-              max_images: int | None = None, grayscale: bool = False, xflip: bool = False) -> BuildSummary:
-    """Writes `images` to the zip `dest`, all `resolution` px square (default: the first image's
-    size after cropping); with `xflip` each is followed by its mirror image (same label and identity),
-    and `max_images` still counts source images. Unreadable sources stop the build, or with `skip_bad` are counted and
-    left out. With identity names (identity-folders) also writes DEST.identities.json {id: name}."""
-    dest = Path(dest)
+def _check_build_options(dest: Path, resolution: int | None, transform: str, max_images: int | None) -> None:
     if dest.suffix.lower() != ".zip":
         raise ValueError(f"--dest {dest}: the dataset is written as a zip; use a name ending in .zip")
     if transform not in TRANSFORMS:
@@ -232,6 +225,47 @@ def build_zip(images: Iterable[SourceImage], dest: str | Path, resolution: int |
         check_resolution(resolution)
     if max_images is not None and max_images < 1:
         raise ValueError(f"--max-images {max_images}: must be >= 1")
+
+
+def _decode_or_skip(image: SourceImage, mode: str, skip_bad: bool, skipped: list[str]) -> Image.Image | None:
+    """The decoded image; None when it is unreadable and `skip_bad` (it is then counted in `skipped`)."""
+    try:
+        return _decode(image, mode)
+    except READ_ERRORS as e:
+        if not skip_bad:
+            raise ValueError(f"{image.where}: cannot read image ({read_error(e)}); fix or remove the "
+                             "file, or pass --skip-bad to skip unreadable images") from None
+        if len(skipped) < _LIST_SKIPPED:
+            log.warning("%s: skipped (%s)%s", image.where, read_error(e),
+                        "; further skipped files are only counted" if len(skipped) == _LIST_SKIPPED - 1 else "")
+        skipped.append(image.where)
+        return None
+
+
+def _celeba_box(img: Image.Image, image: SourceImage) -> Image.Image:
+    if img.size != CELEBA_SIZE:
+        raise ValueError(f"{image.where} is {img.size[0]}x{img.size[1]}; --celeba-crop expects CelebA's "
+                         "aligned 178x218 images (img_align_celeba)")
+    return img.crop(CELEBA_BOX)
+
+
+def _write_image(writer: DatasetZipWriter, pixels: np.ndarray, image: SourceImage, xflip: bool) -> None:
+    """pixels [H, W, C] uint8, and with `xflip` its mirror image right after it."""
+    writer.add(Record(pixels, image.label, image.identity), source=image.where)
+    if xflip:
+        writer.add(Record(np.ascontiguousarray(pixels[:, ::-1]), image.label, image.identity),
+                   source=f"{image.where} (mirrored)")
+
+
+def build_zip(images: Iterable[SourceImage], dest: str | Path, resolution: int | None = None,
+              transform: str = "center-crop", skip_bad: bool = False, *, celeba_crop: bool = False,
+              max_images: int | None = None, grayscale: bool = False, xflip: bool = False) -> BuildSummary:
+    """Writes `images` to the zip `dest`, all `resolution` px square (default: the first image's
+    size after cropping); with `xflip` each is followed by its mirror image (same label and identity),
+    and `max_images` still counts source images. Unreadable sources stop the build, or with `skip_bad` are counted and
+    left out. With identity names (identity-folders) also writes DEST.identities.json {id: name}."""
+    dest = Path(dest)
+    _check_build_options(dest, resolution, transform, max_images)
     mode = "L" if grayscale else "RGB"
     skipped, names, ids = [], {}, set()
     taken = 0  # source images written
@@ -240,30 +274,15 @@ def build_zip(images: Iterable[SourceImage], dest: str | Path, resolution: int |
         for image in images:
             if max_images is not None and taken >= max_images:
                 break
-            try:
-                img = _decode(image, mode)
-            except READ_ERRORS as e:
-                if not skip_bad:
-                    raise ValueError(f"{image.where}: cannot read image ({read_error(e)}); fix or remove the "
-                                     "file, or pass --skip-bad to skip unreadable images") from None
-                if len(skipped) < _LIST_SKIPPED:
-                    log.warning("%s: skipped (%s)%s", image.where, read_error(e),
-                                "; further skipped files are only counted" if len(skipped) == _LIST_SKIPPED - 1 else "")
-                skipped.append(image.where)
+            img = _decode_or_skip(image, mode, skip_bad, skipped)
+            if img is None:
                 continue
             if celeba_crop:
-                if img.size != CELEBA_SIZE:
-                    raise ValueError(f"{image.where} is {img.size[0]}x{img.size[1]}; --celeba-crop expects CelebA's "
-                                     "aligned 178x218 images (img_align_celeba)")
-                img = img.crop(CELEBA_BOX)
+                img = _celeba_box(img, image)
             if resolution is None:
                 resolution = _first_resolution(img, image, transform)
             pixels = np.asarray(_shape(img, image, resolution, transform), dtype=np.uint8)
-            pixels = pixels[:, :, np.newaxis] if pixels.ndim == 2 else pixels  # [H, W, C]
-            writer.add(Record(pixels, image.label, image.identity), source=image.where)
-            if xflip:
-                writer.add(Record(np.ascontiguousarray(pixels[:, ::-1]), image.label, image.identity),
-                           source=f"{image.where} (mirrored)")
+            _write_image(writer, pixels[:, :, np.newaxis] if pixels.ndim == 2 else pixels, image, xflip)
             taken += 1
             if image.identity is not None:
                 ids.add(image.identity)
@@ -278,15 +297,8 @@ def build_zip(images: Iterable[SourceImage], dest: str | Path, resolution: int |
     summary = BuildSummary(dest=dest, written=written, resolution=resolution, channels=1 if grayscale else 3,
                            identities=len(ids), skipped=skipped)
     if names:
-        summary.identity_names_path = _write_identity_names(dest, names)
+        # Beside the zip, not in it: the zip's dataset.json keys are the ones the writer and the
+        # official tools know. JSON object keys are strings, so ids are written as "0", "1", ...
+        summary.identity_names_path = write_json(dest.with_suffix(".identities.json"),
+                                                 {str(k): names[k] for k in sorted(names)})
     return summary
-
-
-def _write_identity_names(dest: Path, names: dict[int, str]) -> Path:
-    # Beside the zip, not in it: the zip's dataset.json keys are the ones the writer and the
-    # official tools know. JSON object keys are strings, so ids are written as "0", "1", ...
-    path = dest.with_suffix(".identities.json")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({str(k): names[k] for k in sorted(names)}, indent=1))
-    os.replace(tmp, path)
-    return path

@@ -1,4 +1,4 @@
-"""StyleGAN2 generator (Karras et al. 2020): mapping network z -> w, synthesis network ws -> image.
+"""StyleGAN2 generator (Karras et al. 2020): mapping network z -> w (mapping.py), synthesis network ws -> image.
 
 Constructor arguments, state_dict names and forward API follow the official StyleGAN2-ADA
 Generator, so official checkpoints load and tools written for it (projection, editing) work.
@@ -9,98 +9,11 @@ from torch import nn
 
 from cuda_ops import bias_act as ba
 from cuda_ops import upfirdn2d as fir
-from training.layers import Conv2dLayer, FullyConnectedLayer, modulated_conv2d, normalize_2nd_moment
+from training.networks.layers import (Conv2dLayer, FullyConnectedLayer, check_architecture, compute_dtype,
+                                     modulated_conv2d)
+from training.networks.mapping import MappingNetwork
 
 NOISE_MODES = ("random", "const", "none")
-ARCHITECTURES = ("orig", "skip", "resnet")
-
-
-def _check_architecture(architecture: str) -> None:
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture={architecture!r} is not one of {', '.join(ARCHITECTURES)}")
-
-
-def _compute_dtype(use_fp16: bool, force_fp32: bool, device: torch.device, full: torch.dtype) -> torch.dtype:
-    """float16 for fp16 layers on CUDA, where it is fast and supported; otherwise the parameters'
-    own dtype (float32 as in the official networks, float64 for derivative checks)."""
-    return torch.float16 if use_fp16 and not force_fp32 and device.type == "cuda" else full
-
-
-class MappingNetwork(nn.Module):
-    """z [N, z_dim] (+ c [N, c_dim]) -> w [N, w_dim] or ws [N, num_ws, w_dim]; tracks the moving
-    average w_avg used by the truncation trick w' = w_avg + psi (w - w_avg)."""
-
-    def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int | None, num_layers: int = 8,
-                 embed_features: int | None = None, layer_features: int | None = None, activation: str = "lrelu",
-                 lr_multiplier: float = 0.01, w_avg_beta: float | None = 0.995):
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.num_ws = num_ws
-        self.num_layers = num_layers
-        self.w_avg_beta = w_avg_beta
-
-        if embed_features is None:
-            embed_features = w_dim
-        if c_dim == 0:
-            embed_features = 0
-        if layer_features is None:
-            layer_features = w_dim
-        features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
-
-        if c_dim > 0:
-            self.embed = FullyConnectedLayer(c_dim, embed_features)
-        for idx in range(num_layers):
-            layer = FullyConnectedLayer(features[idx], features[idx + 1], activation=activation,
-                                        lr_multiplier=lr_multiplier)
-            setattr(self, f"fc{idx}", layer)
-        if num_ws is not None and w_avg_beta is not None:
-            self.register_buffer("w_avg", torch.zeros([w_dim]))
-
-    def forward(self, z: torch.Tensor | None, c: torch.Tensor | None, truncation_psi: float = 1,
-                truncation_cutoff: int | None = None, skip_w_avg_update: bool = False,
-                update_emas: bool | None = None) -> torch.Tensor:
-        """`update_emas` (StyleGAN3-repo name) overrides the default: w_avg is updated in training mode
-        unless `skip_w_avg_update`."""
-        x = None
-        dtype = next(self.parameters(), torch.empty(0)).dtype  # float32 unless the network was cast
-        if self.z_dim > 0:
-            _check_2d(z, self.z_dim, "z")
-            x = normalize_2nd_moment(z.to(dtype))
-        if self.c_dim > 0:
-            _check_2d(c, self.c_dim, "c")
-            y = normalize_2nd_moment(self.embed(c.to(dtype)))
-            x = torch.cat([x, y], dim=1) if x is not None else y
-        for idx in range(self.num_layers):
-            x = getattr(self, f"fc{idx}")(x)
-
-        update = (self.training and not skip_w_avg_update) if update_emas is None else update_emas
-        if update and self.w_avg_beta is not None:
-            with torch.no_grad():
-                self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-
-        if self.num_ws is not None:
-            x = x.unsqueeze(1).repeat([1, self.num_ws, 1])  # [N, num_ws, w_dim]
-        if truncation_psi != 1:
-            if self.w_avg_beta is None:
-                raise ValueError("truncation needs w_avg, which this mapping network does not track (w_avg_beta=None)")
-            if self.num_ws is None or truncation_cutoff is None:
-                x = self.w_avg.lerp(x, truncation_psi)
-            else:
-                # Truncate only the first `truncation_cutoff` ws (coarse styles).
-                keep = torch.arange(self.num_ws, device=x.device) >= truncation_cutoff
-                x = torch.where(keep[None, :, None], x, self.w_avg.lerp(x, truncation_psi))
-        return x
-
-    def extra_repr(self) -> str:
-        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
-
-
-def _check_2d(t: torch.Tensor | None, dim: int, name: str) -> None:
-    if t is None or t.ndim != 2 or t.shape[1] != dim:
-        shape = None if t is None else tuple(t.shape)
-        raise ValueError(f"mapping network: {name} must have shape [N, {dim}], got {shape}")
 
 
 class SynthesisLayer(nn.Module):
@@ -188,7 +101,7 @@ class SynthesisBlock(nn.Module):
                  conv_clamp: float | None = None, use_fp16: bool = False, fp16_channels_last: bool = False,
                  **layer_kwargs):
         super().__init__()
-        _check_architecture(architecture)
+        check_architecture(architecture)
         self.in_channels = in_channels
         self.w_dim = w_dim
         self.resolution = resolution
@@ -226,7 +139,7 @@ class SynthesisBlock(nn.Module):
                              f"[N, {self.num_conv + self.num_torgb}, {self.w_dim}], got {tuple(ws.shape)}")
         w_iter = iter(ws.unbind(dim=1))
         full = self.conv1.weight.dtype
-        dtype = _compute_dtype(self.use_fp16, force_fp32, ws.device, full)
+        dtype = compute_dtype(self.use_fp16, force_fp32, ws.device, full)
         fp16 = dtype == torch.float16
         memory_format = torch.channels_last if self.channels_last and fp16 else torch.contiguous_format
         if fused_modconv is None:

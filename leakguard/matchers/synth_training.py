@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from leakguard.atomic import atomic_open
 from leakguard.matchers.arcface_loss import ArcFaceLoss
-from leakguard.matchers.nets.synth_nets import ARCHS, CHECKPOINT_FORMAT, build_net
+from leakguard.matchers.nets.synth_nets import ARCHS, FORMAT, build_net
 
 
 @dataclass
@@ -163,25 +163,13 @@ def save_checkpoint(path: str | os.PathLike, net: torch.nn.Module, summary: dict
     """Writes the net and how it was trained as plain data (loads with weights_only=True), atomically:
     into a temporary file beside `path`, then renamed over it."""
     st = summary["settings"]
-    ckpt = {"format": CHECKPOINT_FORMAT, "arch": st["arch"], "net_kwargs": net_kwargs(TrainSettings(**st)),
+    ckpt = {"format": FORMAT, "arch": st["arch"], "net_kwargs": net_kwargs(TrainSettings(**st)),
             "embedding_dim": st["embedding_dim"], "input_size": [st["input_size"], st["input_size"]],
             "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
             "summary": summary}
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give what a normally created file gets
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        torch.save(ckpt, f)
     return path
 
 

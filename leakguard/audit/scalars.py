@@ -1,7 +1,8 @@
-"""Audit numbers as TensorBoard scalars, so a training loop can log an audit beside its losses:
+"""An audit's headline numbers as named scalars, so a training loop can log an audit beside its
+losses through its own logger (training.report.Reporter.write):
 
     report = run_audit(inputs, matchers, store, settings)
-    log_report(writer, report, step=nimg)      # writer: torch.utils.tensorboard.SummaryWriter
+    reporter.write(nimg, scalars(report))
 
 Tags: Audit/<matcher>/leak_rate@<fmr>, .../leak_ratio@<fmr>, .../chance_rate@<fmr>,
 .../rg_best_mean, .../ks_vs_impostor, and with membership .../membership_auc and
@@ -11,7 +12,7 @@ import math
 
 
 def scalars(report: dict) -> dict[str, float]:
-    """The report's headline numbers by TensorBoard tag (non-finite ratios left out)."""
+    """The report's headline numbers by tag (non-finite ratios left out)."""
     out = {}
     for name, m in report["matchers"].items():
         prefix = f"Audit/{name}"
@@ -28,12 +29,3 @@ def scalars(report: dict) -> dict[str, float]:
             for fpr, tpr in m["membership"]["tpr_at_fpr"].items():
                 out[f"{prefix}/membership_tpr@{fpr}"] = tpr
     return out
-
-
-def log_report(writer, report: dict, step: int) -> dict[str, float]:
-    """Writes scalars(report) at `step` (images seen, as the training loop counts) and returns them."""
-    values = scalars(report)
-    for tag, value in values.items():
-        writer.add_scalar(tag, value, global_step=step)
-    writer.flush()
-    return values

@@ -3,15 +3,15 @@ Limited Data"): what D sees, reals and fakes alike, is a randomly augmented imag
 probability p times its weight. The ops are "non-leaking": each is invertible in distribution for p < 1,
 so G cannot lower its loss by reproducing the augmentations (keep p below about 0.8).
 
-Geometry (blit and geom) lives in training.augment_geometry, colour in training.augment_color; this
+Geometry (blit and geom) lives in training.augment.geometry, colour in training.augment.color; this
 module holds the pipe, its p, and the named presets.
 """
 import math
 
 import torch
 
-from training.augment_color import ColorSpec, apply_color, sample_color
-from training.augment_geometry import GeomSpec, apply_geometry, sample_inverse_geometry
+from training.augment.color import ColorSpec, apply_color, sample_color
+from training.augment.geometry import GeomSpec, apply_geometry, sample_inverse_geometry
 
 BLIT = dict(xflip=1, rotate90=1, xint=1)
 GEOM = dict(scale=1, rotate=1, aniso=1, xfrac=1)
@@ -41,7 +41,7 @@ class AugmentPipe(torch.nn.Module):
             args[name] = float(value)
         self.geom = GeomSpec(**{k: args[k] for k in GeomSpec.__dataclass_fields__})
         self.color = ColorSpec(**{k: args[k] for k in ColorSpec.__dataclass_fields__})
-        # The overall probability; the training loop (fixed p or training.ada) owns its value.
+        # The overall probability; the training loop (fixed p or training.augment.ada) owns its value.
         self.register_buffer("p", torch.zeros([]))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -79,7 +79,7 @@ def _describe(x) -> str:
 
 
 def make_augment_pipe(preset: str) -> AugmentPipe:
-    """A pipe with the ops of a named preset at weight 1 and p = 0 (set p, or let training.ada move it)."""
+    """A pipe with the ops of a named preset at weight 1 and p = 0 (set p, or let training.augment.ada move it)."""
     if preset not in AUGMENT_PRESETS:
         raise ValueError(f"unknown augmentation preset {preset!r}; valid presets: {', '.join(AUGMENT_PRESETS)}")
     return AugmentPipe(**AUGMENT_PRESETS[preset])

@@ -1,0 +1,78 @@
+"""Audit generated faces (a folder or zip of images) for identity leakage and identity membership,
+per face matcher, against the generator's identity-labelled training set; writes OUT/report.json
+and OUT/report.html. The `leakguard audit` command (training.cli.audit) adds sampling a generator.
+
+    image_audit.add_arguments(parser, sources)     # sources: the group --generated joins
+    image_audit.run(args)                          # or run(args, make_generated) for other sources
+"""
+import argparse
+from pathlib import Path
+from typing import Callable
+
+from leakguard.audit.audit import AuditInputs, AuditSettings, run_audit
+from leakguard.audit.images import ImageFiles
+from leakguard.audit.report import write_report
+from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
+from leakguard.cli.options import parse_matcher, resolve_device
+from leakguard.matchers.calibrate import calibration_path, load_calibration
+from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
+
+# device -> (the generated image set, what produced it for the report's inputs)
+MakeGenerated = Callable[[object], tuple[object, dict]]
+
+
+def add_arguments(p: argparse.ArgumentParser, sources=None) -> None:
+    """The audit's options; `--generated` joins the mutually exclusive group `sources` when given."""
+    sources = sources if sources is not None else p.add_mutually_exclusive_group(required=True)
+    sources.add_argument("--generated", type=Path, help="folder or zip of generated images")
+    p.add_argument("--training", type=Path, required=True, help="the generator's training set, with identities")
+    p.add_argument("--members", type=Path, help="held-out images of training identities (with identities)")
+    p.add_argument("--nonmembers", type=Path, help="images of identities never in training (with identities)")
+    p.add_argument("--matcher", dest="matchers", type=parse_matcher, action="append", required=True,
+                   metavar="NAME[=WEIGHTS]", help=f"repeatable; NAME one of {', '.join(MATCHERS)}")
+    p.add_argument("--alignment", choices=["ffhq", "none", "detect"], default=None,
+                   help="what the images are, for every matcher (default: each matcher's own)")
+    p.add_argument("--out", type=Path, required=True, help="folder for report.json and report.html")
+    p.add_argument("--show-training-images", action="store_true", help="put real training images in the report")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--batch", type=int, default=64, help="images per matcher forward pass")
+    p.add_argument("--cache", type=Path, default=DEFAULT_ROOT, help=f"embedding cache (default {DEFAULT_ROOT})")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for intervals (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap and pair-sampling seed")
+
+
+def build_matchers(args, device) -> tuple[list, dict]:
+    """The --matcher list, and the calibration file found beside each one's weights."""
+    matchers, calibrations = [], {}
+    for name, weights in args.matchers:
+        matchers.append(build_matcher(MatcherConfig(name=name, weights=weights, device=str(device),
+                                                    batch_size=args.batch, alignment=args.alignment)))
+        if weights is not None and calibration_path(weights).is_file():
+            calibrations[name] = (load_calibration(calibration_path(weights)),
+                                  f"calibration file {calibration_path(weights)}")
+    return matchers, calibrations
+
+
+def run(args, make_generated: MakeGenerated | None = None) -> None:
+    """Audits args.generated, or the images `make_generated(device)` returns (called once the
+    matchers are built, so a bad --matcher fails before any image is rendered)."""
+    device = resolve_device(args.device)
+    training = ImageFiles(args.training)
+    members = ImageFiles(args.members) if args.members else None
+    nonmembers = ImageFiles(args.nonmembers) if args.nonmembers else None
+    matchers, calibrations = build_matchers(args, device)
+    generated, info = make_generated(device) if make_generated is not None else (ImageFiles(args.generated), {})
+    inputs = AuditInputs(generated=generated, training=training, members=members, nonmembers=nonmembers,
+                         generated_info=info)
+    settings = AuditSettings(bootstrap=args.bootstrap, seed=args.seed)
+    report = run_audit(inputs, matchers, EmbeddingStore(args.cache), settings, calibrations, progress=True)
+    pairs = {name: {"leak_pairs": [(generated.image(p["generated_index"]),
+                                    training.image(p["training_index"]) if args.show_training_images else None)
+                                   for p in section["top_pairs"]]}
+             for name, section in report["matchers"].items()}
+    json_path, html_path = write_report(args.out, report, pairs, args.show_training_images)
+    for name, section in report["matchers"].items():
+        rates = ", ".join(f"{r['leak_rate']:.3f} at FMR {r['fmr']:g}" for r in section["leakage"])
+        auc = section["membership"]["auc"] if section["membership"] else None
+        print(f"{name}: leak rate {rates}" + (f"; membership AUC {auc:.3f}" if auc is not None else ""))
+    print(f"wrote {json_path} and {html_path}")

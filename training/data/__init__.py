@@ -1,0 +1,16 @@
+"""Training data: image datasets (dataset.py) and how they are built (build.py) into the dataset zip
+(zip_format.py), the order rounds see them in (sampler.py), and the per-round chunks the training
+step consumes (loader.py). `Chunk` is the one type the step and the data layer share.
+"""
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Chunk:
+    """batch_gpu real images with their labels, and the chunk's index within the global batch (which
+    seeds its random streams)."""
+    img: torch.Tensor   # [n, C, H, W] float32 in [-1, 1]
+    c: torch.Tensor     # [n, c_dim]
+    index: int
