@@ -23,7 +23,8 @@ from leakguard.audit import metrics
 from leakguard.audit.search import topk_cosine, topk_identities
 from leakguard.audit.store import EmbeddingStore
 from leakguard.matchers.base import Matcher
-from leakguard.matchers.calibrate import Calibration, calibration_from_scores, pair_scores
+from leakguard.matchers.calibrate import (MIN_IDENTITIES, Calibration, calibration_from_scores, pair_scores,
+                                          why_unsupported)
 
 FMRS = (1e-2, 1e-3, 1e-4)
 FORMAT = 1
@@ -88,33 +89,64 @@ def best_matches(gen: torch.Tensor, train: torch.Tensor, train_ids: np.ndarray) 
     return best_score, best_id, nearest
 
 
+def check_calibration(calibration: Calibration, matcher: Matcher, source: str) -> None:
+    """A calibration measured another matcher version (other weights, alignment or preprocessing) than
+    the one auditing: its thresholds do not apply, so it is refused, naming both versions."""
+    if calibration.matcher != matcher.version:
+        raise ValueError(f"{source}: calibrated for matcher version {calibration.matcher or '(none recorded)'!r}, "
+                         f"but the audit runs {matcher.version!r} (other weights, alignment or preprocessing); "
+                         f"calibrate this one with `leakguard matcher calibrate`, or remove the stale file")
+
+
 def leakage_rows(best_score: np.ndarray, calibration: Calibration, fmrs: Sequence[float], identities: int,
-                 images: int, resamples: int = 1000, seed: int = 0) -> list[dict]:
-    """One row per FMR: the threshold, the leak rate of best_score [G] with its bootstrap interval, and
-    the chance rate of a face of nobody in training among `identities` people (`images` images)."""
+                 images: int, resamples: int = 1000, seed: int = 0, source: str = "") -> list[dict]:
+    """One row per FMR: the threshold with its provenance (`source`, and the pairs and people the
+    calibration had) and support, the leak rate of best_score [G] with its bootstrap interval, and the
+    chance rate of a face of nobody in training among `identities` people (`images` images)."""
     points = [calibration.point(f) for f in fmrs]
     ci = metrics.leak_rate_intervals(best_score, [p.threshold for p in points], resamples=resamples, seed=seed)
     rows = []
     for i, p in enumerate(points):
         chance_lo, chance_hi = metrics.chance_bounds(p.fmr_observed, identities, images)
         rate = metrics.leak_rate(best_score, p.threshold)
+        # The rule of today, also for calibration files written under an older one.
+        why = why_unsupported(p.fmr, calibration.impostor.pairs_used, calibration.num_identities)
         rows.append({"fmr": p.fmr, "fmr_observed": p.fmr_observed, "threshold": p.threshold,
-                     "supported": p.supported, "leak_rate": rate,
+                     "threshold_source": source, "calibration_identities": calibration.num_identities,
+                     "genuine_pairs": calibration.genuine.pairs_used,
+                     "impostor_pairs": calibration.impostor.pairs_used,
+                     "supported": not why, "why_unsupported": why, "leak_rate": rate,
                      "leak_rate_ci": [float(ci.low[i]), float(ci.high[i])], "chance_rate": chance_lo,
                      "chance_rate_bounds": [chance_lo, chance_hi], "ratio": metrics.leak_ratio(rate, chance_lo),
                      "leaking_samples": int((best_score >= p.threshold).sum())})
     return rows
 
 
+def audit_warnings(leakage: list[dict], fallback: bool, identities: int) -> list[str]:
+    """What a user must read before trusting the leakage numbers of one matcher."""
+    out = []
+    if fallback:
+        out.append(f"no calibration file: thresholds come from the training set's own pairs ({identities} "
+                   f"identities), the same data the leak rates are measured on; calibrate the matcher on other "
+                   f"people with `leakguard matcher calibrate` for thresholds that hold on new faces")
+    if identities < MIN_IDENTITIES:
+        out.append(f"the training set has {identities} identities: chance rates and leak rates rest on few "
+                   f"people (at least {MIN_IDENTITIES} make an FMR supportable)")
+    out += [f"{row['why_unsupported']}: its leak rate is not a finding" for row in leakage if not row["supported"]]
+    return out
+
+
 def _leakers(best_score: np.ndarray, best_id: np.ndarray, nearest: np.ndarray, threshold: float,
-             identities: np.ndarray, s: AuditSettings) -> dict:
-    """The identities that leak most at `threshold`, and the best-scoring (generated, training) pairs."""
+             lowest: float, identities: np.ndarray, s: AuditSettings) -> dict:
+    """The identities that leak most at `threshold`, and the best-scoring (generated, training) pairs,
+    each saying whether it passes the `lowest` threshold (the largest FMR's) at all."""
     counts = metrics.leak_counts(best_score, best_id, threshold, identities)
     top_ids, top_counts = metrics.top_leakers(identities, counts, s.top_leakers)
     order = np.argsort(-best_score, kind="stable")[:s.top_pairs]
     return {"top_leakers": [{"identity": int(i), "count": int(c)} for i, c in zip(top_ids, top_counts)],
             "top_pairs": [{"generated_index": int(g), "training_index": int(nearest[g]),
-                           "identity": int(best_id[g]), "score": float(best_score[g])} for g in order]}
+                           "identity": int(best_id[g]), "score": float(best_score[g]),
+                           "leaks": bool(best_score[g] >= lowest)} for g in order]}
 
 
 def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, settings: AuditSettings,
@@ -133,7 +165,7 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
     train_t = torch.from_numpy(np.array(train)).to(matcher.device)                # [N, D]
     best_score, best_id, nearest = best_matches(gen, train_t, train_ids)          # [G] each
     identities = np.unique(train_ids)
-    leakage = leakage_rows(best_score, cal, s.fmrs, len(identities), len(train_ids), s.bootstrap, s.seed)
+    leakage = leakage_rows(best_score, cal, s.fmrs, len(identities), len(train_ids), s.bootstrap, s.seed, source)
     mid = len(s.fmrs) // 2  # leak counts per identity at the middle FMR
     section = {
         "version": matcher.version, "embedding_dim": matcher.embedding_dim, "threshold_source": source,
@@ -143,8 +175,10 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
                "ks_vs_impostor": metrics.ks_statistic(best_score, rr_scores.impostor)},
         "hist_edges": metrics.histogram(best_score)[1].tolist(),
         "leakage": leakage,
+        "warnings": audit_warnings(leakage, calibration is None, len(identities)),
         "leak_counts_fmr": s.fmrs[mid],
-        **_leakers(best_score, best_id, nearest, leakage[mid]["threshold"], identities, s),
+        **_leakers(best_score, best_id, nearest, leakage[mid]["threshold"], min(r["threshold"] for r in leakage),
+                   identities, s),
         "membership": None,
     }
     if inputs.members is not None and inputs.nonmembers is not None:
@@ -191,6 +225,10 @@ def run_audit(inputs: AuditInputs, matchers: Sequence[Matcher], store: Optional[
         "settings": {"fmrs": list(s.fmrs), "bootstrap": s.bootstrap, "seed": s.seed, "top_k": s.top_k},
         "matchers": {},
     }
+    for m in matchers:
+        cal, source = calibrations.get(m.name, (None, ""))
+        if cal is not None:
+            check_calibration(cal, m, source)  # before any embedding is computed
     for m in matchers:
         cal, source = calibrations.get(m.name, (None, ""))
         report["matchers"][m.name] = audit_matcher(inputs, m, store, s, cal, source, progress)

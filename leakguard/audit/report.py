@@ -46,6 +46,7 @@ img.plot { max-width: 100%; display: block; margin: 0.5em 0; }
 .pair { border: 1px solid #ccc; padding: 0.4em; text-align: center; font-size: 0.85em; }
 .pair img, .hidden { width: 128px; height: 128px; display: inline-block; vertical-align: top; }
 .hidden { background: #999; color: #fff; font-size: 0.8em; box-sizing: border-box; padding: 2.5em 0.5em 0; }
+.warn { border: 1px solid #c90; background: #fff8e6; padding: 0.4em 0.8em; margin: 0.5em 0; font-size: 0.9em; }
 """
 
 
@@ -471,7 +472,8 @@ def _matcher_section(i: int, name: str, m: dict, pairs: list, show_training: boo
               ("KS(R-G best, R-R genuine)", fmt_num(rg.get("ks_vs_genuine"))),
               ("KS(R-G best, R-R impostor)", fmt_num(rg.get("ks_vs_impostor")))]
     parts += [_row([_e(k), _e(_value(v))], left=2) for k, v in facts if v is not None] + ["</table>"]
-    parts += ["<h3>Identity leakage</h3>", _leakage_table(m.get("leakage") or [], level)]
+    parts += [_warnings(m.get("warnings") or []),
+              "<h3>Identity leakage</h3>", _leakage_table(m.get("leakage") or [], level)]
     hist = plot_histograms(m)
     if hist:
         parts.append(_img(hist, f"score histograms of {name}", "plot"))
@@ -488,6 +490,25 @@ def _matcher_section(i: int, name: str, m: dict, pairs: list, show_training: boo
     return "\n".join(parts)
 
 
+def _warnings(warnings: list) -> str:
+    if not warnings:
+        return ""
+    return ('<div class="warn"><b>Read before trusting these numbers:</b><ul>'
+            + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul></div>")
+
+
+def _provenance(leakage: list) -> str:
+    """Where the thresholds came from and from how much data, once per distinct source."""
+    seen = []
+    for p in leakage:
+        key = (p.get("threshold_source"), p.get("genuine_pairs"), p.get("impostor_pairs"),
+               p.get("calibration_identities"))
+        if key[0] and key not in seen:
+            seen.append(key)
+    return "".join(f'<p class="note">Thresholds from {_e(src)}: {_e(_value(g))} genuine and {_e(_value(i))} '
+                   f"impostor pairs of {_e(_value(k))} identities.</p>" for src, g, i, k in seen)
+
+
 def _leakage_table(leakage: list, level: float) -> str:
     if not leakage:
         return '<p class="note">no operating points</p>'
@@ -502,7 +523,9 @@ def _leakage_table(leakage: list, level: float) -> str:
             _e(_value(p.get("leaking_samples"))), _ci_html(p.get("chance_rate"), p.get("chance_rate_bounds")),
             _e(fmt_ratio(p.get("ratio")))], left=0))
     rows.append("</table>")
-    return "\n".join(rows)
+    rows += [f'<p class="note">† {_e(p["why_unsupported"])}: its leak rate is not a finding.</p>'
+             for p in leakage if not p.get("supported", True) and p.get("why_unsupported")]
+    return "\n".join(rows) + _provenance(leakage)
 
 
 def _membership_table(ms: dict, level: float) -> str:
@@ -531,14 +554,21 @@ def _leakers_table(m: dict) -> str:
 
 
 def _pairs_grid(name: str, top_pairs: list, pairs: list, show_training: bool) -> str:
-    head = "<h3>Top leaking pairs</h3>"
+    leaking = [j for j, t in enumerate(top_pairs) if t.get("leaks", True)]
+    if leaking:
+        head = "<h3>Top leaking pairs</h3>"
+    else:
+        head = ("<h3>Closest pairs</h3><p class=\"note\">None of these pairs passes any threshold: they are "
+                "the generated faces closest to a training identity, not leaks.</p>")
+        leaking = list(range(len(top_pairs)))
     if not top_pairs:
-        return head + '<p class="note">none</p>'
+        return "<h3>Top leaking pairs</h3>" + '<p class="note">none</p>'
     if not show_training:
         head += ('<p class="note">Training faces are left out of this file; write the report with '
                  "--show-training-images to include them.</p>")
     cells = []
-    for j, t in enumerate(top_pairs):
+    for j in leaking:
+        t = top_pairs[j]
         g_index, t_index = _value(t.get("generated_index")), _value(t.get("training_index"))
         gen, train = pairs[j] if j < len(pairs) else (None, None)
         where = f"images[{name!r}]['leak_pairs'][{j}]"

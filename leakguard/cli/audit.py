@@ -6,6 +6,7 @@ and OUT/report.html. The `leakguard audit` command (training.cli.audit) adds sam
     image_audit.run(args)                          # or run(args, make_generated) for other sources
 """
 import argparse
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -72,7 +73,15 @@ def run(args, make_generated: MakeGenerated | None = None) -> None:
              for name, section in report["matchers"].items()}
     json_path, html_path = write_report(args.out, report, pairs, args.show_training_images)
     for name, section in report["matchers"].items():
-        rates = ", ".join(f"{r['leak_rate']:.3f} at FMR {r['fmr']:g}" for r in section["leakage"])
-        auc = section["membership"]["auc"] if section["membership"] else None
-        print(f"{name}: leak rate {rates}" + (f"; membership AUC {auc:.3f}" if auc is not None else ""))
+        for warning in section["warnings"]:
+            print(f"leakguard audit: warning: {name}: {warning}", file=sys.stderr)
+        print(summary_line(name, section))
     print(f"wrote {json_path} and {html_path}")
+
+
+def summary_line(name: str, section: dict) -> str:
+    """'synth: leak rate 0.107 at FMR 0.001, ...': an unsupported FMR shows no rate, only the marker."""
+    rates = ", ".join(f"{r['leak_rate']:.3f} at FMR {r['fmr']:g}" if r["supported"]
+                      else f"unsupported at FMR {r['fmr']:g}" for r in section["leakage"])
+    auc = section["membership"]["auc"] if section["membership"] else None
+    return f"{name}: leak rate {rates}" + (f"; membership AUC {auc:.3f}" if auc is not None else "")

@@ -14,6 +14,7 @@ example:
   leakguard matcher calibrate --matcher synth --weights synth.pt --data calib_faces.zip
 """
 import argparse
+import sys
 from pathlib import Path
 
 from leakguard.audit.images import ImageFiles
@@ -79,6 +80,8 @@ def run_calibrate(args) -> None:
     embeddings = EmbeddingStore(args.cache).embeddings(files, m, progress=True)
     cal = calibrate(embeddings, files.identities, matcher=m.version, max_pairs=args.max_pairs, seed=args.seed)
     path = save_calibration(args.out or calibration_path(args.weights), cal)
+    for warning in cal.warnings:
+        print(f"leakguard matcher calibrate: warning: {warning}", file=sys.stderr)
     for p in cal.points:
         print(f"FMR {p.fmr:g}: threshold {p.threshold:.4f}, TAR {p.tar:.4f}" + ("" if p.supported else " (unsupported)"))
     print(f"EER {cal.eer:.4f}; {cal.mode}: {cal.genuine.pairs_used:,} genuine and {cal.impostor.pairs_used:,} "

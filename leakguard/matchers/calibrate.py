@@ -17,8 +17,13 @@ threshold at FMR f  The smallest float32 t with FMR(t) <= f. With M impostor sco
                     just above d_(K+1). Ties: scores equal to d_(K+1) all fall below t, so a tie is never
                     split and the observed FMR can be below f (it is reported as `fmr_observed`).
                     When f < 1 / M (K = 0) no impostor may match: t is just above the largest impostor
-                    score, the point is marked `supported=False` and a warning says the data cannot
-                    resolve that FMR; nothing is extrapolated.
+                    score, and a warning says the data cannot resolve that FMR; nothing is extrapolated.
+supported           A threshold at FMR f is only as good as the false matches that set it: the point is
+                    `supported` when K >= MIN_FALSE_MATCHES (10, so M >= 10 / f impostor pairs) and the
+                    impostor pairs come from at least MIN_IDENTITIES (30) people. With fewer people the
+                    pairs are few distinct pairs of people, each repeated over their images (5 people:
+                    10 pairs of people, however many images), and the estimate says little about a
+                    new person. `why_unsupported` says which condition failed.
 EER                 FMR - FNMR is non-increasing in t and changes only at score values. Over the
                     candidates C = every distinct genuine or impostor score, plus the float32 just
                     above the largest: t1 = the largest candidate with FMR >= FNMR, t2 = the next
@@ -54,6 +59,8 @@ DENSE_GAIN = 64                # sampled pairs are scored via the score matrix w
 INDEX = np.int32               # image indices of sampled pairs (N < 2^31)
 NORM_TOL = 1e-3                # |row norm - 1| accepted as a unit row
 FORMAT = 1                     # version of the JSON layout
+MIN_FALSE_MATCHES = 10         # impostor pairs at or above a supported FMR's threshold (K in the module doc)
+MIN_IDENTITIES = 30            # people a supported FMR's impostor pairs come from
 
 
 @dataclass
@@ -77,7 +84,8 @@ class OperatingPoint:
     threshold: float           # a pair matches when score >= threshold
     fmr_observed: float        # fraction of impostor scores >= threshold (<= fmr)
     tar: float                 # fraction of genuine scores >= threshold
-    supported: bool            # fmr >= 1 / impostor pairs used; False: threshold only excludes every impostor seen
+    supported: bool            # enough impostor pairs from enough people to estimate fmr (module doc)
+    why_unsupported: str = ""  # which condition failed, for reports and warnings ('' when supported)
 
 
 @dataclass
@@ -357,8 +365,9 @@ def equal_error_rate(gen: np.ndarray, imp: np.ndarray) -> tuple[float, float]:
     return a1 + lam * (a2 - a1), t1 + lam * (t2 - t1)
 
 
-def operating_point(gen: np.ndarray, imp: np.ndarray, fmr: float) -> OperatingPoint:
-    """The threshold at target `fmr` (module doc) from ascending float32 score arrays."""
+def operating_point(gen: np.ndarray, imp: np.ndarray, fmr: float, identities: int | None = None) -> OperatingPoint:
+    """The threshold at target `fmr` (module doc) from ascending float32 score arrays of pairs among
+    `identities` people."""
     if not 0 < fmr < 1:
         raise ValueError(f"calibrate: target FMR {fmr!r} must be in (0, 1)")
     m = len(imp)
@@ -366,7 +375,21 @@ def operating_point(gen: np.ndarray, imp: np.ndarray, fmr: float) -> OperatingPo
     t = _above(imp[m - 1 - k])            # just above d_(K+1), the (K+1)-th largest impostor score
     fmr_observed, _ = _rates(gen, imp, t)
     tar = (len(gen) - int(np.searchsorted(gen, np.float32(t), "left"))) / len(gen)  # not 1 - fnmr: exact count
-    return OperatingPoint(fmr=fmr, threshold=t, fmr_observed=fmr_observed, tar=tar, supported=k >= 1)
+    why = why_unsupported(fmr, m, identities)
+    return OperatingPoint(fmr=fmr, threshold=t, fmr_observed=fmr_observed, tar=tar, supported=not why,
+                          why_unsupported=why)
+
+
+def why_unsupported(fmr: float, impostor_pairs: int, identities: int | None) -> str:
+    """'' when `impostor_pairs` pairs from `identities` people (None: not known) support a threshold at
+    `fmr` (module doc), else why not, in words a report can show."""
+    reasons = []
+    if _allowed_false_matches(fmr, impostor_pairs) < MIN_FALSE_MATCHES:
+        need = math.ceil(MIN_FALSE_MATCHES / fmr - 1e-9)
+        reasons.append(f"{impostor_pairs:,} impostor pairs (it needs {need:,}, {MIN_FALSE_MATCHES} / FMR)")
+    if identities is not None and identities < MIN_IDENTITIES:
+        reasons.append(f"{identities} identities (it needs {MIN_IDENTITIES})")
+    return f"FMR {fmr:g} is not supported by {' and '.join(reasons)}" if reasons else ""
 
 
 def summarize(scores: np.ndarray, total: int, sampled: bool, bins: int) -> ScoreSummary:
@@ -390,10 +413,10 @@ def calibrate_scores(scores: PairScores, fmrs: Sequence[float] = FMRS, bins: int
     imp = np.sort(np.asarray(scores.impostor, np.float32))
     if not (np.isfinite(gen).all() and np.isfinite(imp).all()):
         raise ValueError("calibrate: scores hold NaN or inf")
-    points = [operating_point(gen, imp, float(f)) for f in fmrs]
+    points = [operating_point(gen, imp, float(f), scores.num_identities) for f in fmrs]
     warnings = [f"FMR {p.fmr:g} is below 1 / {len(imp)} impostor pairs: the data cannot resolve it; its "
                 f"threshold {p.threshold:.6g} only lies above every impostor score seen"
-                for p in points if not p.supported]
+                if _allowed_false_matches(p.fmr, len(imp)) == 0 else p.why_unsupported for p in points if not p.supported]
     eer, eer_threshold = equal_error_rate(gen, imp)
     return dict(genuine=summarize(gen, scores.genuine_total, scores.genuine_sampled, bins),
                 impostor=summarize(imp, scores.impostor_total, scores.impostor_sampled, bins),

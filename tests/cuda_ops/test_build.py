@@ -35,16 +35,18 @@ def tiny_spec(folder: Path, name: str, answer: int = 42, broken: bool = False) -
 
 
 # Runs in a child process: loads the spec, reports whether this process compiled, prints the answer.
+# The child only reads the source the test wrote: children rewriting it while another compiles it
+# made the concurrent-build test fail now and then (a compiler reading a truncated file).
 CHILD = textwrap.dedent("""\
     import sys
     from pathlib import Path
     sys.path.insert(0, {repo!r})
     from cuda_ops import _build
-    from tests.cuda_ops.test_build import tiny_spec
     compiled = []
     real = _build._compile
     _build._compile = lambda *a: (compiled.append(1), real(*a))[1]
-    m = _build.load_extension(tiny_spec(Path({src!r}), {name!r}))
+    spec = _build.ExtensionSpec(name={name!r}, sources=(Path({src!r}) / "{name}.cpp",))
+    m = _build.load_extension(spec)
     print("compiled" if compiled else "cached", m.answer())
 """)
 

@@ -13,7 +13,7 @@ import torch
 from leakguard.matchers import calibrate as calibrate_module
 from leakguard.matchers.calibrate import (Calibration, PairScores, calibrate, calibrate_scores,
                                           calibration_path, load_calibration, pair_scores,
-                                          save_calibration)
+                                          save_calibration, why_unsupported)
 
 FMRS = (0.1, 0.05, 1e-2, 1e-3)
 
@@ -104,7 +104,9 @@ def check_against_oracle(cal, gen, imp, fmrs, bins):
         assert p.fmr == fmr and p.threshold == t
         assert p.fmr_observed == fmr_of(imp, t) <= fmr
         assert p.tar == sum(s >= t for s in gen) / len(gen)
-        assert p.supported == (fmr >= 1 / len(imp))
+        allowed = max(k for k in range(len(imp) + 1) if k / len(imp) <= fmr)   # false matches the FMR allows
+        assert p.supported == (allowed >= 10 and cal.num_identities >= 30)
+        assert (p.why_unsupported == "") == p.supported
     eer, t_eer = brute_eer(gen, imp)
     assert cal.eer == pytest.approx(eer, rel=1e-12, abs=1e-15)
     assert cal.eer_threshold == pytest.approx(t_eer, rel=1e-12, abs=1e-15)
@@ -131,7 +133,7 @@ def test_ties_are_never_split_so_the_observed_fmr_can_be_lower():
     e, ids = dyadic_set()
     _, imp = brute_pairs(e, ids)
     cal = calibrate(e, ids, fmrs=FMRS, bins=16, chunk_rows=5)
-    split = [p for p in cal.points if p.fmr_observed < p.fmr and p.supported]
+    split = [p for p in cal.points if p.fmr_observed < p.fmr and p.fmr * len(imp) >= 1]
     assert split, "the tied set should force an observed FMR below a target"
     for p in cal.points:
         d = max(s for s in imp if s < p.threshold)                  # the largest non-matching impostor
@@ -144,8 +146,9 @@ def test_fmr_below_one_over_impostor_pairs_is_flagged_not_extrapolated():
     cal = calibrate(e, ids, fmrs=FMRS, bins=16)
     p = cal.point(1e-3)
     assert not p.supported and p.fmr_observed == 0 and p.threshold == f32_above(max(imp))
-    assert cal.point(1e-2).supported
-    assert len(cal.warnings) == 1 and "0.001" in cal.warnings[0] and f"1 / {len(imp)}" in cal.warnings[0]
+    assert cal.point(1e-2).fmr_observed > 0  # resolved by the data, though 6 people cannot support it
+    unresolved = [w for w in cal.warnings if "cannot resolve" in w]
+    assert len(unresolved) == 1 and "0.001" in unresolved[0] and f"1 / {len(imp)}" in unresolved[0]
 
 
 def test_exact_calibration_of_float_embeddings_matches_brute_force():
@@ -330,3 +333,20 @@ def test_bad_inputs_are_named():
     with pytest.raises(KeyError, match="calibrated FMRs: 0.01, 0.001, 0.0001"):
         calibrate(e, ids).point(0.05)
     assert math.isfinite(calibrate(e, ids).threshold_at(1e-2))
+
+
+def test_support_needs_ten_false_matches_from_thirty_people():
+    # The rule, checked against its statement: K = floor(f * M) >= 10 and >= 30 identities.
+    assert why_unsupported(1e-2, 1000, 30) == ""
+    assert why_unsupported(1e-2, 999, 30) == "FMR 0.01 is not supported by 999 impostor pairs (it needs 1,000, 10 / FMR)"
+    assert why_unsupported(1e-3, 10_000, 29) == "FMR 0.001 is not supported by 29 identities (it needs 30)"
+    assert why_unsupported(1e-4, 160, 5) == ("FMR 0.0001 is not supported by 160 impostor pairs (it needs 100,000, "
+                                             "10 / FMR) and 5 identities (it needs 30)")
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=[160, 8])
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    cal = calibrate(e, np.repeat(np.arange(40), 4), fmrs=(1e-2, 1e-3))   # 12,480 impostor pairs of 40 people
+    assert [p.supported for p in cal.points] == [True, True]
+    few = calibrate(e[:20], np.repeat(np.arange(5), 4), fmrs=(1e-2,))    # 5 people, as in issue 12
+    assert not few.points[0].supported and "5 identities" in few.points[0].why_unsupported
+    assert any("5 identities" in w for w in few.warnings)

@@ -1,0 +1,138 @@
+"""Audit numbers a user can trust: thresholds say where they came from and how much data set them,
+an FMR that few people or few pairs cannot support is marked everywhere and not presented as a
+finding, a calibration of another matcher version is refused, warnings reach the terminal, every
+JSON file is strict, and the pair grid says when no pair leaks. On SynthFaces with the synth matcher."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.leakguard.conftest import RES
+from training.checkpoint import save_networks
+from training.cli import main
+from training.cli.generate import random_generator
+from training.synthfaces import SynthFaces, export_zip
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, synth_matcher_weights):
+    root = tmp_path_factory.mktemp("audit_trust")
+    faces = SynthFaces(RES, num_identities=8, images_per_identity=4)
+    data = dict(train=export_zip(root / "train.zip", faces),
+                calib30=export_zip(root / "calib30.zip", SynthFaces(RES, num_identities=30, images_per_identity=4,
+                                                                    identity_offset=300)))
+    memorised = root / "memorised"                 # a generator that copies its training images
+    memorised.mkdir()
+    for i in range(len(faces)):
+        Image.fromarray(faces[i][0].transpose(1, 2, 0)).save(memorised / f"{i:03d}.png")
+    generator = root / "G.pt"
+    save_networks(generator, {"G_ema": random_generator(RES, 0)})
+    return dict(root=root, weights=synth_matcher_weights, generator=generator, memorised=memorised, **data)
+
+
+def weights_copy(files, name: str):
+    """A matcher weights file of its own, so each test controls the calibration file beside it."""
+    path = files["root"] / name
+    shutil.copy(files["weights"], path)
+    return path
+
+
+def audit(files, weights, out, *extra, source=("--generator",)):
+    src = ["--generator", str(files["generator"]), "--seeds", "0-11"] if source == ("--generator",) else \
+        ["--generated", str(files["memorised"])]
+    return main(["audit", *src, "--training", str(files["train"]), "--matcher", f"synth={weights}",
+                 "--cache", str(files["root"] / "cache"), "--bootstrap", "50", "--out", str(out), *extra])
+
+
+def strict_load(path):
+    def refuse(constant):
+        raise ValueError(f"{path}: {constant} is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_training_set_thresholds_of_eight_people_support_no_fmr(files, tmp_path, capsys):
+    weights = weights_copy(files, "nocal.pt")
+    assert audit(files, weights, tmp_path / "r") == 0
+    captured = capsys.readouterr()
+    section = strict_load(tmp_path / "r" / "report.json")["matchers"]["synth"]
+    for row in section["leakage"]:
+        assert row["supported"] is False and "8 identities (it needs 30)" in row["why_unsupported"]
+        assert row["threshold_source"] == "training set (R-R pairs)" and row["calibration_identities"] == 8
+        assert row["impostor_pairs"] == (32 * 31 - 8 * 4 * 3) // 2
+    # The terminal says why, and the summary line shows no rate for an unsupported FMR.
+    assert "warning: synth: no calibration file: thresholds come from the training set's own pairs" in captured.err
+    assert "warning: synth: the training set has 8 identities" in captured.err
+    assert ("FMR 0.01 is not supported by 448 impostor pairs (it needs 1,000, 10 / FMR) and 8 identities (it needs "
+            "30): its leak rate is not a finding") in captured.err
+    assert "synth: leak rate unsupported at FMR 0.01, unsupported at FMR 0.001, unsupported at FMR 0.0001" \
+        in captured.out
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "Read before trusting these numbers" in html
+    assert "† FMR 0.001 is not supported by" in html and "8 identities" in html
+
+
+def test_thirty_people_support_fmr_1e_2_but_not_1e_3(files, tmp_path, capsys):
+    weights = weights_copy(files, "cal30.pt")
+    assert main(["matcher", "calibrate", "--matcher", "synth", "--weights", str(weights), "--data",
+                 str(files["calib30"]), "--cache", str(files["root"] / "cache")]) == 0
+    calibrated = capsys.readouterr()
+    assert "FMR 0.001: threshold" in calibrated.out and "(unsupported)" in calibrated.out
+    assert "warning: FMR 0.001 is not supported by 6,960 impostor pairs" in calibrated.err
+    assert audit(files, weights, tmp_path / "r") == 0
+    captured = capsys.readouterr()
+    rows = {r["fmr"]: r for r in strict_load(tmp_path / "r" / "report.json")["matchers"]["synth"]["leakage"]}
+    pairs = (120 * 119 - 30 * 4 * 3) // 2                                  # 6,960 impostor pairs
+    assert rows[0.01]["supported"] and rows[0.01]["why_unsupported"] == ""
+    assert rows[0.01]["impostor_pairs"] == pairs and rows[0.01]["calibration_identities"] == 30
+    assert rows[0.01]["threshold_source"] == f"calibration file {weights}.calibration.json"
+    assert rows[0.001]["why_unsupported"] == f"FMR 0.001 is not supported by {pairs:,} impostor pairs " \
+                                             "(it needs 10,000, 10 / FMR)"
+    assert "no calibration file" not in captured.err
+    assert f"{rows[0.01]['leak_rate']:.3f} at FMR 0.01, unsupported at FMR 0.001" in captured.out
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "impostor pairs of 30 identities" in html
+
+
+def test_a_calibration_of_another_matcher_version_is_refused(files, tmp_path, capsys):
+    weights = weights_copy(files, "stale.pt")
+    assert main(["matcher", "calibrate", "--matcher", "synth", "--weights", str(weights), "--data",
+                 str(files["calib30"]), "--cache", str(files["root"] / "cache"), "--alignment", "ffhq"]) == 0
+    capsys.readouterr()
+    assert audit(files, weights, tmp_path / "r") == 2             # the audit runs alignment 'none'
+    err = capsys.readouterr().err
+    assert f"{weights}.calibration.json: calibrated for matcher version 'synth-" in err and "-ffhq'" in err
+    assert "but the audit runs 'synth-" in err and "-none'" in err
+    assert not (tmp_path / "r").exists()                          # refused before anything was written
+    # A file of other weights (same alignment) is refused the same way.
+    cal = json.loads((files["root"] / "stale.pt.calibration.json").read_text())
+    cal["matcher"] = "synth-905f106d1a37-none"
+    (files["root"] / "stale.pt.calibration.json").write_text(json.dumps(cal))
+    assert audit(files, weights, tmp_path / "r") == 2
+    assert "calibrated for matcher version 'synth-905f106d1a37-none'" in capsys.readouterr().err
+
+
+def test_every_json_the_audit_writes_is_strict(files, tmp_path):
+    weights = weights_copy(files, "strict.pt")
+    assert audit(files, weights, tmp_path / "r") == 0
+    written = [tmp_path / "r" / "report.json", *sorted((files["root"] / "cache").rglob("*.json"))]
+    assert len(written) >= 3
+    for path in written:
+        strict_load(path)
+    report = strict_load(tmp_path / "r" / "report.json")
+    assert all(r["ratio"] is None or np.isfinite(r["ratio"]) for r in report["matchers"]["synth"]["leakage"])
+
+
+def test_the_pair_grid_says_when_no_pair_leaks(files, tmp_path):
+    weights = weights_copy(files, "grid.pt")
+    assert audit(files, weights, tmp_path / "random") == 0        # an untrained generator: nobody leaks
+    section = strict_load(tmp_path / "random" / "report.json")["matchers"]["synth"]
+    assert not any(p["leaks"] for p in section["top_pairs"])
+    html = (tmp_path / "random" / "report.html").read_text()
+    assert "<h3>Closest pairs</h3>" in html and "None of these pairs passes any threshold" in html
+    assert audit(files, weights, tmp_path / "copies", source=("--generated",)) == 0
+    section = strict_load(tmp_path / "copies" / "report.json")["matchers"]["synth"]
+    assert all(p["leaks"] for p in section["top_pairs"])        # a copying generator: every top pair leaks
+    html = (tmp_path / "copies" / "report.html").read_text()
+    assert "<h3>Top leaking pairs</h3>" in html and "Closest pairs" not in html
