@@ -181,12 +181,24 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
                    identities, s),
         "membership": None,
     }
+    _name_pairs(section, inputs)
     if inputs.members is not None and inputs.nonmembers is not None:
         section["membership"] = _membership(store.embeddings(inputs.members, matcher, progress),
                                             inputs.members.identities,
                                             store.embeddings(inputs.nonmembers, matcher, progress),
                                             inputs.nonmembers.identities, gen, s)
     return section
+
+
+def _name_pairs(section: dict, inputs: AuditInputs) -> None:
+    """Names a reader recognises beside the indices: file names or seeds, and the identities' names."""
+    names = inputs.training.identity_names
+    for t in section["top_pairs"]:
+        t["generated_name"] = inputs.generated.label(t["generated_index"])
+        t["training_name"] = inputs.training.label(t["training_index"])
+        t["identity_name"] = names.get(t["identity"])
+    for x in section["top_leakers"]:
+        x["name"] = names.get(x["identity"])
 
 
 def _summary(summary) -> dict:

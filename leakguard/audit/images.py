@@ -6,6 +6,7 @@ Each set has a `fingerprint`, a hash of its content, so embeddings computed once
 """
 import hashlib
 import io
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -47,6 +48,23 @@ class ImageFiles:
             raise IdentityDataError(f"{self.path}: {len(missing)} image(s) have no identity in dataset.json, "
                                     f"first {missing[0]}; every image needs one")
         return np.array([table[n] for n in self.names], np.int64)
+
+    @property
+    def identity_names(self) -> dict[int, str]:
+        """{identity id: name} from DATASET.identities.json beside a dataset zip (what `leakguard dataset
+        --layout identity-folders` writes), or {} when there is none."""
+        path = self.path.with_suffix(".identities.json")
+        if self.path.is_dir() or not path.is_file():
+            return {}
+        try:
+            table = json.loads(path.read_text())
+            return {int(k): str(v) for k, v in table.items()}
+        except (ValueError, AttributeError) as e:
+            raise IdentityDataError(f"{path}: not an identities file ({{\"id\": \"name\", ...}}): {e}") from None
+
+    def label(self, i: int) -> str:
+        """What image i is called: its file name in the folder or zip."""
+        return self.names[i]
 
     @property
     def has_identities(self) -> bool:
@@ -97,13 +115,23 @@ class ImageFiles:
 
 
 class ImageTensor:
-    """Images in memory (e.g. generated samples): uint8 [N, 3, H, W]."""
+    """Images in memory (e.g. generated samples): uint8 [N, 3, H, W], with a label per image (e.g.
+    'seed0042', as `leakguard generate` names the file) or their positions."""
 
-    def __init__(self, images: torch.Tensor, name: str = "images"):
+    def __init__(self, images: torch.Tensor, name: str = "images", labels: list[str] | None = None):
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"{name}: expected uint8 [N, 3, H, W], got {images.dtype} {tuple(images.shape)}")
-        self.images, self.name = images.contiguous(), name
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"{name}: {len(labels)} labels for {len(images)} images")
+        self.images, self.name, self.labels = images.contiguous(), name, labels
         self._fingerprint = None
+
+    @property
+    def identity_names(self) -> dict[int, str]:
+        return {}  # generated images have no identities of their own
+
+    def label(self, i: int) -> str:
+        return self.labels[i] if self.labels is not None else f"#{i}"
 
     def __len__(self) -> int:
         return len(self.images)

@@ -549,8 +549,13 @@ def _leakers_table(m: dict) -> str:
     if not leakers:
         return head + '<p class="note">No training identity has a leaking sample.</p>'
     rows = [_row(["training identity", "leaking generated samples"], header=True, left=0)]
-    rows += [_row([_e(_value(x.get("identity"))), _e(_value(x.get("count")))], left=0) for x in leakers]
+    rows += [_row([_e(_identity(x.get("identity"), x.get("name"))), _e(_value(x.get("count")))], left=0)
+             for x in leakers]
     return head + "<table>" + "".join(rows) + "</table>"
+
+
+def _identity(identity, name) -> str:
+    return f"{name} ({_value(identity)})" if name else _value(identity)
 
 
 def _pairs_grid(name: str, top_pairs: list, pairs: list, show_training: bool) -> str:
@@ -580,7 +585,8 @@ def _pairs_grid(name: str, top_pairs: list, pairs: list, show_training: bool) ->
             faces.append(f'<div class="hidden">{_e(MISSING_TEXT)}</div>')
         else:
             faces.append(_img(png_bytes(train, where=where + "[1]"), f"training {t_index}", "face"))
-        caption = (f"score {_e(fmt_num(t.get('score')))}<br>generated {_e(g_index)} · "
-                   f"training {_e(t_index)} (identity {_e(_value(t.get('identity')))})")
+        caption = (f"score {_e(fmt_num(t.get('score')))}<br>generated {_e(t.get('generated_name') or g_index)} · "
+                   f"training {_e(t.get('training_name') or t_index)} "
+                   f"(identity {_e(_identity(t.get('identity'), t.get('identity_name')))})")
         cells.append(f'<div class="pair">{" ".join(faces)}<br>{caption}</div>')
     return head + '<div class="pairs">' + "\n".join(cells) + "</div>"

@@ -136,3 +136,31 @@ def test_the_pair_grid_says_when_no_pair_leaks(files, tmp_path):
     assert all(p["leaks"] for p in section["top_pairs"])        # a copying generator: every top pair leaks
     html = (tmp_path / "copies" / "report.html").read_text()
     assert "<h3>Top leaking pairs</h3>" in html and "Closest pairs" not in html
+
+
+def test_pairs_name_people_files_and_seeds(files, tmp_path, capsys):
+    people = tmp_path / "people"
+    faces = SynthFaces(RES, num_identities=8, images_per_identity=4)
+    names = ["ada", "bo", "cy", "di", "ed", "flo", "gus", "hal"]
+    for i in range(len(faces)):
+        folder = people / names[i // 4]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(faces[i][0].transpose(1, 2, 0)).save(folder / f"photo{i % 4}.png")
+    train = tmp_path / "named.zip"
+    assert main(["dataset", "--source", str(people), "--dest", str(train), "--layout", "identity-folders"]) == 0
+    assert strict_load(train.with_suffix(".identities.json")) == {str(k): n for k, n in enumerate(names)}
+    weights = weights_copy(files, "names.pt")
+    common = ["--training", str(train), "--matcher", f"synth={weights}", "--cache", str(files["root"] / "cache"),
+              "--bootstrap", "20"]
+    assert main(["audit", "--generated", str(files["memorised"]), *common, "--out", str(tmp_path / "a")]) == 0
+    section = strict_load(tmp_path / "a" / "report.json")["matchers"]["synth"]
+    top = section["top_pairs"][0]
+    assert top["identity_name"] == names[top["identity"]] and top["generated_name"].endswith(".png")
+    assert top["training_name"] == f"00000/img{top['training_index']:08d}.png"   # its name in the zip
+    assert all(x["name"] == names[x["identity"]] for x in section["top_leakers"])
+    html = (tmp_path / "a" / "report.html").read_text()
+    assert f"(identity {top['identity_name']} ({top['identity']}))" in html and top["generated_name"] in html
+    assert main(["audit", "--generator", str(files["generator"]), "--seeds", "5-9", *common,
+                 "--out", str(tmp_path / "g")]) == 0
+    labels = [p["generated_name"] for p in strict_load(tmp_path / "g" / "report.json")["matchers"]["synth"]["top_pairs"]]
+    assert sorted(labels) == ["seed0005", "seed0006", "seed0007", "seed0008", "seed0009"]

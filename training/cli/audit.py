@@ -40,7 +40,8 @@ def sampled_images(args, device) -> tuple[ImageTensor, dict]:
         raise ValueError(f"{args.generator}: the generator makes {pixels.shape[3]}-channel images; matchers need RGB")
     info = {"generator": str(args.generator), "seeds": f"{args.seeds[0]}-{args.seeds[-1]} ({len(args.seeds)})",
             "truncation_psi": args.trunc}
-    return ImageTensor(torch.from_numpy(pixels).permute(0, 3, 1, 2), name=str(args.generator)), info
+    labels = [f"seed{s:04d}" for s in args.seeds]  # the file names `leakguard generate` gives them
+    return ImageTensor(torch.from_numpy(pixels).permute(0, 3, 1, 2), name=str(args.generator), labels=labels), info
 
 
 def run(args) -> None:
