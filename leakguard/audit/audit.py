@@ -25,6 +25,7 @@ from leakguard.audit.store import EmbeddingStore
 from leakguard.matchers.base import Matcher
 from leakguard.matchers.calibrate import (MIN_IDENTITIES, Calibration, calibration_from_scores, pair_scores,
                                           why_unsupported)
+from leakguard.matchers.published import RawFeatures, nearest_distances, published_point
 
 FMRS = (1e-2, 1e-3, 1e-4)
 FORMAT = 1
@@ -48,6 +49,7 @@ class AuditSettings:
     max_pairs: int = 20_000_000          # R-R pairs scored exactly up to this, sampled beyond
     top_pairs: int = 16                  # leaking (generated, training) pairs kept for the report grid
     top_leakers: int = 20                # identities listed by leak count
+    published: Sequence[str] = ()        # matchers whose published operating point is shown too (e.g. dlib)
 
 
 def _describe(images, with_ids: bool) -> dict:
@@ -182,12 +184,30 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
         "membership": None,
     }
     _name_pairs(section, inputs)
+    section["published"] = (published_leakage(inputs, matcher, store, s, progress)
+                            if matcher.name in s.published else None)
     if inputs.members is not None and inputs.nonmembers is not None:
         section["membership"] = _membership(store.embeddings(inputs.members, matcher, progress),
                                             inputs.members.identities,
                                             store.embeddings(inputs.nonmembers, matcher, progress),
                                             inputs.nonmembers.identities, gen, s)
     return section
+
+
+def published_leakage(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, s: AuditSettings,
+                      progress: bool = False) -> dict:
+    """The leak rate at the matcher's published operating point, applied as its source states it: a
+    generated face leaks when its raw features lie within `value` of any training image's."""
+    point = published_point(matcher.name)
+    raw = RawFeatures(matcher)
+    train = torch.from_numpy(np.array(store.embeddings(inputs.training, raw, progress)))      # [N, D]
+    gen = torch.from_numpy(np.array(store.embeddings(inputs.generated, raw, progress)))      # [G, D]
+    score = -nearest_distances(gen, train).numpy()            # [G]: larger is closer, as leak rates expect
+    ci = metrics.leak_rate_intervals(score, [-point.value], resamples=s.bootstrap, seed=s.seed)
+    return {"rule": f"Euclidean distance of raw features <= {point.value:g}", "value": point.value,
+            "source": point.source, "leak_rate": metrics.leak_rate(score, -point.value),
+            "leak_rate_ci": [float(ci.low[0]), float(ci.high[0])],
+            "leaking_samples": int((score >= -point.value).sum()), "nearest_distance_mean": float(-score.mean())}
 
 
 def _name_pairs(section: dict, inputs: AuditInputs) -> None:
@@ -237,6 +257,11 @@ def run_audit(inputs: AuditInputs, matchers: Sequence[Matcher], store: Optional[
         "settings": {"fmrs": list(s.fmrs), "bootstrap": s.bootstrap, "seed": s.seed, "top_k": s.top_k},
         "matchers": {},
     }
+    for name in s.published:
+        published_point(name)
+        if name not in {m.name for m in matchers}:
+            raise ValueError(f"--threshold {name}=published: {name} is not among the audit's matchers "
+                             f"({', '.join(m.name for m in matchers)}); add --matcher {name}")
     for m in matchers:
         cal, source = calibrations.get(m.name, (None, ""))
         if cal is not None:

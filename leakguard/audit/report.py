@@ -473,7 +473,8 @@ def _matcher_section(i: int, name: str, m: dict, pairs: list, show_training: boo
               ("KS(R-G best, R-R impostor)", fmt_num(rg.get("ks_vs_impostor")))]
     parts += [_row([_e(k), _e(_value(v))], left=2) for k, v in facts if v is not None] + ["</table>"]
     parts += [_warnings(m.get("warnings") or []),
-              "<h3>Identity leakage</h3>", _leakage_table(m.get("leakage") or [], level)]
+              "<h3>Identity leakage</h3>", _leakage_table(m.get("leakage") or [], level),
+              _published_table(m.get("published"), level)]
     hist = plot_histograms(m)
     if hist:
         parts.append(_img(hist, f"score histograms of {name}", "plot"))
@@ -495,6 +496,18 @@ def _warnings(warnings: list) -> str:
         return ""
     return ('<div class="warn"><b>Read before trusting these numbers:</b><ul>'
             + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul></div>")
+
+
+def _published_table(pub: Optional[dict], level: float) -> str:
+    if not pub:
+        return ""
+    pct = f"{100 * level:g}%"
+    facts = [("rule", _e(pub.get("rule"))), ("source", _e(pub.get("source"))),
+             (f"leak rate [{pct} CI]", _ci_html(pub.get("leak_rate"), pub.get("leak_rate_ci"))),
+             ("leaking samples", _e(_value(pub.get("leaking_samples")))),
+             ("mean nearest distance", _e(fmt_num(pub.get("nearest_distance_mean"))))]
+    return ("<h4>At the matcher's published operating point</h4><table>"
+            + "".join(_row([_e(k), v], left=2) for k, v in facts) + "</table>")
 
 
 def _provenance(leakage: list) -> str:

@@ -14,7 +14,7 @@ from leakguard.audit.audit import AuditInputs, AuditSettings, run_audit
 from leakguard.audit.images import ImageFiles
 from leakguard.audit.report import write_report
 from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
-from leakguard.cli.options import parse_matcher, resolve_device
+from leakguard.cli.options import parse_matcher, parse_published, resolve_device
 from leakguard.matchers.calibrate import calibration_path, load_calibration
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
 
@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser, sources=None) -> None:
     p.add_argument("--nonmembers", type=Path, help="images of identities never in training (with identities)")
     p.add_argument("--matcher", dest="matchers", type=parse_matcher, action="append", required=True,
                    metavar="NAME[=WEIGHTS]", help=f"repeatable; NAME one of {', '.join(MATCHERS)}")
+    p.add_argument("--threshold", dest="published", type=parse_published, action="append", default=[],
+                   metavar="NAME=published", help="also report NAME's published operating point (dlib: distance "
+                   "0.6), beside the data-derived thresholds; repeatable")
     p.add_argument("--alignment", choices=["ffhq", "none", "detect"], default=None,
                    help="what the images are, for every matcher (default: each matcher's own)")
     p.add_argument("--out", type=Path, required=True, help="folder for report.json and report.html")
@@ -65,7 +68,7 @@ def run(args, make_generated: MakeGenerated | None = None) -> None:
     generated, info = make_generated(device) if make_generated is not None else (ImageFiles(args.generated), {})
     inputs = AuditInputs(generated=generated, training=training, members=members, nonmembers=nonmembers,
                          generated_info=info)
-    settings = AuditSettings(bootstrap=args.bootstrap, seed=args.seed)
+    settings = AuditSettings(bootstrap=args.bootstrap, seed=args.seed, published=tuple(args.published))
     report = run_audit(inputs, matchers, EmbeddingStore(args.cache), settings, calibrations, progress=True)
     pairs = {name: {"leak_pairs": [(generated.image(p["generated_index"]),
                                     training.image(p["training_index"]) if args.show_training_images else None)
@@ -84,4 +87,7 @@ def summary_line(name: str, section: dict) -> str:
     rates = ", ".join(f"{r['leak_rate']:.3f} at FMR {r['fmr']:g}" if r["supported"]
                       else f"unsupported at FMR {r['fmr']:g}" for r in section["leakage"])
     auc = section["membership"]["auc"] if section["membership"] else None
-    return f"{name}: leak rate {rates}" + (f"; membership AUC {auc:.3f}" if auc is not None else "")
+    published = section.get("published")
+    return (f"{name}: leak rate {rates}"
+            + (f"; at the published point ({published['rule']}): {published['leak_rate']:.3f}" if published else "")
+            + (f"; membership AUC {auc:.3f}" if auc is not None else ""))

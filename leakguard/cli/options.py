@@ -4,6 +4,7 @@ import argparse
 
 import torch
 
+from leakguard.matchers.published import PUBLISHED
 from leakguard.matchers.registry import MATCHERS
 
 
@@ -23,3 +24,14 @@ def parse_matcher(text: str) -> tuple[str, str | None]:
     if name not in MATCHERS:
         raise argparse.ArgumentTypeError(f"unknown matcher {name!r}; valid matchers: {', '.join(MATCHERS)}")
     return name, weights or None
+
+
+def parse_published(text: str) -> str:
+    """'dlib=published' -> 'dlib', for a matcher with a published operating point."""
+    name, _, kind = text.partition("=")
+    if kind != "published":
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=published (e.g. dlib=published)")
+    if name not in PUBLISHED:
+        raise argparse.ArgumentTypeError(f"{name!r} has no published operating point LeakGuard knows of; "
+                                         f"matchers that have one: {', '.join(PUBLISHED)}")
+    return name

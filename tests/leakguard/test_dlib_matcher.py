@@ -41,16 +41,7 @@ def detect():
 
 @pytest.fixture(scope="module")
 def people():
-    """Eight different people, one photo each: the astronaut, the six of t1.jpg cut out with a margin
-    around dlib's box, and Tom Hanks."""
-    import dlib
-    photo = faces.t1()
-    out = [faces.astronaut()]
-    for r in sorted(dlib.get_frontal_face_detector()(photo, 1), key=lambda r: r.left()):
-        m = r.width() // 2
-        out.append(photo[max(0, r.top() - m):r.bottom() + m, max(0, r.left() - m):r.right() + m])
-    assert len(out) == 7, "t1.jpg: expected dlib to find six faces"
-    return out + [faces.tom_hanks()]
+    return faces.people_photos()
 
 
 @pytest.fixture(scope="module")
