@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from leakguard.audit import metrics
+from leakguard.audit.alignment import alignment_warning
 from leakguard.audit.search import topk_cosine, topk_identities
 from leakguard.audit.store import EmbeddingStore
 from leakguard.matchers.base import Matcher
@@ -177,7 +178,8 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
                "ks_vs_impostor": metrics.ks_statistic(best_score, rr_scores.impostor)},
         "hist_edges": metrics.histogram(best_score)[1].tolist(),
         "leakage": leakage,
-        "warnings": audit_warnings(leakage, calibration is None, len(identities)),
+        "warnings": audit_warnings(leakage, calibration is None, len(identities))
+                    + [w for w in [alignment_warning(inputs.training, getattr(matcher, "alignment", None))] if w],
         "leak_counts_fmr": s.fmrs[mid],
         **_leakers(best_score, best_id, nearest, leakage[mid]["threshold"], min(r["threshold"] for r in leakage),
                    identities, s),

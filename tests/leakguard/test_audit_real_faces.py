@@ -76,3 +76,36 @@ def test_people_never_in_training_rarely_match_at_the_published_point(scenario, 
     assert "unsupported at FMR 0.01" in printed.out
     html = (scenario / "new" / "report.html").read_text()
     assert "published operating point" in html and "† FMR 0.01 is not supported by" in html
+
+
+def ffhq_aligned(photo: np.ndarray, size: int = 128) -> np.ndarray:
+    """The photo warped so its 68 landmarks sit on the FFHQ template, as StyleGAN's data are."""
+    import torch
+
+    from leakguard.matchers import align
+    from leakguard.matchers.landmarks import DlibLandmarks
+    x = faces.as_batch(photo)
+    A = align.umeyama(DlibLandmarks()(x)[0], align.ffhq_landmarks(size, size))
+    crop = align.warp(x.float() / 127.5 - 1, A, (size, size))[0]                      # [3, size, size]
+    return ((crop.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def test_the_alignment_check_warns_on_crops_that_are_not_ffhq_aligned(scenario, capsys, tmp_path):
+    from leakguard.audit.alignment import ASSUMED_BOX, alignment_warning, detected_boxes, offset
+    from leakguard.audit.images import ImageFiles
+    crops = ImageFiles(scenario / "train.zip")                # detector crops with a margin
+    warning = alignment_warning(crops, "ffhq")
+    assert warning.startswith("alignment 'ffhq' assumes the face box (0.195, 0.28, 0.805, 0.89)")
+    assert "pass --alignment detect" in warning
+    assert alignment_warning(crops, "detect") is None          # the matcher finds each face itself
+    save_folder(tmp_path / "aligned", [ffhq_aligned(p) for p in faces.people_photos()])
+    aligned = ImageFiles(tmp_path / "aligned")
+    boxes, looked = detected_boxes(aligned)
+    assert len(boxes) >= looked - 1                            # checked, not skipped for want of faces
+    assert max(offset(b, ASSUMED_BOX["ffhq"]) for b in boxes) < 0.1
+    assert alignment_warning(aligned, "ffhq") is None
+    # The audit prints it, with the matcher's name.
+    assert main(["audit", "--generated", str(scenario / "memorised"), "--training", str(scenario / "train.zip"),
+                 "--matcher", "dlib", "--cache", str(scenario / "cache"), "--bootstrap", "20",
+                 "--out", str(tmp_path / "r")]) == 0
+    assert "warning: dlib: alignment 'ffhq' assumes the face box" in capsys.readouterr().err
