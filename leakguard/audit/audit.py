@@ -27,6 +27,7 @@ from leakguard.matchers.base import Matcher
 from leakguard.matchers.calibrate import (MIN_IDENTITIES, Calibration, calibration_from_scores, pair_scores,
                                           why_unsupported)
 from leakguard.matchers.published import RawFeatures, nearest_distances, published_point
+from leakguard.matchers.threshold_ci import with_threshold_intervals
 
 FMRS = (1e-2, 1e-3, 1e-4)
 FORMAT = 1
@@ -92,6 +93,14 @@ def best_matches(gen: torch.Tensor, train: torch.Tensor, train_ids: np.ndarray) 
     return best_score, best_id, nearest
 
 
+def _ratio_note(rate: float, chance: float) -> str:
+    """Why a leak ratio is not a number (report.json writes it as null): '' when it is one."""
+    if chance > 0:
+        return ""
+    return ("infinite: leaking samples against a chance rate of 0" if rate > 0
+            else "undefined: no leaking sample and a chance rate of 0")
+
+
 def check_calibration(calibration: Calibration, matcher: Matcher, source: str) -> None:
     """A calibration measured another matcher version (other weights, alignment or preprocessing) than
     the one auditing: its thresholds do not apply, so it is refused, naming both versions."""
@@ -118,9 +127,10 @@ def leakage_rows(best_score: np.ndarray, calibration: Calibration, fmrs: Sequenc
                      "threshold_source": source, "calibration_identities": calibration.num_identities,
                      "genuine_pairs": calibration.genuine.pairs_used,
                      "impostor_pairs": calibration.impostor.pairs_used,
-                     "supported": not why, "why_unsupported": why, "leak_rate": rate,
+                     "threshold_ci": p.threshold_ci, "supported": not why, "why_unsupported": why, "leak_rate": rate,
                      "leak_rate_ci": [float(ci.low[i]), float(ci.high[i])], "chance_rate": chance_lo,
                      "chance_rate_bounds": [chance_lo, chance_hi], "ratio": metrics.leak_ratio(rate, chance_lo),
+                     "ratio_note": _ratio_note(rate, chance_lo),
                      "leaking_samples": int((best_score >= p.threshold).sum())})
     return rows
 
@@ -163,6 +173,8 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
     gen = torch.from_numpy(np.array(store.embeddings(inputs.generated, matcher, progress))).to(matcher.device)  # [G, D]
     rr_scores = pair_scores(train, train_ids, max_pairs=s.max_pairs, seed=s.seed)   # R-R pairs, kept for KS
     rr = calibration_from_scores(rr_scores, train.shape, matcher=matcher.version, fmrs=s.fmrs, seed=s.seed)
+    if calibration is None:  # the thresholds in use: how far they could move with other people
+        rr = with_threshold_intervals(rr, train, train_ids, seed=s.seed)
     cal, source = (calibration, calibration_source) if calibration is not None else (rr, "training set (R-R pairs)")
 
     train_t = torch.from_numpy(np.array(train)).to(matcher.device)                # [N, D]

@@ -491,6 +491,14 @@ def _matcher_section(i: int, name: str, m: dict, pairs: list, show_training: boo
     return "\n".join(parts)
 
 
+def _threshold_html(p: dict) -> str:
+    ci = p.get("threshold_ci")
+    if not ci or None in ci:
+        return _e(fmt_num(p.get("threshold"), 4))
+    return (f'{_e(fmt_num(p.get("threshold"), 4))} <span class="ci">[{_e(fmt_num(ci[0], 4))}, '
+            f'{_e(fmt_num(ci[1], 4))}]</span>')
+
+
 def _warnings(warnings: list) -> str:
     if not warnings:
         return ""
@@ -526,12 +534,12 @@ def _leakage_table(leakage: list, level: float) -> str:
     if not leakage:
         return '<p class="note">no operating points</p>'
     pct = f"{100 * level:g}%"
-    head = ["FMR", "observed FMR", "threshold", "supported", f"leak rate [{pct} CI]", "leaking samples",
+    head = ["FMR", "observed FMR", f"threshold [{pct} CI over identities]", "supported", f"leak rate [{pct} CI]", "leaking samples",
             "chance rate [bounds]", "ratio"]
     rows = ["<table>", _row(head, header=True, left=0)]
     for p in leakage:
         rows.append(_row([
-            _e(fmt_fmr(p.get("fmr"))), _e(fmt_fmr(p.get("fmr_observed"))), _e(fmt_num(p.get("threshold"), 4)),
+            _e(fmt_fmr(p.get("fmr"))), _e(fmt_fmr(p.get("fmr_observed"))), _threshold_html(p),
             "yes" if p.get("supported", True) else "no †", _ci_html(p.get("leak_rate"), p.get("leak_rate_ci")),
             _e(_value(p.get("leaking_samples"))), _ci_html(p.get("chance_rate"), p.get("chance_rate_bounds")),
             _e(fmt_ratio(p.get("ratio")))], left=0))

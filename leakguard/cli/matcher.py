@@ -22,6 +22,7 @@ from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
 from leakguard.identity_data import read_identity_images
 from leakguard.matchers.calibrate import MAX_PAIRS, calibrate, calibration_path, save_calibration
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
+from leakguard.matchers.threshold_ci import with_threshold_intervals
 from leakguard.matchers.nets.synth_nets import ARCHS
 from leakguard.matchers.synth_training import TrainSettings, save_checkpoint, train_matcher
 
@@ -79,11 +80,13 @@ def run_calibrate(args) -> None:
     files = ImageFiles(args.data)
     embeddings = EmbeddingStore(args.cache).embeddings(files, m, progress=True)
     cal = calibrate(embeddings, files.identities, matcher=m.version, max_pairs=args.max_pairs, seed=args.seed)
+    cal = with_threshold_intervals(cal, embeddings, files.identities, seed=args.seed)
     path = save_calibration(args.out or calibration_path(args.weights), cal)
     for warning in cal.warnings:
         print(f"leakguard matcher calibrate: warning: {warning}", file=sys.stderr)
     for p in cal.points:
-        print(f"FMR {p.fmr:g}: threshold {p.threshold:.4f}, TAR {p.tar:.4f}" + ("" if p.supported else " (unsupported)"))
+        ci = f" [{p.threshold_ci[0]:.4f}, {p.threshold_ci[1]:.4f}]" if p.threshold_ci and None not in p.threshold_ci else ""
+        print(f"FMR {p.fmr:g}: threshold {p.threshold:.4f}{ci}, TAR {p.tar:.4f}" + ("" if p.supported else " (unsupported)"))
     print(f"EER {cal.eer:.4f}; {cal.mode}: {cal.genuine.pairs_used:,} genuine and {cal.impostor.pairs_used:,} "
           f"impostor pairs; wrote {path}")
 

@@ -86,6 +86,7 @@ class OperatingPoint:
     tar: float                 # fraction of genuine scores >= threshold
     supported: bool            # enough impostor pairs from enough people to estimate fmr (module doc)
     why_unsupported: str = ""  # which condition failed, for reports and warnings ('' when supported)
+    threshold_ci: Optional[list] = None  # [low, high] over identity resamples (threshold_ci.py), or None
 
 
 @dataclass

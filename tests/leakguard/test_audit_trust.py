@@ -61,6 +61,8 @@ def test_training_set_thresholds_of_eight_people_support_no_fmr(files, tmp_path,
         assert row["supported"] is False and "8 identities (it needs 30)" in row["why_unsupported"]
         assert row["threshold_source"] == "training set (R-R pairs)" and row["calibration_identities"] == 8
         assert row["impostor_pairs"] == (32 * 31 - 8 * 4 * 3) // 2
+        low, high = row["threshold_ci"]                       # over resamples of the 8 people
+        assert low <= high
     # The terminal says why, and the summary line shows no rate for an unsupported FMR.
     assert "warning: synth: no calibration file: thresholds come from the training set's own pairs" in captured.err
     assert "warning: synth: the training set has 8 identities" in captured.err
@@ -88,6 +90,8 @@ def test_thirty_people_support_fmr_1e_2_but_not_1e_3(files, tmp_path, capsys):
     assert rows[0.01]["supported"] and rows[0.01]["why_unsupported"] == ""
     assert rows[0.01]["impostor_pairs"] == pairs and rows[0.01]["calibration_identities"] == 30
     assert rows[0.01]["threshold_source"] == f"calibration file {weights}.calibration.json"
+    assert rows[0.01]["threshold_ci"] == strict_load(weights.with_name("cal30.pt.calibration.json"))["points"][0][
+        "threshold_ci"] and len(rows[0.01]["threshold_ci"]) == 2
     assert rows[0.001]["why_unsupported"] == f"FMR 0.001 is not supported by {pairs:,} impostor pairs " \
                                              "(it needs 10,000, 10 / FMR)"
     assert "no calibration file" not in captured.err
@@ -165,3 +169,22 @@ def test_pairs_name_people_files_and_seeds(files, tmp_path, capsys):
                  "--out", str(tmp_path / "g")]) == 0
     labels = [p["generated_name"] for p in strict_load(tmp_path / "g" / "report.json")["matchers"]["synth"]["top_pairs"]]
     assert sorted(labels) == ["seed0005", "seed0006", "seed0007", "seed0008", "seed0009"]
+
+
+def test_a_ratio_that_is_no_number_is_null_with_a_note(tmp_path):
+    from leakguard.audit.audit import leakage_rows
+    from leakguard.audit.report import write_report
+    from leakguard.matchers.calibrate import calibrate
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=[40, 8])
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    cal = calibrate(e, np.repeat(np.arange(10), 4), fmrs=(1e-4,))        # no impostor may match: chance 0
+    leaking = leakage_rows(np.array([1.0, 0.0]), cal, (1e-4,), identities=10, images=40, resamples=10)
+    quiet = leakage_rows(np.array([0.0, 0.0]), cal, (1e-4,), identities=10, images=40, resamples=10)
+    assert leaking[0]["chance_rate"] == 0 and leaking[0]["ratio"] == float("inf")
+    assert leaking[0]["ratio_note"] == "infinite: leaking samples against a chance rate of 0"
+    assert quiet[0]["ratio_note"] == "undefined: no leaking sample and a chance rate of 0"
+    report = {"format": 1, "matchers": {"m": {"leakage": leaking}}}
+    json_path, _ = write_report(tmp_path, report)
+    row = strict_load(json_path)["matchers"]["m"]["leakage"][0]
+    assert row["ratio"] is None and row["ratio_note"].startswith("infinite")

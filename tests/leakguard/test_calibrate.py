@@ -350,3 +350,30 @@ def test_support_needs_ten_false_matches_from_thirty_people():
     few = calibrate(e[:20], np.repeat(np.arange(5), 4), fmrs=(1e-2,))    # 5 people, as in issue 12
     assert not few.points[0].supported and "5 identities" in few.points[0].why_unsupported
     assert any("5 identities" in w for w in few.warnings)
+
+
+def test_threshold_bootstrap_over_identities_equals_copying_the_drawn_people():
+    """Oracle: each replicate's threshold equals calibrate() on a data set built by copying in the
+    drawn people's images (a person drawn twice stays one identity)."""
+    from leakguard.matchers.threshold_ci import (bootstrap_thresholds, impostor_pairs, threshold_intervals,
+                                                 with_threshold_intervals)
+    e, ids = dyadic_set()
+    labels = np.unique(ids, return_inverse=True)[1]
+    fmrs = (0.3, 0.1, 0.02)
+    got = bootstrap_thresholds(impostor_pairs(e, ids), fmrs, resamples=12, seed=3)
+    rng = np.random.default_rng(3)
+    k = labels.max() + 1
+    for r in range(12):
+        w = rng.multinomial(k, np.full(k, 1.0 / k))
+        rows = [i for person in range(k) for _ in range(w[person]) for i in np.flatnonzero(labels == person)]
+        if len(set(labels[rows])) < 2:
+            assert np.isnan(got[r]).all()
+            continue
+        cal = calibrate(e[rows], labels[rows], fmrs=fmrs, bins=4)
+        assert got[r].tolist() == [p.threshold for p in cal.points], r
+    ci = threshold_intervals(e, ids, fmrs, resamples=50)
+    assert all(np.isfinite(ci[f]).all() and ci[f][0] <= ci[f][1] for f in fmrs)
+    cal = with_threshold_intervals(calibrate(e, ids, fmrs=fmrs, bins=4), e, ids)
+    assert cal.points[0].threshold_ci == ci[0.3]
+    assert Calibration.from_json(cal.to_json()).points[0].threshold_ci == ci[0.3]   # kept in the file
+    assert threshold_intervals(e, ids, fmrs, max_pairs=10) is None   # too many pairs: no interval, not a guess

@@ -87,3 +87,27 @@ def test_generate_reads_a_training_snapshot(short_run, tmp_path):
     snap = rundir.list_snapshots(run_dir / "checkpoints")[-1]
     assert main(["generate", "--network", str(snap), "--seeds", "0-1", "--outdir", str(tmp_path)]) == 0
     assert len(list(tmp_path.glob("*.png"))) == 2
+
+
+def test_every_json_a_run_writes_is_strict(short_run):
+    """stats.jsonl is read by tools that reject NaN and Infinity; a non-finite number is written as null."""
+    _, run_dir, _, _, _ = short_run
+
+    def refuse(constant):
+        raise ValueError(f"{constant} in stats.jsonl")
+    lines = (run_dir / "stats.jsonl").read_text().splitlines()
+    assert lines and all(isinstance(json.loads(line, parse_constant=refuse), dict) for line in lines)
+
+
+def refuse_constant(constant):
+    raise ValueError(f"{constant} is not strict JSON")
+
+
+def test_reporter_writes_non_finite_values_as_null(tmp_path):
+    from training.report import Reporter
+    reporter = Reporter(tmp_path)
+    reporter.report("Loss/G/loss", float("nan"))
+    reporter.flush(8, {"Progress/kimg": 0.008, "Loss/inf": float("inf")})
+    reporter.close()
+    line = json.loads((tmp_path / "stats.jsonl").read_text(), parse_constant=refuse_constant)
+    assert line == {"nimg": 8, "Loss/G/loss": None, "Progress/kimg": 0.008, "Loss/inf": None}
