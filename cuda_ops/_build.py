@@ -227,6 +227,9 @@ def load_extension(spec: ExtensionSpec) -> ModuleType:
     if missing:
         raise BuildError(f"the sources of {spec.name} are missing: {', '.join(missing)} (reinstall leakguard)")
     root = cache_root()
+    if root.exists() and not root.is_dir():
+        raise BuildError(f"the kernel cache {root} is a file, not a folder (LEAKGUARD_OPS_CACHE); point it at a "
+                         f"folder")
     key = build_key(spec)
     final = root / f"{spec.name}-{key}"
     module = _load_finished(final)

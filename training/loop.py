@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from leakguard.atomic import write_text
 from training import rundir
 from training.config import Config, to_yaml
 from training.data.loader import ChunkStream, describe, open_dataset
@@ -86,18 +87,20 @@ def tick(state: TrainState, bar, sec_per_kimg: float) -> dict:
 def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = None) -> TrainState:
     """Trains until cfg.train.kimg; rank 0 writes `run_dir`. Returns the final state."""
     main = dist.is_main
-    if main:
-        (run_dir / "images").mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(to_yaml(cfg))
     dataset = open_dataset(cfg.data)
-    reporter = Reporter(run_dir if main else None)
-    state = build_state(cfg, dataset, dist, reporter)
+    # Everything that can refuse the run (config, data, the snapshot) is checked before anything is
+    # written: a refused resume leaves the run folder exactly as it was.
+    state = build_state(cfg, dataset, dist, Reporter(None))
     state.dataset_info = describe(dataset)
     if resume is not None:
         load_snapshot(resume, state)
-        if main:
+    if main:
+        (run_dir / "images").mkdir(parents=True, exist_ok=True)
+        write_text(run_dir / "config.yaml", to_yaml(cfg))
+        if resume is not None:
             rundir.trim_stats(run_dir, state.nimg)
             log.info("resumed from %s at %.1f kimg", resume, state.nimg / 1000)
+    state.reporter = reporter = Reporter(run_dir if main else None)
     stream = ChunkStream(dataset, cfg.train.batch, state.batch_gpu, dist.rank, dist.world, cfg.train.seed,
                          state.round, dist.device, cfg.data.workers)
     latents = grid_latents(state)

@@ -14,7 +14,7 @@ from leakguard.audit.audit import AuditInputs, AuditSettings, run_audit
 from leakguard.audit.images import ImageFiles
 from leakguard.audit.report import write_report
 from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
-from leakguard.cli.options import parse_matcher, parse_published, resolve_device
+from leakguard.cli.options import check_output_folder, parse_matcher, parse_published, resolve_device
 from leakguard.matchers.calibrate import calibration_path, load_calibration
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
 
@@ -60,6 +60,8 @@ def build_matchers(args, device) -> tuple[list, dict]:
 def run(args, make_generated: MakeGenerated | None = None) -> None:
     """Audits args.generated, or the images `make_generated(device)` returns (called once the
     matchers are built, so a bad --matcher fails before any image is rendered)."""
+    check_output_folder(args.out, "--out")      # before the audit runs, not after
+    check_output_folder(args.cache, "--cache")
     device = resolve_device(args.device)
     training = ImageFiles(args.training)
     members = ImageFiles(args.members) if args.members else None

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from leakguard.audit.images import ImageFiles
 from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
+from leakguard.cli.options import check_output_file
 from leakguard.identity_data import read_identity_images
 from leakguard.matchers.calibrate import MAX_PAIRS, calibrate, calibration_path, save_calibration
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
@@ -31,7 +32,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainSettings()
     p.add_argument("--data", type=Path, required=True, help="identity-labelled dataset zip or image folder")
     p.add_argument("--arch", choices=list(ARCHS), required=True, help="synth: SynthNetA, synth_b: SynthNetB")
-    p.add_argument("--out", type=Path, required=True, help="checkpoint to write (.pt)")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint to write (.pt); an existing one is kept "
+                   "unless --force, which also removes its now stale .calibration.json")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over the data (default {d.epochs})")
     p.add_argument("--batch", type=int, default=d.batch, help=f"images per step (default {d.batch})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"AdamW peak learning rate (default {d.lr})")
@@ -47,11 +50,13 @@ def run_train(args) -> None:
     st = TrainSettings(arch=args.arch, embedding_dim=args.embedding_dim, input_size=args.input_size,
                        epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, device=args.device)
     st.check()  # before reading the data: a bad flag should not wait for it
+    check_output_file(args.out, "--out", args.force, inputs=[args.data])
     images, identities = read_identity_images(args.data)
     print(f"{args.data}: {len(images)} images of {len(identities.unique())} people, "
           f"{images.shape[3]}x{images.shape[2]} px")
     net, summary = train_matcher(images, identities, st, data_name=str(args.data))
     save_checkpoint(args.out, net, summary)
+    calibration_path(args.out).unlink(missing_ok=True)  # measured the weights just replaced
     print(f"wrote {args.out}: {args.arch}, train accuracy {summary['final_train_accuracy']:.3f}, "
           f"{summary['seconds']:.0f} s")
 

@@ -1,6 +1,8 @@
 """Command-line options shared by the commands of every package: the torch device and the
 NAME[=WEIGHTS] matcher option."""
 import argparse
+import math
+from pathlib import Path
 
 import torch
 
@@ -12,7 +14,10 @@ def resolve_device(name: str) -> torch.device:
     """'auto' is cuda when there is a GPU, else cpu; a CUDA device without a GPU is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {name}: not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     return device
@@ -35,3 +40,35 @@ def parse_published(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{name!r} has no published operating point LeakGuard knows of; "
                                          f"matchers that have one: {', '.join(PUBLISHED)}")
     return name
+
+
+def check_output_file(path, option: str, force: bool, inputs=()) -> None:
+    """Refuses to write `path` over one of the command's inputs, over a folder, or over an existing file
+    without --force; checked before any work, so a refusal changes nothing on disk."""
+    path = Path(path).expanduser()
+    for source in inputs:
+        if source is not None and path.exists() and Path(source).expanduser().exists() \
+                and path.resolve() == Path(source).expanduser().resolve():
+            raise ValueError(f"{option} {path}: that is the input file; write the result to another path")
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path}: is a folder; give a file name")
+    if path.exists() and not force:
+        raise FileExistsError(f"{option} {path}: the file exists; pass --force to replace it")
+
+
+def check_output_folder(path, option: str) -> None:
+    """A folder the command writes into: refused when a file stands there."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{option} {path}: is a file, not a folder; give a folder to write into")
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a float that is neither NaN nor infinite."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number")
+    return value

@@ -9,7 +9,11 @@ line and exit with status 2.
 """
 import argparse
 import logging
+import os
 import sys
+import tempfile
+import traceback
+from pathlib import Path
 
 from leakguard.cli import matcher
 from training.cli import audit, convert, dataset, doctor, generate, synthfaces, train
@@ -27,7 +31,8 @@ COMMANDS = {
 }
 
 # Errors caused by the user's input: shown as one line, without a traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, IsADirectoryError, PermissionError, CheckpointError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+               PermissionError, CheckpointError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,10 +49,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides += extra  # KEY=VALUE overrides after an option (`--dry-run name=x`) are overrides too
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         COMMANDS[args.command].run(args)
     except USER_ERRORS as e:
         print(f"leakguard {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - anything else is LeakGuard's bug: say so, keep the traceback
+        print(f"leakguard {args.command}: internal error ({type(e).__name__}: {str(e)[:300]}); this is a bug in "
+              f"LeakGuard, please report it with the traceback in {write_traceback(args.command)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def write_traceback(command: str) -> Path:
+    """The current exception's traceback in a file of its own (the terminal gets one line)."""
+    fd, path = tempfile.mkstemp(prefix=f"leakguard-{command}-", suffix=".traceback.txt")
+    with os.fdopen(fd, "w") as f:
+        traceback.print_exc(file=f)
+    return Path(path)

@@ -20,15 +20,16 @@ import torch
 
 from leakguard.audit.images import ImageTensor
 from leakguard.cli import audit as image_audit
-from training.cli.generate import parse_seeds
+from leakguard.cli.options import finite_float
+from training.cli.generate import parse_seeds, seeds_option
 from training.inference import generate, load_generator
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sources = p.add_mutually_exclusive_group(required=True)
     sources.add_argument("--generator", type=Path, help="LeakGuard checkpoint (.pt) or official StyleGAN2-ADA pickle")
-    p.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-999"), help="with --generator (default 0-999)")
-    p.add_argument("--trunc", type=float, default=1.0, help="with --generator: truncation psi (default 1, none)")
+    p.add_argument("--seeds", type=seeds_option, default=parse_seeds("0-999"), help="with --generator (default 0-999)")
+    p.add_argument("--trunc", type=finite_float, default=1.0, help="with --generator: truncation psi (default 1, none)")
     image_audit.add_arguments(p, sources)
 
 

@@ -14,15 +14,19 @@ from pathlib import Path
 
 import torch
 
-from leakguard.cli.options import resolve_device
+from leakguard.cli.options import check_output_folder, finite_float, resolve_device
 from training.data.images import make_grid, save_png
 from training.inference import generate, load_generator
 from training.networks import Generator
 
 
+MAX_SEEDS = 1_000_000      # images one command renders; more is a typo, not a plan
+MAX_SEED = 2 ** 32 - 1     # numpy RandomState seeds
+
+
 def parse_seeds(text: str) -> list[int]:
-    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11]."""
-    seeds = []
+    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11]; each seed once, at most MAX_SEEDS of them."""
+    ranges, count = [], 0
     for part in text.split(","):
         m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not m:
@@ -30,16 +34,33 @@ def parse_seeds(text: str) -> list[int]:
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
             raise ValueError(f"--seeds: range {part!r} ends before it starts")
-        seeds.extend(range(lo, hi + 1))
+        if hi > MAX_SEED:
+            raise ValueError(f"--seeds: {hi} is above the largest seed, {MAX_SEED}")
+        count += hi - lo + 1
+        if count > MAX_SEEDS:
+            raise ValueError(f"--seeds {text}: more than {MAX_SEEDS:,} seeds; render fewer at a time")
+        ranges.append((lo, hi))
+    seeds = [s for lo, hi in ranges for s in range(lo, hi + 1)]
+    if len(set(seeds)) != len(seeds):
+        first = next(s for i, s in enumerate(seeds) if s in seeds[:i])
+        raise ValueError(f"--seeds {text}: seed {first} is given twice; each seed is one image (seed{first:04d}.png)")
     return seeds
+
+
+def seeds_option(text: str) -> list[int]:
+    """parse_seeds as an argparse type: its message reaches the user instead of 'invalid value'."""
+    try:
+        return parse_seeds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--seeds: ")) from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--network", type=Path, help="LeakGuard checkpoint (.pt) or official StyleGAN2-ADA pickle (.pkl)")
     src.add_argument("--random-init", action="store_true", help="an untrained generator (smoke tests, demos)")
-    p.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-7"), help="e.g. 0-15 or 1,5,9 (default 0-7)")
-    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (1 = none)")
+    p.add_argument("--seeds", type=seeds_option, default=parse_seeds("0-7"), help="e.g. 0-15 or 1,5,9 (default 0-7)")
+    p.add_argument("--trunc", type=finite_float, default=1.0, help="truncation psi (1 = none)")
     p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws (default: all)")
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class index for conditional networks")
@@ -61,6 +82,7 @@ def random_generator(resolution: int, init_seed: int) -> Generator:
 def run(args) -> None:
     if args.batch < 1:
         raise ValueError(f"--batch must be >= 1, got {args.batch}")
+    check_output_folder(args.outdir, "--outdir")
     device = resolve_device(args.device)
     G = random_generator(args.resolution, args.init_seed) if args.random_init else load_generator(args.network,
                                                                                                   args.which)

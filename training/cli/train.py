@@ -38,11 +38,18 @@ def run(args) -> None:
     dist = distributed.init(cfg.train.device)
     try:
         resume = rundir.resolve_resume(cfg.resume, cfg.run_dir, cfg.name) if cfg.resume else None
-        run_dir = None
+        run_dir, created = None, False
         if dist.is_main:
-            run_dir = (resume and rundir.run_dir_of(resume)) or rundir.new_run_dir(cfg.run_dir, cfg.name)
+            run_dir = resume and rundir.run_dir_of(resume)
+            if not run_dir:
+                run_dir, created = rundir.new_run_dir(cfg.run_dir, cfg.name), True
             print(f"run folder: {run_dir}   (TensorBoard: tensorboard --logdir {run_dir})", flush=True)
-        state = loop.train(cfg, dist, run_dir, resume)
+        try:
+            state = loop.train(cfg, dist, run_dir, resume)
+        except BaseException:
+            if created and not any(run_dir.iterdir()):  # a start that was refused leaves no empty folder
+                run_dir.rmdir()
+            raise
         if dist.is_main:
             print(f"done: {state.nimg / 1000:g} kimg; checkpoints in {run_dir / rundir.CHECKPOINTS}, "
                   f"fake grids in {run_dir / 'images'}", flush=True)
