@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from leakguard.atomic import atomic_open
+from leakguard.torch_files import load_failure
 from training import snapshot
 from training.official import load_official_networks
 from training.records import CheckpointError, build_network, network_record, plain
@@ -38,7 +39,7 @@ def load_networks(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for non-checkpoint files
-        raise CheckpointError(f"{path}: not a LeakGuard checkpoint readable with weights_only=True ({e})") from e
+        raise CheckpointError(f"{path}: not a LeakGuard checkpoint ({load_failure(e)})") from None
     if not isinstance(data, dict) or data.get("format") not in (FORMAT, snapshot.FORMAT):
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(f"{path}: format {found!r} is not {FORMAT!r}; official StyleGAN2 .pkl files are "

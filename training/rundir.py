@@ -1,7 +1,11 @@
 """Run folders (runs/<name>-<n>/) and finding the snapshot to resume from."""
 import json
+import logging
 import re
+import zipfile
 from pathlib import Path
+
+log = logging.getLogger("leakguard.train")
 
 CHECKPOINTS = "checkpoints"
 SNAPSHOT_RE = re.compile(r"^snapshot-(\d{10})\.pt$")
@@ -44,11 +48,18 @@ def resolve_resume(resume: str, root: str | Path, name: str) -> Path:
     """'auto' -> the newest snapshot of the newest run named `name`; a run folder -> its newest
     snapshot; a file -> itself."""
     if resume == "auto":
+        skipped = []
         for _, run in reversed(_runs_named(Path(root), name)):
-            snaps = list_snapshots(run / CHECKPOINTS)
-            if snaps:
-                return snaps[-1]
-        raise FileNotFoundError(f"resume=auto: no snapshot in any {Path(root) / (name + '-*')}/{CHECKPOINTS}/")
+            for snap in reversed(list_snapshots(run / CHECKPOINTS)):
+                problem = damaged(snap)
+                if problem is None:
+                    for bad, why in skipped:
+                        log.warning("resume=auto: skipped %s (%s); resuming from %s", bad, why, snap)
+                    return snap
+                skipped.append((snap, problem))
+        found = "; ".join(f"{p}: {why}" for p, why in skipped)
+        raise FileNotFoundError(f"resume=auto: no intact snapshot in any {Path(root) / (name + '-*')}/{CHECKPOINTS}/"
+                                + (f" (damaged: {found})" if found else ""))
     path = Path(resume)
     if path.is_dir():
         snaps = list_snapshots(path / CHECKPOINTS) or list_snapshots(path)
@@ -58,6 +69,25 @@ def resolve_resume(resume: str, root: str | Path, name: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"resume checkpoint not found: {path}")
     return path
+
+
+def damaged(snapshot: Path) -> str | None:
+    """Why a snapshot file cannot be a complete torch.save zip (None: it looks whole). Cheap: it reads
+    the zip's directory, not the tensors."""
+    try:
+        with zipfile.ZipFile(snapshot) as zf:
+            if not zf.namelist():
+                return "an empty archive"
+    except (zipfile.BadZipFile, OSError) as e:
+        return f"not a complete snapshot ({e})"
+    return None
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Deletes the temporary files of snapshot writes that were killed midway (called after a write
+    succeeded, by the only process that writes snapshots)."""
+    for tmp in folder.glob(".snapshot-*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def run_dir_of(snapshot: Path) -> Path | None:

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from leakguard.atomic import atomic_open
+from leakguard.torch_files import load_failure
 from training.config import from_dict, to_dict
 from training.records import CheckpointError, load_state_dict_exact, network_record, plain
-from training.rundir import list_snapshots, snapshot_name
+from training.rundir import list_snapshots, remove_stale_temporaries, snapshot_name
 from training.state import TrainState
 
 FORMAT = "leakguard.train/1"
@@ -64,6 +65,7 @@ def save_snapshot(state: TrainState, folder: Path, keep: int = 0) -> Path:
     path = folder / snapshot_name(state.nimg)
     with atomic_open(path, "wb") as f:
         torch.save(data, f)
+    remove_stale_temporaries(folder)
     if keep > 0:
         for old in list_snapshots(folder)[:-keep]:
             old.unlink(missing_ok=True)
@@ -76,8 +78,7 @@ def read_snapshot(path: Path) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for files that are not checkpoints
-        raise CheckpointError(f"{path}: not a LeakGuard training snapshot ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:200]})") from None
+        raise CheckpointError(f"{path}: not a LeakGuard training snapshot ({load_failure(e)})") from None
     fmt = data.get("format") if isinstance(data, dict) else None
     if fmt != FORMAT:
         # "leakguard.networks/1" is training.checkpoint.FORMAT, which imports this module.

@@ -12,6 +12,7 @@ from leakguard.matchers.nets.weight_file import WeightsMismatch
 from leakguard.matchers.nets.synth_nets import ARCHS, FORMAT, build_net
 from leakguard.matchers.torch_matcher import TorchMatcher
 from leakguard.matchers.weights import require_file
+from leakguard.torch_files import load_failure
 
 log = logging.getLogger(__name__)
 NET_KWARGS = {"embedding_dim", "input_size", "width"}  # what a checkpoint may pass to build_net
@@ -35,8 +36,7 @@ def load_checkpoint(path: str | Path, arch: str | None = None) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for files that are not its checkpoints
-        raise WeightsMismatch(f"{path}: not a synth matcher checkpoint ({type(e).__name__}: {str(e)[:200]})") \
-            from None
+        raise WeightsMismatch(f"{path}: not a synth matcher checkpoint ({load_failure(e)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise WeightsMismatch(f"{path}: not a synth matcher checkpoint (format {found!r}, expected "

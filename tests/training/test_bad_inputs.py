@@ -155,3 +155,40 @@ def test_a_kernel_cache_that_is_a_file_falls_back_to_the_reference(tmp_path):
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert f"the kernel cache {cache} is a file, not a folder" in done.stdout
     assert cache.read_text() == "not a folder"
+
+
+def test_a_malicious_file_is_refused_without_advice_to_load_it_unsafely(tmp_path, capsys):
+    import os
+
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'pwned'}",)
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "leakguard.networks/1", "x": Payload()}, evil)
+    for command in (["generate", "--network", str(evil), "--outdir", str(tmp_path / "o")],
+                    ["train", *TINY, f"run_dir={tmp_path / 'runs'}", "--resume", str(evil)]):
+        assert main(command) == 2
+        line = one_error_line(capsys, str(evil), "posix.system", "nothing was run")
+        assert "weights_only=False" not in line and "weights_only` set to `False" not in line
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_resume_auto_skips_a_damaged_snapshot_and_cleans_killed_writes(base_run, tmp_path, caplog):
+    import shutil
+    root, run_dir, args = base_run
+    runs = tmp_path / "runs"
+    shutil.copytree(run_dir, runs / "base-0")
+    folder = runs / "base-0" / "checkpoints"
+    (intact,) = sorted(folder.glob("snapshot-*.pt"))
+    damaged = folder / "snapshot-0000000999.pt"
+    damaged.write_bytes(intact.read_bytes()[:1000])              # a newer snapshot, cut short
+    stale = folder / ".snapshot-0000000500.pt.x1y2.tmp"          # left by a killed write
+    stale.write_bytes(b"half")
+    resume = [a for a in args if not a.startswith(("run_dir=", "train.kimg="))]
+    with caplog.at_level("WARNING", logger="leakguard.train"):
+        assert main([*resume, f"run_dir={runs}", "train.kimg=0.016", "--resume", "auto"]) == 0
+    assert f"skipped {damaged}" in caplog.text and f"resuming from {intact}" in caplog.text
+    assert not stale.exists() and not list(folder.glob("*.tmp"))
+    assert (folder / "snapshot-0000000016.pt").is_file()

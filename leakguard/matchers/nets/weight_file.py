@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from leakguard.matchers.weights import require_file
+from leakguard.torch_files import load_failure
 
 _MIB = 1 << 20
 
@@ -32,7 +33,8 @@ def read_state_dict(path: Path, matcher: str) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickled code, a truncated download, not a torch file at all
-        raise WeightsMismatch(f"matcher {matcher!r}: cannot read {path} as a weights-only torch file: {e}") from e
+        raise WeightsMismatch(f"matcher {matcher!r}: cannot read {path} as a weights-only torch file: "
+                              f"{load_failure(e)}") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
