@@ -111,13 +111,13 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
     total = int(round(cfg.train.kimg * 1000))
     bar = tqdm(total=round(total / 1000, 3), initial=round(state.nimg / 1000, 3), unit="kimg",
                disable=not (main and cfg.train.progress), dynamic_ncols=True, bar_format=
-               "{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}{postfix}]")
+               "{l_bar}{bar}| {n:.4g}/{total:.4g} kimg [{elapsed}<{remaining}{postfix}]")
     tick_start, tick_nimg = time.perf_counter(), state.nimg
     while state.nimg < total:
         before = state.nimg
         average_buffers(state.G, dist)
         train_round(state, next(stream))
-        bar.update((state.nimg - before) / 1000)
+        bar.update(min((state.nimg - before) / 1000, bar.total - bar.n))  # the last round may pass the total
         done = state.nimg >= total
         if done or crossed(before, state.nimg, cfg.train.tick_kimg):
             now = time.perf_counter()

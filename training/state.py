@@ -77,6 +77,11 @@ def build_state(cfg: Config, dataset, dist: Dist, reporter: Reporter) -> TrainSt
     if batch_gpu < 1 or cfg.train.batch % (batch_gpu * world) != 0:
         raise ValueError(f"train.batch={cfg.train.batch} must be a multiple of train.batch_gpu={batch_gpu} "
                          f"x {world} processes")
+    group = min(cfg.model.mbstd_group, batch_gpu)
+    if cfg.model.mbstd_channels > 0 and cfg.model.mbstd_group > 0 and batch_gpu % group != 0:
+        raise ValueError(f"train.batch_gpu={batch_gpu} (images per forward pass; train.batch / processes when not "
+                         f"set) must be a multiple of model.mbstd_group={cfg.model.mbstd_group}: D's minibatch-"
+                         f"stddev groups form within one pass; change train.batch, train.batch_gpu or model.mbstd_group")
     torch.manual_seed(cfg.train.seed)
     G, D = build_networks(cfg, dataset.resolution, dataset.num_channels, dataset.label_dim)
     G, D = G.to(dist.device).train(), D.to(dist.device).train()

@@ -192,3 +192,20 @@ def test_resume_auto_skips_a_damaged_snapshot_and_cleans_killed_writes(base_run,
     assert f"skipped {damaged}" in caplog.text and f"resuming from {intact}" in caplog.text
     assert not stale.exists() and not list(folder.glob("*.tmp"))
     assert (folder / "snapshot-0000000016.pt").is_file()
+
+
+def test_a_minibatch_stddev_misfit_is_refused_before_anything_is_written(tmp_path, capsys):
+    assert main(["train", *TINY, f"run_dir={tmp_path / 'runs'}", "name=mb", "train.batch=6",
+                 "model.mbstd_group=4"]) == 2
+    one_error_line(capsys, "train.batch_gpu=6", "model.mbstd_group=4")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_short_zip_run_warns_of_nothing(tmp_path, capsys):
+    import warnings
+    assert main(["synthfaces", "--out", str(tmp_path / "s.zip"), "--resolution", "32", "--identities", "6"]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # the NumPy-not-writable and tqdm clamping warnings, among others
+        assert main(["train", *TINY, f"run_dir={tmp_path / 'runs'}", "name=z", f"data.path={tmp_path / 's.zip'}",
+                     "train.kimg=0.01", "train.progress=true"]) == 0
+    assert "clamping" not in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """From the data config to a dataset and a stream of per-round chunks on the training device."""
+import numpy as np
 import torch
 
 from training.config import DataConfig
@@ -31,8 +32,9 @@ def describe(dataset) -> dict:
 
 
 def _collate(items):
-    imgs = torch.stack([torch.as_tensor(img) for img, _ in items])        # [n, C, H, W] uint8
-    labels = torch.stack([torch.as_tensor(label) for _, label in items])  # [n, c_dim]
+    # np.stack copies: the datasets may hand out read-only arrays, which torch warns about sharing.
+    imgs = torch.from_numpy(np.stack([np.asarray(img) for img, _ in items]))        # [n, C, H, W] uint8
+    labels = torch.from_numpy(np.stack([np.asarray(label) for _, label in items]))  # [n, c_dim]
     return imgs, labels
 
 
