@@ -54,10 +54,10 @@ def latents(state: TrainState, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return z, state.labels[idx]
 
 
-def run_G(state: TrainState, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False):
+def run_G(state: TrainState, z: torch.Tensor, c: torch.Tensor):
     """Fake images and their ws, with per-image style mixing: with probability style_mixing an
     image takes the ws of a second latent from a random layer on (Karras et al. 2019, sec. 3.1)."""
-    ws = state.G.mapping(z, c, update_emas=update_emas)  # [n, num_ws, w_dim]
+    ws = state.G.mapping(z, c, update_emas=False)  # [n, num_ws, w_dim]; w_avg moves in update_w_avg
     p = state.cfg.loss.style_mixing
     if p > 0:
         n, num_ws = ws.shape[:2]
@@ -128,14 +128,27 @@ def pl_step(state: TrainState, chunks: list[Chunk], gain: float) -> None:
     state.reporter.report("Loss/pl_mean", state.pl_mean)
 
 
+def update_w_avg(state: TrainState, w_sum: torch.Tensor) -> None:
+    """w_avg <- lerp towards the mean w of this round's fakes, once per round over every rank's chunks
+    ([w_dim + 1]: the sum of w and the count), so it moves the same for any process count and
+    accumulation (the official network moves it per forward pass)."""
+    mapping = state.G.mapping
+    if mapping.w_avg_beta is None:
+        return
+    state.dist.all_sum(w_sum)
+    mapping.w_avg.copy_((w_sum[:-1] / w_sum[-1]).lerp(mapping.w_avg, mapping.w_avg_beta))
+
+
 def d_step(state: TrainState, chunks: list[Chunk]) -> None:
-    """Logistic D loss on fakes and reals; D(real) signs feed the ADA heuristic."""
+    """Logistic D loss on fakes and reals; D(real) signs feed the ADA heuristic; the fakes' w feed w_avg."""
+    w_sum = torch.zeros([state.G.w_dim + 1], device=state.device)  # [sum of w, count]
     with grads_for(state, state.D):
         for chunk in chunks:
             with chunk_rng(state, "D", chunk.index):
                 z, c = latents(state, len(chunk.img))
                 with torch.no_grad():
-                    fake, _ = run_G(state, z, c, update_emas=True)
+                    fake, ws = run_G(state, z, c)
+                    w_sum += torch.cat([ws[:, 0].sum(dim=0), torch.tensor([float(len(ws))], device=ws.device)])
                 fake_logits = run_D(state, fake, c)
                 real_logits = run_D(state, chunk.img, chunk.c)
                 loss = losses.d_logistic_fake(fake_logits) + losses.d_logistic_real(real_logits)  # [n]
@@ -147,6 +160,7 @@ def d_step(state: TrainState, chunks: list[Chunk]) -> None:
             state.reporter.report("Loss/scores/real", real_logits)
             state.reporter.report("Loss/signs/real", real_logits.sign())
         optimizer_step(state, state.opt_D, state.D, "D")
+    update_w_avg(state, w_sum)
 
 
 def r1_step(state: TrainState, chunks: list[Chunk], gain: float) -> None:

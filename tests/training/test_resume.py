@@ -55,7 +55,7 @@ def test_resume_auto_finds_the_latest_snapshot(tmp_path):
     cfg = tiny_config(tmp_path, *RESUME)
     assert rundir.resolve_resume("auto", cfg.run_dir, cfg.name) == rundir.list_snapshots(run_dir / "checkpoints")[-1]
     assert rundir.resolve_resume(str(run_dir), cfg.run_dir, cfg.name).name == "snapshot-0000000012.pt"
-    with pytest.raises(FileNotFoundError, match="resume=auto: no snapshot"):
+    with pytest.raises(FileNotFoundError, match="resume=auto: no intact snapshot"):
         rundir.resolve_resume("auto", cfg.run_dir, "other")
 
 
