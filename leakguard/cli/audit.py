@@ -14,7 +14,7 @@ from leakguard.audit.audit import AuditInputs, AuditSettings, run_audit
 from leakguard.audit.images import ImageFiles
 from leakguard.audit.report import write_report
 from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
-from leakguard.cli.options import check_output_folder, parse_matcher, parse_published, resolve_device
+from leakguard.cli.options import check_new_files, check_output_folder, parse_matcher, parse_published, resolve_device
 from leakguard.matchers.calibrate import calibration_path, load_calibration
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
 
@@ -37,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser, sources=None) -> None:
     p.add_argument("--alignment", choices=["ffhq", "none", "detect"], default=None,
                    help="what the images are, for every matcher (default: each matcher's own)")
     p.add_argument("--out", type=Path, required=True, help="folder for report.json and report.html")
+    p.add_argument("--force", action="store_true", help="replace report.json and report.html in --out")
     p.add_argument("--show-training-images", action="store_true", help="put real training images in the report")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--batch", type=int, default=64, help="images per matcher forward pass")
@@ -61,6 +62,7 @@ def run(args, make_generated: MakeGenerated | None = None) -> None:
     """Audits args.generated, or the images `make_generated(device)` returns (called once the
     matchers are built, so a bad --matcher fails before any image is rendered)."""
     check_output_folder(args.out, "--out")      # before the audit runs, not after
+    check_new_files([args.out / "report.json", args.out / "report.html"], "--out", args.force)
     check_output_folder(args.cache, "--cache")
     device = resolve_device(args.device)
     training = ImageFiles(args.training)

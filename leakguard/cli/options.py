@@ -63,6 +63,15 @@ def check_output_folder(path, option: str) -> None:
         raise NotADirectoryError(f"{option} {path}: is a file, not a folder; give a folder to write into")
 
 
+def check_new_files(paths, option: str, force: bool) -> None:
+    """Files a command writes into a folder: refused when one exists already, unless --force."""
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    if existing and not force:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise FileExistsError(f"{option}: {existing[0]}{more} exist(s); pass --force to replace them, or write "
+                              f"to another folder")
+
+
 def finite_float(text: str) -> float:
     """argparse type: a float that is neither NaN nor infinite."""
     try:

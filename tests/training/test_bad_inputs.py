@@ -209,3 +209,26 @@ def test_a_short_zip_run_warns_of_nothing(tmp_path, capsys):
         assert main(["train", *TINY, f"run_dir={tmp_path / 'runs'}", "name=z", f"data.path={tmp_path / 's.zip'}",
                      "train.kimg=0.01", "train.progress=true"]) == 0
     assert "clamping" not in capsys.readouterr().err
+
+
+def test_outputs_that_exist_are_kept_unless_force(tmp_path, capsys):
+    zip_path = tmp_path / "faces.zip"
+    zip_path.write_bytes(b"my data")
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    (outdir / "seed0001.png").write_bytes(b"my image")
+    report = tmp_path / "r"
+    report.mkdir()
+    (report / "report.json").write_text("{}")
+    before = tree(tmp_path)
+    cases = [(["synthfaces", "--out", str(zip_path), "--identities", "2"], "--out"),
+             (["dataset", "--source", str(outdir), "--dest", str(zip_path)], "--dest"),
+             (["generate", "--random-init", "--seeds", "0-2", "--outdir", str(outdir)], "seed0001.png"),
+             (["audit", "--generated", str(outdir), "--training", str(zip_path), "--matcher", "synth",
+               "--out", str(report)], "report.json")]
+    for argv, needle in cases:
+        assert main(argv) == 2, argv
+        one_error_line(capsys, needle, "--force")
+    assert tree(tmp_path) == before
+    assert main(["generate", "--random-init", "--seeds", "0-2", "--outdir", str(outdir), "--force"]) == 0
+    assert (outdir / "seed0001.png").read_bytes()[:4] == b"\x89PNG"

@@ -21,6 +21,7 @@ examples:
 import argparse
 from pathlib import Path
 
+from leakguard.cli.options import check_output_file
 from training.data.build import TRANSFORMS, build_zip, iter_celeba, iter_flat, iter_identity_folders
 
 LAYOUTS = ("flat", "identity-folders", "celeba")
@@ -28,7 +29,8 @@ LAYOUTS = ("flat", "identity-folders", "celeba")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", type=Path, required=True, help="folder of source images (flat: or a zip)")
-    p.add_argument("--dest", type=Path, required=True, help="the dataset zip to write (replaced if it exists)")
+    p.add_argument("--dest", type=Path, required=True, help="the dataset zip to write (kept if it exists, unless --force)")
+    p.add_argument("--force", action="store_true", help="replace --dest if it exists")
     p.add_argument("--layout", choices=LAYOUTS, default="flat", help="how --source is organised (default flat)")
     p.add_argument("--resolution", type=int, default=None,
                    help="output side in px, a power of two (default: the first image's, after cropping)")
@@ -45,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    check_output_file(args.dest, "--dest", args.force, inputs=[args.source])
     if args.layout == "celeba" and args.celeba_identities is None:
         raise ValueError("--layout celeba needs --celeba-identities identity_CelebA.txt")
     if args.layout != "celeba" and args.celeba_identities is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from leakguard.cli.options import check_output_folder, finite_float, resolve_device
+from leakguard.cli.options import check_new_files, check_output_folder, finite_float, resolve_device
 from training.data.images import make_grid, save_png
 from training.inference import generate, load_generator
 from training.networks import Generator
@@ -67,6 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--which", choices=["G_ema", "G"], default="G_ema", help="which generator in the file")
     p.add_argument("--outdir", type=Path, required=True)
     p.add_argument("--grid", action="store_true", help="also write grid.png with all seeds")
+    p.add_argument("--force", action="store_true", help="replace images that exist in --outdir")
     p.add_argument("--batch", type=int, default=8, help="images per forward pass")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--resolution", type=int, default=32, help="with --random-init: image size")
@@ -83,6 +84,8 @@ def run(args) -> None:
     if args.batch < 1:
         raise ValueError(f"--batch must be >= 1, got {args.batch}")
     check_output_folder(args.outdir, "--outdir")
+    check_new_files([args.outdir / f"seed{seed:04d}.png" for seed in args.seeds]
+                    + ([args.outdir / "grid.png"] if args.grid else []), "--outdir", args.force)
     device = resolve_device(args.device)
     G = random_generator(args.resolution, args.init_seed) if args.random_init else load_generator(args.network,
                                                                                                   args.which)

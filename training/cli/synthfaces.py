@@ -14,6 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
+from leakguard.cli.options import check_output_file
 from training.synthfaces import SynthFaces, check_options, export_zip
 
 FLAGS = {"resolution": "--resolution", "num_identities": "--identities", "images_per_identity": "--images-per-identity",
@@ -22,7 +23,8 @@ FLAGS = {"resolution": "--resolution", "num_identities": "--identities", "images
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, required=True, help="the dataset zip to write (replaced if it exists)")
+    p.add_argument("--out", type=Path, required=True, help="the dataset zip to write (kept if it exists, unless --force)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--resolution", type=int, default=64, help="image side in px, 32..256 (default 64)")
     p.add_argument("--identities", type=int, default=100, help="number of people (default 100)")
     p.add_argument("--images-per-identity", type=int, default=20, help="images of each person (default 20)")
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> None:
                    images_per_identity=args.images_per_identity, identity_offset=args.identity_offset,
                    overrep_identity=args.overrep_identity, overrep_images=args.overrep_images, seed=args.seed)
     check_options(**options, names=FLAGS)
+    check_output_file(args.out, "--out", args.force)
     if args.workers < 1:
         raise ValueError(f"--workers {args.workers}: must be >= 1")
     started = time.perf_counter()
