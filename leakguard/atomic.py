@@ -22,9 +22,12 @@ class AtomicFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # A dot name ending in .tmp: globs for the real files (snapshot-*.pt, *.zip) never match it.
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # A dot name ending in .tmp: globs for the real files (snapshot-*.pt, *.zip) never match it.
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        except OSError as e:  # named by the file the user asked for, not by an internal temporary name
+            raise type(e)(e.errno, f"cannot write {self.path} ({e.strerror})") from None
         os.close(fd)
         self.tmp = Path(tmp)
 

@@ -59,3 +59,11 @@ def test_write_text_and_modes(tmp_path):
     with pytest.raises(ValueError, match="mode 'a'"):
         with atomic_open(tmp_path / "t.txt", "a"):
             pass
+
+
+def test_an_unwritable_place_is_named_by_the_target_not_a_temporary(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(OSError) as e:
+        write_text(blocker / "sub" / "out.json", "{}")          # a file where a folder should be
+    assert str(blocker / "sub" / "out.json") in str(e.value) and ".tmp" not in str(e.value)

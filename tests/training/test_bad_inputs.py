@@ -232,3 +232,15 @@ def test_outputs_that_exist_are_kept_unless_force(tmp_path, capsys):
     assert tree(tmp_path) == before
     assert main(["generate", "--random-init", "--seeds", "0-2", "--outdir", str(outdir), "--force"]) == 0
     assert (outdir / "seed0001.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_matcher_train_force_replaces_the_weights_and_drops_their_stale_calibration(tmp_path, capsys):
+    assert main(["synthfaces", "--out", str(tmp_path / "people.zip"), "--resolution", "32", "--identities", "4",
+                 "--images-per-identity", "4"]) == 0
+    out = tmp_path / "victim.pt"
+    out.write_bytes(b"old weights")
+    stale = Path(f"{out}.calibration.json")
+    stale.write_text("{}")
+    assert main(["matcher", "train", "--data", str(tmp_path / "people.zip"), "--arch", "synth", "--out", str(out),
+                 "--epochs", "1", "--force"]) == 0
+    assert out.read_bytes()[:2] == b"PK" and not stale.exists()
