@@ -9,6 +9,7 @@ so a reader (or a resumed run after a crash) sees the old file or the whole new 
     write_json(path, obj)                   # strict JSON: NaN and infinity are refused
 """
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -90,6 +91,18 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path).expanduser()
 
 
+def finite_or_null(value):
+    """A copy of nested dicts, lists and numbers with every NaN or infinite float as None (JSON null),
+    for files whose readers want strict JSON and whose writers may hold such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
+
+
 def strict_json(obj, indent: int | None = 1) -> str:
     """json.dumps that refuses NaN and infinity (which strict JSON readers reject), naming the first one."""
     try:
@@ -100,7 +113,7 @@ def strict_json(obj, indent: int | None = 1) -> str:
 
 
 def _first_non_finite(obj, where: str = "") -> str | None:
-    if isinstance(obj, float) and not (obj == obj and abs(obj) != float("inf")):
+    if isinstance(obj, float) and not math.isfinite(obj):
         return where or "the top level"
     items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
     for k, v in items:

@@ -92,12 +92,3 @@ def sum_gradients(module: nn.Module, dist: Dist) -> list[nn.Parameter]:
             p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
             offset += p.numel()
     return [p for p in params if p.grad is not None]
-
-
-def average_buffers(module: nn.Module, dist: Dist) -> None:
-    """Averages floating-point buffers (the mapping network's w_avg) so ranks never drift apart."""
-    if dist.world == 1:
-        return
-    for b in module.buffers():
-        if b.is_floating_point():
-            dist.all_sum(b.data).div_(dist.world)

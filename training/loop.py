@@ -19,7 +19,7 @@ from leakguard.atomic import write_text
 from training import rundir
 from training.config import Config, to_yaml
 from training.data.loader import ChunkStream, describe, open_dataset
-from training.distributed import Dist, average_buffers
+from training.distributed import Dist
 from training.data.images import make_grid, save_png, to_uint8
 from training.report import Reporter
 from training.snapshot import load_snapshot, save_snapshot
@@ -115,7 +115,6 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
     tick_start, tick_nimg = time.perf_counter(), state.nimg
     while state.nimg < total:
         before = state.nimg
-        average_buffers(state.G, dist)
         train_round(state, next(stream))
         bar.update(min((state.nimg - before) / 1000, bar.total - bar.n))  # the last round may pass the total
         done = state.nimg >= total

@@ -4,11 +4,12 @@ other packages computed (e.g. leakguard.audit.scalars of an audit) the same way.
 elsewhere the reporter is disabled and every call is a no-op.
 """
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from leakguard.atomic import finite_or_null
 
 
 class Reporter:
@@ -53,8 +54,8 @@ class Reporter:
             return {}
         for k, v in values.items():
             self._writer.add_scalar(k, v, global_step=nimg)
-        line = {k: (float(v) if math.isfinite(v) else None) for k, v in values.items()}
-        self._stats.write(json.dumps({"nimg": nimg, **line}, allow_nan=False) + "\n")
+        line = finite_or_null({"nimg": nimg, **{k: float(v) for k, v in values.items()}})
+        self._stats.write(json.dumps(line, allow_nan=False) + "\n")
         self._stats.flush()
         self._writer.flush()
         return values

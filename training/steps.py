@@ -148,7 +148,8 @@ def d_step(state: TrainState, chunks: list[Chunk]) -> None:
                 z, c = latents(state, len(chunk.img))
                 with torch.no_grad():
                     fake, ws = run_G(state, z, c)
-                    w_sum += torch.cat([ws[:, 0].sum(dim=0), torch.tensor([float(len(ws))], device=ws.device)])
+                    w_sum[:-1] += ws[:, 0].sum(dim=0)
+                    w_sum[-1] += len(ws)
                 fake_logits = run_D(state, fake, c)
                 real_logits = run_D(state, chunk.img, chunk.c)
                 loss = losses.d_logistic_fake(fake_logits) + losses.d_logistic_real(real_logits)  # [n]

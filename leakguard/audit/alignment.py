@@ -33,7 +33,8 @@ def detected_boxes(images, sample: int = SAMPLE) -> tuple[list, int]:
     boxes = []
     for i in picks:
         rgb = np.ascontiguousarray(images.image(int(i)))             # [H, W, 3] uint8
-        r = largest_face(detector, rgb, upsample=1)
+        # Upsampling finds small faces; on large images it only costs time (4x the pixels).
+        r = largest_face(detector, rgb, upsample=1 if max(rgb.shape[:2]) < 512 else 0)
         if r is not None:
             h, w = rgb.shape[:2]
             boxes.append((r.left() / w, r.top() / h, (r.right() + 1) / w, (r.bottom() + 1) / h))

@@ -168,9 +168,11 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
     """The report section of one matcher (see module doc)."""
     s = settings
     train_ids = inputs.training.identities                                        # [N]
-    train = store.embeddings(inputs.training, matcher, progress)                  # [N, D]
+    raw = matcher.name in s.published       # the published point reads raw features: embed once, not twice
+    train = unit_embeddings(inputs.training, matcher, store, raw, progress)       # [N, D]
     # Search runs where the matcher runs (a GPU when there is one); the store's files are read-only.
-    gen = torch.from_numpy(np.array(store.embeddings(inputs.generated, matcher, progress))).to(matcher.device)  # [G, D]
+    gen = torch.from_numpy(np.array(unit_embeddings(inputs.generated, matcher, store, raw, progress))
+                           ).to(matcher.device)                                 # [G, D]
     rr_scores = pair_scores(train, train_ids, max_pairs=s.max_pairs, seed=s.seed)   # R-R pairs, kept for KS
     rr = calibration_from_scores(rr_scores, train.shape, matcher=matcher.version, fmrs=s.fmrs, seed=s.seed)
     if calibration is None:  # the thresholds in use: how far they could move with other people
@@ -190,8 +192,7 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
                "ks_vs_impostor": metrics.ks_statistic(best_score, rr_scores.impostor)},
         "hist_edges": metrics.histogram(best_score)[1].tolist(),
         "leakage": leakage,
-        "warnings": audit_warnings(leakage, calibration is None, len(identities))
-                    + [w for w in [alignment_warning(inputs.training, getattr(matcher, "alignment", None))] if w],
+        "warnings": audit_warnings(leakage, calibration is None, len(identities)),
         "leak_counts_fmr": s.fmrs[mid],
         **_leakers(best_score, best_id, nearest, leakage[mid]["threshold"], min(r["threshold"] for r in leakage),
                    identities, s),
@@ -206,6 +207,15 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
                                             store.embeddings(inputs.nonmembers, matcher, progress),
                                             inputs.nonmembers.identities, gen, s)
     return section
+
+
+def unit_embeddings(images, matcher: Matcher, store: EmbeddingStore, from_raw: bool, progress: bool = False):
+    """[N, D] unit embeddings of `images`; with `from_raw`, normalised from the cached raw features (as
+    Matcher.embed normalises them), so a slow matcher such as dlib embeds each image once."""
+    if not from_raw:
+        return store.embeddings(images, matcher, progress)
+    raw = torch.from_numpy(np.array(store.embeddings(images, RawFeatures(matcher), progress)))
+    return torch.nn.functional.normalize(raw, dim=1).numpy()
 
 
 def published_leakage(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, s: AuditSettings,
@@ -280,7 +290,13 @@ def run_audit(inputs: AuditInputs, matchers: Sequence[Matcher], store: Optional[
         cal, source = calibrations.get(m.name, (None, ""))
         if cal is not None:
             check_calibration(cal, m, source)  # before any embedding is computed
+    alignment_notes = {}  # one check per alignment, however many matchers share it
     for m in matchers:
         cal, source = calibrations.get(m.name, (None, ""))
-        report["matchers"][m.name] = audit_matcher(inputs, m, store, s, cal, source, progress)
+        section = report["matchers"][m.name] = audit_matcher(inputs, m, store, s, cal, source, progress)
+        alignment = getattr(m, "alignment", None)
+        if alignment not in alignment_notes:
+            alignment_notes[alignment] = alignment_warning(inputs.training, alignment)
+        if alignment_notes[alignment]:
+            section["warnings"].append(alignment_notes[alignment])
     return report

@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from leakguard.atomic import write_json, write_text
+from leakguard.atomic import finite_or_null, write_json, write_text
 
 HIDDEN_TEXT = "training image hidden (--show-training-images)"
 MISSING_TEXT = "training image not available"
@@ -59,21 +59,9 @@ def write_report(out_dir, report: dict, images: Optional[dict] = None,
     out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / "report.json", out / "report.html"
     # The numbers first: they survive a missing matplotlib or a failing plot.
-    write_json(json_path, finite_or_null(report))
+    write_json(json_path, finite_or_null(report))  # a non-finite number (a leak ratio at chance 0) is null
     write_text(html_path, render_html(report, images, show_training_images))
     return json_path, html_path
-
-
-def finite_or_null(value):
-    """A copy of the report with NaN and infinite numbers (a leak ratio whose chance rate is 0) as null:
-    report.json is strict JSON. The HTML, drawn from the report itself, still says which it was."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_null(v) for v in value]
-    return value
 
 
 # ---- numbers and strings ------------------------------------------------------------------------

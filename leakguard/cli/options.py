@@ -1,5 +1,6 @@
-"""Command-line options shared by the commands of every package: the torch device and the
-NAME[=WEIGHTS] matcher option."""
+"""Command-line options shared by the commands of every package: the torch device, the
+NAME[=WEIGHTS] matcher and NAME=published threshold options, finite numbers, and the checks that
+keep existing files (an output over an input, a file where a folder belongs, a file without --force)."""
 import argparse
 import math
 from pathlib import Path

@@ -16,7 +16,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from leakguard.matchers.calibrate import Calibration, _above, _allowed_false_matches, _check_inputs
+from leakguard.matchers.calibrate import (CHUNK_ELEMENTS, Calibration, _above, _allowed_false_matches, _check_inputs,
+                                          _score_pairs)
 
 MAX_PAIRS = 2_000_000   # impostor pairs kept for the bootstrap (16 MB of scores and labels)
 RESAMPLES = 200
@@ -35,7 +36,7 @@ def impostor_pairs(embeddings, ids, max_pairs: int = MAX_PAIRS):
     i, j = np.triu_indices(n, 1)
     keep = labels[i] != labels[j]
     i, j = i[keep], j[keep]
-    scores = (e[i] * e[j]).sum(axis=1, dtype=np.float32)
+    scores = _score_pairs(e, i, j, max(1, CHUNK_ELEMENTS // n))   # calibrate's scoring, in bounded memory
     order = np.argsort(-scores, kind="stable")
     return scores[order], labels[i][order], labels[j][order], len(counts)
 

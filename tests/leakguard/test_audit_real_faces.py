@@ -62,6 +62,8 @@ def audit(scenario, generated, out, capsys):
 def test_the_published_point_catches_the_memorising_generator(scenario, capsys):
     section, _ = audit(scenario, "memorised", "mem", capsys)
     assert section["published"]["leak_rate"] == 1.0 and section["published"]["leaking_samples"] == 15
+    cached = sorted(p.name for p in (scenario / "cache").glob("*.npy"))
+    assert len(cached) == 2 and all("_raw-" in name for name in cached), cached   # one dlib pass per image set
 
 
 def test_people_never_in_training_rarely_match_at_the_published_point(scenario, capsys):
