@@ -101,6 +101,15 @@ def _ratio_note(rate: float, chance: float) -> str:
             else "undefined: no leaking sample and a chance rate of 0")
 
 
+def check_published(published: Sequence[str], matcher_names: Sequence[str]) -> None:
+    """Every matcher whose published point is asked for has one and is among the audit's matchers."""
+    for name in published:
+        published_point(name)
+        if name not in matcher_names:
+            raise ValueError(f"--threshold {name}=published: {name} is not among the audit's matchers "
+                             f"({', '.join(matcher_names)}); add --matcher {name}")
+
+
 def check_calibration(calibration: Calibration, matcher: Matcher, source: str) -> None:
     """A calibration measured another matcher version (other weights, alignment or preprocessing) than
     the one auditing: its thresholds do not apply, so it is refused, naming both versions."""
@@ -281,11 +290,7 @@ def run_audit(inputs: AuditInputs, matchers: Sequence[Matcher], store: Optional[
         "settings": {"fmrs": list(s.fmrs), "bootstrap": s.bootstrap, "seed": s.seed, "top_k": s.top_k},
         "matchers": {},
     }
-    for name in s.published:
-        published_point(name)
-        if name not in {m.name for m in matchers}:
-            raise ValueError(f"--threshold {name}=published: {name} is not among the audit's matchers "
-                             f"({', '.join(m.name for m in matchers)}); add --matcher {name}")
+    check_published(s.published, [m.name for m in matchers])
     for m in matchers:
         cal, source = calibrations.get(m.name, (None, ""))
         if cal is not None:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from leakguard.audit.audit import AuditInputs, AuditSettings, run_audit
+from leakguard.audit.audit import AuditInputs, AuditSettings, check_published, run_audit
 from leakguard.audit.images import ImageFiles
 from leakguard.audit.report import write_report
 from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
@@ -64,6 +64,7 @@ def run(args, make_generated: MakeGenerated | None = None) -> None:
     check_output_folder(args.out, "--out")      # before the audit runs, not after
     check_new_files([args.out / "report.json", args.out / "report.html"], "--out", args.force)
     check_output_folder(args.cache, "--cache")
+    check_published(args.published, [name for name, _ in args.matchers])
     device = resolve_device(args.device)
     training = ImageFiles(args.training)
     members = ImageFiles(args.members) if args.members else None

@@ -188,3 +188,11 @@ def test_a_ratio_that_is_no_number_is_null_with_a_note(tmp_path):
     json_path, _ = write_report(tmp_path, report)
     row = strict_load(json_path)["matchers"]["m"]["leakage"][0]
     assert row["ratio"] is None and row["ratio_note"].startswith("infinite")
+
+
+def test_a_published_point_for_a_matcher_not_in_the_audit_is_refused_first(files, tmp_path, capsys):
+    weights = weights_copy(files, "pub.pt")
+    assert audit(files, weights, tmp_path / "r", "--threshold", "dlib=published") == 2
+    err = capsys.readouterr().err
+    assert "--threshold dlib=published: dlib is not among the audit's matchers (synth); add --matcher dlib" in err
+    assert not (tmp_path / "r").exists() and not any("embed" in line for line in err.splitlines())
