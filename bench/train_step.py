@@ -67,10 +67,11 @@ def main():
     chunks = [Chunk(img=imgs, c=torch.zeros(len(imgs), 0, device=device), index=k) for k in range(state.accum)]
     batch = cfg.train.batch
 
-    rows = [("G step", lambda: steps.g_step(state, chunks), 1),
+    ids = [c.index for c in chunks]
+    rows = [("G step", lambda: steps.g_step(state, ids), 1),
             ("D step", lambda: steps.d_step(state, chunks), 1)]
     if cfg.loss.pl_weight > 0:
-        rows.append(("path length", lambda: steps.pl_step(state, chunks, cfg.loss.pl_interval), cfg.loss.pl_interval))
+        rows.append(("path length", lambda: steps.pl_step(state, ids, cfg.loss.pl_interval), cfg.loss.pl_interval))
     if cfg.loss.r1_gamma > 0:
         rows.append(("R1", lambda: steps.r1_step(state, chunks, cfg.loss.r1_interval), cfg.loss.r1_interval))
 

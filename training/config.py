@@ -14,6 +14,8 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 AUGMENT_MODES = ("ada", "fixed", "noaug")
 DEVICES = ("auto", "cpu", "cuda")
+PRIVACY_UNITS = ("none", "image", "identity")
+ACCOUNTANTS = ("rdp", "prv")  # leakguard.privacy.ACCOUNTANTS
 
 
 @dataclass
@@ -103,6 +105,21 @@ class TrainConfig:
 
 
 @dataclass
+class PrivacyConfig:
+    """DP-SGD on D (training.dp): what one unit of the (epsilon, delta) guarantee is, and its noise."""
+    unit: str = "none"                   # none | image (one training image) | identity (one person, all images)
+    noise_multiplier: Optional[float] = None  # sigma (noise std / C); give this or target_epsilon
+    target_epsilon: Optional[float] = None    # sigma solved for train.kimg; training stops before exceeding it
+    max_grad_norm: float = 1.0           # C: each unit's D gradient is clipped to this L2 norm
+    delta: Optional[float] = None        # null = min(1e-5, 1 / (10 * units))
+    accountant: str = "rdp"              # rdp | prv (Opacus's accountants)
+    expected_batch: Optional[int] = None # units per D step on average (Poisson rate q = this / units); null = train.batch
+    max_images_per_identity: int = 4     # k: unit=identity uses at most k of a sampled person's images per step
+    d_steps_per_g: int = 1               # private D steps per G step (Bie et al. 2023: more under DP)
+    secret_seed: Optional[int] = None    # null = drawn from the OS (secret); a known seed voids the guarantee
+
+
+@dataclass
 class Config:
     name: str = "run"                    # run folder prefix: runs/<name>-<n>
     run_dir: str = "runs"                # where run folders go
@@ -113,6 +130,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
 
 class ConfigError(ValueError):
@@ -221,6 +239,51 @@ def check(cfg: Config) -> None:
     _require(cfg.train.kimg > 0, "train.kimg", cfg.train.kimg, "a positive number of kimg")
     for key in ("tick_kimg", "snapshot_kimg", "image_kimg"):
         _require(getattr(cfg.train, key) > 0, f"train.{key}", getattr(cfg.train, key), "a positive number of kimg")
+    check_privacy(cfg)
 
 
-__all__ = ["Config", "ConfigError", "load_config", "from_dict", "to_dict", "to_yaml", "check", "MISSING"]
+def check_privacy(cfg: Config) -> None:
+    """What DP-SGD needs of the config, and what it forbids: each refusal names the key and what to set."""
+    p = cfg.privacy
+    _require(p.unit in PRIVACY_UNITS, "privacy.unit", p.unit, " | ".join(PRIVACY_UNITS))
+    if p.unit == "none":
+        return
+    _require(p.accountant in ACCOUNTANTS, "privacy.accountant", p.accountant, " | ".join(ACCOUNTANTS))
+    if (p.noise_multiplier is None) == (p.target_epsilon is None):
+        raise ConfigError(f"privacy.unit={p.unit!r} needs exactly one of privacy.noise_multiplier (sigma) and "
+                          f"privacy.target_epsilon; got noise_multiplier={p.noise_multiplier!r}, "
+                          f"target_epsilon={p.target_epsilon!r}")
+    for key in ("noise_multiplier", "target_epsilon"):
+        value = getattr(p, key)
+        _require(value is None or (value > 0 and value != float("inf")), f"privacy.{key}", value,
+                 "a positive finite number")
+    _require(0 < p.max_grad_norm < float("inf"), "privacy.max_grad_norm", p.max_grad_norm, "a positive finite norm")
+    _require(p.delta is None or 0 < p.delta < 1, "privacy.delta", p.delta, "null or a probability in (0, 1)")
+    _require(p.expected_batch is None or p.expected_batch >= 1, "privacy.expected_batch", p.expected_batch,
+             "null (= train.batch) or a positive number of units")
+    _require(p.max_images_per_identity >= 1, "privacy.max_images_per_identity", p.max_images_per_identity,
+             "a positive number of images")
+    _require(p.d_steps_per_g >= 1, "privacy.d_steps_per_g", p.d_steps_per_g, "a positive number of D steps")
+    if cfg.augment.mode == "ada":
+        raise ConfigError(f"augment.mode='ada' with privacy.unit={p.unit!r}: ADA moves p by sign(D(real)), a "
+                          "statistic of the private images outside the DP step; set augment.mode=fixed (with "
+                          "augment.p) or augment.mode=noaug")
+    m = cfg.model
+    if m.mbstd_channels > 0 and p.unit == "image":
+        raise ConfigError(f"model.mbstd_channels={m.mbstd_channels} with privacy.unit='image': minibatch-stddev "
+                          "makes one image's D output depend on the others in its group, so one image's effect is "
+                          "unbounded; set model.mbstd_channels=0")
+    k = p.max_images_per_identity
+    if m.mbstd_channels > 0 and p.unit == "identity" and (m.mbstd_group < 1 or k % m.mbstd_group):
+        raise ConfigError(f"model.mbstd_group={m.mbstd_group} with privacy.unit='identity' and "
+                          f"privacy.max_images_per_identity={k}: minibatch-stddev groups must form within one "
+                          f"person's images, so k must be a multiple of the group; set "
+                          f"privacy.max_images_per_identity to a multiple of {max(m.mbstd_group, 1)} or "
+                          "model.mbstd_channels=0")
+    if cfg.data.xflip and p.unit == "image":
+        raise ConfigError("data.xflip=true with privacy.unit='image': a mirrored copy is a second unit made of "
+                          "the same private image, which doubles its effect; set data.xflip=false (augment.pipe "
+                          "can flip), or use privacy.unit='identity' (a person's copies stay in one unit)")
+
+
+__all__ = ["Config", "PrivacyConfig", "ConfigError", "load_config", "from_dict", "to_dict", "to_yaml", "check", "MISSING"]

@@ -5,6 +5,8 @@
     ticks:    Reporter.flush -> TensorBoard + stats.jsonl, progress bar
     images:   G_ema on fixed latents -> images/fakes-*.png + TensorBoard
     snapshot: snapshot.save_snapshot -> checkpoints/snapshot-*.pt
+    privacy:  under privacy.unit, Privacy/epsilon every tick, no reals.png, a stop before the step that
+              would pass privacy.target_epsilon, and release.pt (networks + privacy record) at the end
 """
 import logging
 import resource
@@ -18,8 +20,10 @@ from tqdm import tqdm
 from leakguard.atomic import write_text
 from training import rundir
 from training.config import Config, to_yaml
+from training.checkpoint import save_networks
 from training.data.loader import ChunkStream, describe, open_dataset
 from training.distributed import Dist
+from training.dp.stream import UnitStream
 from training.data.images import make_grid, save_png, to_uint8
 from training.report import Reporter
 from training.snapshot import load_snapshot, save_snapshot
@@ -75,6 +79,9 @@ def tick(state: TrainState, bar, sec_per_kimg: float) -> dict:
         extra["Progress/augment_p"] = float(state.augment.p)
     if state.ada is not None and state.ada.rt is not None:
         extra["Progress/ada_rt"] = float(state.ada.rt)
+    if state.privacy is not None:
+        extra["Privacy/epsilon"] = state.privacy.ledger.epsilon()
+        extra["Privacy/d_steps"] = float(state.privacy.ledger.steps())
     stats = state.reporter.flush(state.nimg, extra)
     if bar is not None and stats:
         short = {"G": "Loss/G/loss", "D": "Loss/D/loss", "r1": "Loss/r1_penalty", "pl": "Loss/pl_penalty",
@@ -82,6 +89,31 @@ def tick(state: TrainState, bar, sec_per_kimg: float) -> dict:
         bar.set_postfix({k: f"{stats[v]:.3g}" for k, v in short.items() if v in stats} |
                         {"s/kimg": f"{sec_per_kimg:.1f}"}, refresh=False)
     return stats
+
+
+def real_stream(state: TrainState, dataset):
+    """Per round, the real images: chunks of the round's batch, or under DP the sampled units of
+    each private D step."""
+    cfg, dist, p = state.cfg, state.dist, state.privacy
+    if p is None:
+        return ChunkStream(dataset, cfg.train.batch, state.batch_gpu, dist.rank, dist.world, cfg.train.seed,
+                           state.round, dist.device, cfg.data.workers)
+    return UnitStream(dataset, p.sampler, p.k, p.units_per_chunk, cfg.privacy.d_steps_per_g, dist.rank, dist.world,
+                      state.round, dist.device, cfg.data.workers)
+
+
+def budget_spent(state: TrainState) -> bool:
+    """Under privacy.target_epsilon: whether the next round's D steps would pass it."""
+    p = state.privacy
+    if p is None or p.steps_allowed is None:
+        return False
+    return p.ledger.steps() + state.cfg.privacy.d_steps_per_g > p.steps_allowed
+
+
+def save_release(state: TrainState, run_dir: Path, units: int) -> None:
+    """release.pt: the networks and their privacy record, without the secret key a snapshot holds."""
+    save_networks(run_dir / "release.pt", {"G": state.G, "D": state.D, "G_ema": state.G_ema},
+                  extra={"privacy": state.privacy.record(units), "nimg": state.nimg})
 
 
 def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = None) -> TrainState:
@@ -101,11 +133,11 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
             rundir.trim_stats(run_dir, state.nimg)
             log.info("resumed from %s at %.1f kimg", resume, state.nimg / 1000)
     state.reporter = reporter = Reporter(run_dir if main else None)
-    stream = ChunkStream(dataset, cfg.train.batch, state.batch_gpu, dist.rank, dist.world, cfg.train.seed,
-                         state.round, dist.device, cfg.data.workers)
+    stream = real_stream(state, dataset)
     latents = grid_latents(state)
     if main and state.nimg == 0:
-        save_reals(dataset, run_dir, cfg.train.grid_images)
+        if state.privacy is None:  # a grid of training images is outside any DP guarantee: not written
+            save_reals(dataset, run_dir, cfg.train.grid_images)
         save_grid(state, run_dir, latents)
 
     total = int(round(cfg.train.kimg * 1000))
@@ -113,11 +145,15 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
                disable=not (main and cfg.train.progress), dynamic_ncols=True, bar_format=
                "{l_bar}{bar}| {n:.4g}/{total:.4g} kimg [{elapsed}<{remaining}{postfix}]")
     tick_start, tick_nimg = time.perf_counter(), state.nimg
-    while state.nimg < total:
+    while state.nimg < total and not budget_spent(state):
         before = state.nimg
         train_round(state, next(stream))
         bar.update(min((state.nimg - before) / 1000, bar.total - bar.n))  # the last round may pass the total
-        done = state.nimg >= total
+        stop = budget_spent(state)
+        if stop:
+            log.info("privacy: stopping at %.1f kimg, epsilon %.3f: one more round would pass privacy.target_epsilon"
+                     "=%g", state.nimg / 1000, state.privacy.ledger.epsilon(), cfg.privacy.target_epsilon)
+        done = stop or state.nimg >= total
         if done or crossed(before, state.nimg, cfg.train.tick_kimg):
             now = time.perf_counter()
             tick(state, bar if main else None, (now - tick_start) / max(state.nimg - tick_nimg, 1) * 1000)
@@ -126,6 +162,10 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
             save_grid(state, run_dir, latents)
         if main and (done or crossed(before, state.nimg, cfg.train.snapshot_kimg)):
             save_snapshot(state, run_dir / rundir.CHECKPOINTS, cfg.train.keep_snapshots)
+        if done:
+            break
+    if main and state.privacy is not None:
+        save_release(state, run_dir, len(state.privacy.sampler.table))
     dist.barrier()
     bar.close()
     reporter.close()

@@ -2,7 +2,8 @@
 
 A snapshot holds G, D and G_ema (in the network-checkpoint record format, so `leakguard generate`
 reads them), both optimizers, the augmentation probability and ADA controller, the path-length
-mean, images seen, the round counter, the RNG states and the resolved config. It is written
+mean, images seen, the round counter, the RNG states, the resolved config and, under DP, the privacy
+ledger, the noise multiplier, the secret key and the privacy record. It is written
 atomically (temporary file, fsync, rename): a crash mid-write leaves the previous snapshots intact.
 Snapshots are named by images seen, so the newest is the one with the largest number.
 """
@@ -14,7 +15,9 @@ import torch
 
 from leakguard.atomic import atomic_open
 from leakguard.torch_files import load_failure
+from leakguard.privacy import PrivacyLedgerError
 from training.config import from_dict, to_dict
+from training.dp.setup import budget_steps, key_from_words, key_words, set_key
 from training.records import CheckpointError, load_state_dict_exact, network_record, plain
 from training.rundir import list_snapshots, remove_stale_temporaries, snapshot_name
 from training.state import TrainState
@@ -61,6 +64,7 @@ def save_snapshot(state: TrainState, folder: Path, keep: int = 0) -> Path:
         "rng": rng_state(),
         "config": to_dict(state.cfg),
         "extra": plain({"dataset": state.dataset_info}, "extra"),
+        "privacy": privacy_state(state),
     }
     path = folder / snapshot_name(state.nimg)
     with atomic_open(path, "wb") as f:
@@ -70,6 +74,33 @@ def save_snapshot(state: TrainState, folder: Path, keep: int = 0) -> Path:
         for old in list_snapshots(folder)[:-keep]:
             old.unlink(missing_ok=True)
     return path
+
+
+def privacy_state(state: TrainState) -> dict | None:
+    p = state.privacy
+    if p is None:
+        return None
+    return plain({"ledger": p.ledger.state_dict(), "sigma": p.sigma, "key": key_words(p.key),
+                  "record": p.record(len(p.sampler.table))}, "privacy")
+
+
+def load_privacy(path: Path, saved: dict | None, state: TrainState) -> None:
+    """Continues the saved ledger and key; the ledger is never reset by a resume."""
+    p = state.privacy
+    if p is None:
+        return
+    if saved is None:
+        raise CheckpointError(f"{path}: cannot resume with privacy.unit={p.unit!r}: the snapshot was trained without "
+                              "DP, and what it read of the training data was never accounted")
+    try:
+        p.ledger.load_state_dict(saved["ledger"], f"{path}: privacy ledger")
+    except PrivacyLedgerError as e:
+        raise CheckpointError(str(e)) from None
+    # With privacy.target_epsilon, sigma was solved for the first run's train.kimg; it stays.
+    p.sigma = float(saved["sigma"])
+    if state.cfg.privacy.target_epsilon is not None:
+        p.steps_allowed = budget_steps(state.cfg, p)
+    set_key(p, key_from_words(saved["key"]))
 
 
 def read_snapshot(path: Path) -> dict:
@@ -110,6 +141,11 @@ def load_snapshot(path: Path, state: TrainState) -> None:
     data = read_snapshot(path)
     from_dict(data["config"], f"{path}: config")  # the saved config must still fit the schema
     diffs = config_differences(data["config"], to_dict(state.cfg))
+    private = [d for d in diffs if d.startswith("privacy.")]
+    if private:
+        raise CheckpointError(f"{path}: cannot resume, the privacy settings differ from the snapshot's in "
+                              f"{'; '.join(private)}; a privacy ledger continues only under the settings it was "
+                              "started with (start a new run for new settings)")
     if diffs:
         raise CheckpointError(f"{path}: cannot resume, the config differs from the snapshot's in "
                               f"{'; '.join(diffs)} (only {', '.join(RESUMABLE_CHANGES)} may change)")
@@ -128,4 +164,5 @@ def load_snapshot(path: Path, state: TrainState) -> None:
         state.ada.load_state_dict(data["ada"])
     state.pl_mean.copy_(data["pl_mean"])
     state.nimg, state.round, state.skipped_steps = data["nimg"], data["round"], data["skipped_steps"]
+    load_privacy(path, data.get("privacy"), state)
     set_rng_state(data["rng"])

@@ -11,6 +11,7 @@ from training.augment import AugmentPipe, make_augment_pipe
 from training.augment.ada import AdaController
 from training.config import Config
 from training.distributed import Dist, broadcast_module
+from training.dp.setup import PrivacyState, build_privacy, key_from_words, key_words
 from training.networks import Discriminator, Generator
 from training.report import Reporter
 
@@ -26,7 +27,7 @@ class TrainState:
     augment: AugmentPipe | None          # None with augment.mode=noaug
     ada: AdaController | None            # None unless augment.mode=ada
     pl_mean: torch.Tensor                # running mean of path lengths, scalar
-    labels: torch.Tensor                 # [N_data, c_dim] dataset labels, sampled for fake images
+    labels: torch.Tensor                 # [N, c_dim] labels sampled for fakes: the dataset's, or under DP a public prior
     dist: Dist
     reporter: Reporter
     batch_gpu: int                       # images per forward pass
@@ -34,6 +35,7 @@ class TrainState:
     round: int = 0                       # rounds done; indexes data and random streams
     skipped_steps: int = 0               # optimizer steps dropped for non-finite gradients
     dataset_info: dict = field(default_factory=dict)  # data.loader.describe(dataset): resume refuses other data
+    privacy: PrivacyState | None = None  # under privacy.unit: DP-SGD on D (training.dp) and its ledger
 
     @property
     def device(self) -> torch.device:
@@ -89,9 +91,12 @@ def build_state(cfg: Config, dataset, dist: Dist, reporter: Reporter) -> TrainSt
         broadcast_module(module, dist)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
 
+    privacy = build_privacy(cfg, dataset, batch_gpu, lambda key: agree_key(key, dist), dataset_source(dataset))
     o = cfg.optim
     opt_G = make_optimizer(G, o.g_lr, o.betas, o.eps, cfg.loss.pl_interval if cfg.loss.pl_weight > 0 else 0)
-    opt_D = make_optimizer(D, o.d_lr, o.betas, o.eps, cfg.loss.r1_interval if cfg.loss.r1_gamma > 0 else 0)
+    # Under DP, R1 is folded into the private D step rather than taking optimizer steps of its own.
+    r1_steps = cfg.loss.r1_gamma > 0 and privacy is None
+    opt_D = make_optimizer(D, o.d_lr, o.betas, o.eps, cfg.loss.r1_interval if r1_steps else 0)
 
     augment = ada = None
     if cfg.augment.mode != "noaug":
@@ -101,10 +106,30 @@ def build_state(cfg: Config, dataset, dist: Dist, reporter: Reporter) -> TrainSt
         a = cfg.augment
         ada = AdaController(target=a.target, interval=a.interval, kimg=a.speed_kimg, initial_p=a.p)
 
-    labels = torch.as_tensor(dataset_labels(dataset), device=dist.device)
+    labels = dataset_labels(dataset) if privacy is None else public_labels(dataset.label_dim)
     return TrainState(cfg=cfg, G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D, augment=augment, ada=ada,
-                      pl_mean=torch.zeros([], device=dist.device), labels=labels, dist=dist, reporter=reporter,
-                      batch_gpu=batch_gpu)
+                      pl_mean=torch.zeros([], device=dist.device), labels=torch.as_tensor(labels, device=dist.device),
+                      dist=dist, reporter=reporter, batch_gpu=batch_gpu, privacy=privacy)
+
+
+def dataset_source(dataset) -> str:
+    path = getattr(dataset, "path", None)
+    return f"{path} (data.path)" if path is not None else f"SynthFaces {dataset.name}"
+
+
+def agree_key(key: int, dist: Dist) -> int:
+    """Rank 0's secret key on every rank."""
+    if dist.world == 1:
+        return key
+    words = torch.tensor(key_words(key) if dist.is_main else [0] * 4, dtype=torch.int64, device=dist.device)
+    dist.all_sum(words)
+    return key_from_words(words.tolist())
+
+
+def public_labels(c_dim: int) -> np.ndarray:
+    """Under DP the fakes' labels cannot follow the dataset's label histogram (private): each class is
+    equally likely, one-hot ([c_dim, c_dim]; [1, 0] when unconditional)."""
+    return np.eye(c_dim, dtype=np.float32) if c_dim > 0 else np.zeros([1, 0], dtype=np.float32)
 
 
 def dataset_labels(dataset):

@@ -1,9 +1,13 @@
-"""One round of StyleGAN2 training, as four small steps around a TrainState:
+"""One round of StyleGAN2 training, as small steps around a TrainState:
 
-    g_step   non-saturating G loss                      -> opt_G.step()
-    pl_step  path-length regularization, every pl_interval rounds   -> opt_G.step()
-    d_step   logistic D loss on fakes and reals         -> opt_D.step()
-    r1_step  R1 on reals, every r1_interval rounds      -> opt_D.step()
+    g_step     non-saturating G loss                      -> opt_G.step()
+    pl_step    path-length regularization, every pl_interval rounds   -> opt_G.step()
+    d_step     logistic D loss on fakes and reals         -> opt_D.step()
+    r1_step    R1 on reals, every r1_interval rounds      -> opt_D.step()
+    dp_d_step  under privacy.unit: DP-SGD on D in place of d_step and r1_step, d_steps_per_g times
+
+Only d_step, r1_step and dp_d_step read real images; G's steps see fakes and D alone, so under DP
+G is post-processing of D's privatized gradients.
 
 Each step runs its chunks (gradient accumulation), backpropagates the sum of per-sample losses
 divided by the global batch, sums gradients over ranks and steps the optimizer. Random numbers in
@@ -15,12 +19,17 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from leakguard.privacy import add_noise, clip_and_accumulate
 from training import losses
-from training.data import Chunk
+from training.data import Chunk, UnitChunk
+from training.data.sampler import chunk_ids
 from training.distributed import sum_gradients
+from training.dp.per_unit import per_unit_grads, trainable
+from training.dp.setup import MECHANISM
 from training.state import TrainState
 
-STREAMS = {"G": 1, "G_pl": 2, "D": 3, "D_r1": 4, "grid": 5}
+STREAMS = {"G": 1, "G_pl": 2, "D": 3, "D_r1": 4, "grid": 5, "D_dp_fake": 6, "D_dp_real": 7}
+NOISE_STREAM = 3  # under the secret key, beside training.dp.units' SAMPLE and PICK
 
 
 def stream_seed(seed: int, round_idx: int, stream: str, chunk: int) -> int:
@@ -28,11 +37,16 @@ def stream_seed(seed: int, round_idx: int, stream: str, chunk: int) -> int:
 
 
 @contextmanager
-def chunk_rng(state: TrainState, stream: str, chunk: int):
+def chunk_rng(state: TrainState, stream: str, chunk: int, step: int | None = None):
     """Seeds torch's global generators (the networks' noise inputs and the augmentation draw from
-    them) for one chunk of one step."""
-    torch.manual_seed(stream_seed(state.cfg.train.seed, state.round, stream, chunk))
+    them) for one chunk of one step; private D steps are counted by `step`, not by round."""
+    torch.manual_seed(stream_seed(state.cfg.train.seed, state.round if step is None else step, stream, chunk))
     yield
+
+
+def fake_chunks(state: TrainState) -> list[int]:
+    """The chunk indices of this rank's fakes (batch_gpu each), as real chunks are indexed."""
+    return chunk_ids(state.dist.rank, state.dist.world, state.accum)
 
 
 @contextmanager
@@ -95,11 +109,11 @@ def optimizer_step(state: TrainState, opt: torch.optim.Optimizer, module: torch.
     opt.zero_grad(set_to_none=True)
 
 
-def g_step(state: TrainState, chunks: list[Chunk]) -> None:
+def g_step(state: TrainState, ids: list[int]) -> None:
     with grads_for(state, state.G):
-        for chunk in chunks:
-            with chunk_rng(state, "G", chunk.index):
-                z, c = latents(state, len(chunk.img))
+        for index in ids:
+            with chunk_rng(state, "G", index):
+                z, c = latents(state, state.batch_gpu)
                 img, _ = run_G(state, z, c)
                 loss = losses.g_nonsaturating(run_D(state, img, c))  # [n]
             backward(state, loss)
@@ -107,19 +121,19 @@ def g_step(state: TrainState, chunks: list[Chunk]) -> None:
         optimizer_step(state, state.opt_G, state.G, "G")
 
 
-def pl_step(state: TrainState, chunks: list[Chunk], gain: float) -> None:
+def pl_step(state: TrainState, ids: list[int], gain: float) -> None:
     """Path-length regularization on batch / pl_batch_shrink fakes; `gain` is the lazy interval."""
     cfg = state.cfg.loss
     n = max(1, state.batch_gpu // cfg.pl_batch_shrink)
     total = torch.zeros([2], device=state.device)  # [sum of lengths, count]
     with grads_for(state, state.G):
-        for chunk in chunks:
-            with chunk_rng(state, "G_pl", chunk.index):
+        for index in ids:
+            with chunk_rng(state, "G_pl", index):
                 z, c = latents(state, n)
                 img, ws = run_G(state, z, c)
                 lengths = losses.path_lengths(img, ws)  # [n]
             penalty = losses.pl_penalty(lengths, state.pl_mean) * cfg.pl_weight
-            backward(state, penalty, gain, batch=n * len(chunks) * state.dist.world)
+            backward(state, penalty, gain, batch=n * len(ids) * state.dist.world)
             total += torch.stack([lengths.detach().sum(), torch.tensor(float(n), device=state.device)])
             state.reporter.report("Loss/pl_penalty", penalty)
         optimizer_step(state, state.opt_G, state.G, "G_pl")
@@ -139,17 +153,23 @@ def update_w_avg(state: TrainState, w_sum: torch.Tensor) -> None:
     mapping.w_avg.copy_((w_sum[:-1] / w_sum[-1]).lerp(mapping.w_avg, mapping.w_avg_beta))
 
 
+def fakes_for_D(state: TrainState, n: int, w_sum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """n fakes and their labels, G fixed; their w are added to w_sum ([sum of w, count]) for w_avg."""
+    z, c = latents(state, n)
+    with torch.no_grad():
+        fake, ws = run_G(state, z, c)
+        w_sum[:-1] += ws[:, 0].sum(dim=0)
+        w_sum[-1] += len(ws)
+    return fake, c
+
+
 def d_step(state: TrainState, chunks: list[Chunk]) -> None:
     """Logistic D loss on fakes and reals; D(real) signs feed the ADA heuristic; the fakes' w feed w_avg."""
     w_sum = torch.zeros([state.G.w_dim + 1], device=state.device)  # [sum of w, count]
     with grads_for(state, state.D):
         for chunk in chunks:
             with chunk_rng(state, "D", chunk.index):
-                z, c = latents(state, len(chunk.img))
-                with torch.no_grad():
-                    fake, ws = run_G(state, z, c)
-                    w_sum[:-1] += ws[:, 0].sum(dim=0)
-                    w_sum[-1] += len(ws)
+                fake, c = fakes_for_D(state, len(chunk.img), w_sum)
                 fake_logits = run_D(state, fake, c)
                 real_logits = run_D(state, chunk.img, chunk.c)
                 loss = losses.d_logistic_fake(fake_logits) + losses.d_logistic_real(real_logits)  # [n]
@@ -177,6 +197,59 @@ def r1_step(state: TrainState, chunks: list[Chunk], gain: float) -> None:
         optimizer_step(state, state.opt_D, state.D, "D_r1")
 
 
+def noise_generator(state: TrainState, t: int) -> torch.Generator:
+    """The generator of step t's DP noise, seeded under the run's secret key."""
+    seed = int(np.random.SeedSequence([state.privacy.key, NOISE_STREAM, t]).generate_state(1, np.uint64)[0])
+    return torch.Generator(device=state.device).manual_seed(seed)
+
+
+def augment_units(state: TrainState, img: torch.Tensor) -> torch.Tensor:
+    """Augments [U, k, C, H, W] image by image (each draw reads one image and public randomness);
+    under DP, R1 is taken at D's input, after augmentation (before it otherwise; equal under noaug)."""
+    if state.augment is None:
+        return img
+    return state.augment(img.flatten(0, 1)).view_as(img)
+
+
+def dp_d_step(state: TrainState, ids: list[int], units: list[UnitChunk]) -> None:
+    """DP-SGD on D (Abadi et al. 2016) at the privacy unit, one private D step t:
+
+        per-unit gradients of the real terms (R1 inside, every r1_interval steps) -> clip to C
+        -> sum (this rank's units; over ranks in optimizer_step) -> noise N(0, sigma^2 C^2) once (rank 0)
+        -> / expected batch -> + the fake term -> Adam step -> ledger
+
+    The fake term reads no private data (fakes from G, scored by D: both post-processing of earlier
+    private steps) and is not clipped. Nothing computed from real images is logged."""
+    p, loss = state.privacy, state.cfg.loss
+    t = p.ledger.steps(MECHANISM)
+    r1_weight = loss.r1_gamma / 2 * loss.r1_interval if loss.r1_gamma > 0 and t % loss.r1_interval == 0 else 0.0
+    w_sum = torch.zeros([state.G.w_dim + 1], device=state.device)  # [sum of w, count]
+    with grads_for(state, state.D):
+        for index in ids:
+            with chunk_rng(state, "D_dp_fake", index, step=t):
+                fake, c = fakes_for_D(state, state.batch_gpu, w_sum)
+                fake_logits = run_D(state, fake, c)
+                fake_loss = losses.d_logistic_fake(fake_logits)  # [n]
+            backward(state, fake_loss)
+            state.reporter.report("Loss/D/fake", fake_loss)
+            state.reporter.report("Loss/scores/fake", fake_logits)
+        params = [param for _, param in trainable(state.D)]
+        summed = [torch.zeros_like(param) for param in params]
+        for chunk in units:
+            with chunk_rng(state, "D_dp_real", chunk.index, step=t):
+                img = augment_units(state, chunk.img)
+            clip_and_accumulate(per_unit_grads(state.D, img, chunk.c, chunk.weight, r1_weight), p.max_grad_norm,
+                                summed)
+        if state.dist.is_main:
+            add_noise(summed, p.sigma, p.max_grad_norm, noise_generator(state, t))
+        for param, g in zip(params, summed):
+            g.div_(p.expected_batch)
+            param.grad = g if param.grad is None else param.grad.add_(g)
+        optimizer_step(state, state.opt_D, state.D, "D")
+    p.ledger.record(MECHANISM, p.sigma, p.q)
+    update_w_avg(state, w_sum)
+
+
 def update_ema(state: TrainState) -> None:
     """G_ema <- lerp towards G with half-life ema_kimg (ramped up early in training)."""
     t = state.cfg.train
@@ -191,15 +264,21 @@ def update_ema(state: TrainState) -> None:
             b_ema.copy_(b)
 
 
-def train_round(state: TrainState, chunks: list[Chunk]) -> None:
-    """One round: G, lazily path length, D, lazily R1, then EMA and the ADA update."""
+def train_round(state: TrainState, reals: list[Chunk] | list[list[UnitChunk]]) -> None:
+    """One round: G, lazily path length, then D — d_step and lazily R1, or under DP d_steps_per_g
+    private D steps (`reals` holds one list of UnitChunks per step) — then EMA and the ADA update."""
     cfg = state.cfg.loss
-    g_step(state, chunks)
+    ids = fake_chunks(state)
+    g_step(state, ids)
     if cfg.pl_weight > 0 and state.round % cfg.pl_interval == 0:
-        pl_step(state, chunks, gain=cfg.pl_interval)
-    d_step(state, chunks)
-    if cfg.r1_gamma > 0 and state.round % cfg.r1_interval == 0:
-        r1_step(state, chunks, gain=cfg.r1_interval)
+        pl_step(state, ids, gain=cfg.pl_interval)
+    if state.privacy is None:
+        d_step(state, reals)
+        if cfg.r1_gamma > 0 and state.round % cfg.r1_interval == 0:
+            r1_step(state, reals, gain=cfg.r1_interval)
+    else:
+        for units in reals:
+            dp_d_step(state, ids, units)
     update_ema(state)
     state.nimg += state.cfg.train.batch
     state.round += 1

@@ -79,7 +79,7 @@ def test_pl_step_gradient_and_mean_match_an_explicit_jacobian(tmp_path, monkeypa
                        dataset=data)
     state.pl_mean.fill_(0.3)
     seen = capture_grads(monkeypatch)
-    steps.pl_step(state, chunks_of(state, data), gain=4)
+    steps.pl_step(state, [c.index for c in chunks_of(state, data)], gain=4)
 
     G = state.G.requires_grad_(True)
     lengths = []

@@ -14,3 +14,13 @@ class Chunk:
     img: torch.Tensor   # [n, C, H, W] float32 in [-1, 1]
     c: torch.Tensor     # [n, c_dim]
     index: int
+
+
+@dataclass
+class UnitChunk:
+    """Privacy units of one private D step (training.dp), each padded to k images by repeating its own:
+    a unit's images never share a forward pass with another unit's."""
+    img: torch.Tensor     # [U, k, C, H, W] float32 in [-1, 1]
+    c: torch.Tensor       # [U, k, c_dim]
+    weight: torch.Tensor  # [U, k]: 1 / (the unit's image count) for its images, 0 for the repeats
+    index: int            # chunk index within the step (seeds its augmentation)

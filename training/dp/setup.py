@@ -1,0 +1,118 @@
+"""The run's privacy state, from the config and the dataset: units, q, delta, sigma, the secret key,
+the ledger, and the privacy record every checkpoint carries."""
+import logging
+import math
+import secrets
+from dataclasses import dataclass
+
+from leakguard.privacy import PrivacyLedger, noise_multiplier
+from training.config import Config
+from training.dp.units import PoissonSampler, UnitTable
+
+log = logging.getLogger("leakguard.train")
+
+MECHANISM = "dp_d_step"  # the ledger's name for the private D step
+
+# What a private run's artefacts are and are not covered by its (epsilon, delta).
+COVERS = ["G", "G_ema", "D and both optimizers' states (post-processing of D's privatized gradients)",
+          "images/fakes-*.png", "stats.jsonl and TensorBoard scalars (no real-image statistic is logged under DP)"]
+NOT_COVERED = [
+    "the number of units and the dataset's name, size, resolution and label size (treated as public, as "
+    "DP-SGD with Poisson sampling does)",
+    "with data.skip_bad, which images were skipped as corrupt",
+    "the secret seed in training snapshots (checkpoints/snapshot-*.pt): publish release.pt, never a snapshot",
+    "anything computed from the training images after training (audit reports, identity banks)",
+]
+
+
+def default_delta(units: int) -> float:
+    """min(1e-5, 1 / (10 units)): below 1/units, so that releasing one unit's data whole is not 'private'."""
+    return min(1e-5, 0.1 / units)
+
+
+def planned_rounds(cfg: Config) -> int:
+    """Rounds until train.kimg (the loop runs while images seen < train.kimg)."""
+    return math.ceil(round(cfg.train.kimg * 1000) / cfg.train.batch)
+
+
+@dataclass
+class PrivacyState:
+    unit: str
+    sigma: float                  # noise multiplier
+    max_grad_norm: float          # C
+    q: float                      # Poisson rate: expected_batch / units
+    expected_batch: int           # units per D step on average: the sum of clipped gradients is divided by it
+    k: int                        # images per unit in a forward pass (padded)
+    units_per_chunk: int
+    sampler: PoissonSampler
+    ledger: PrivacyLedger
+    key: int                      # secret: seeds sampling and noise
+    known_key: bool               # privacy.secret_seed was set: the guarantee does not hold against its reader
+    steps_allowed: int | None     # with target_epsilon: the most D steps within it
+
+    def record(self, units: int, covers_networks: bool = True) -> dict:
+        """The privacy record of a checkpoint (plain data)."""
+        summary = self.ledger.record_summary()
+        return {"unit": self.unit, **summary, "sigma": self.sigma, "q": self.q,
+                "max_grad_norm": self.max_grad_norm, "expected_batch": self.expected_batch,
+                "max_images_per_identity": self.k if self.unit == "identity" else 1, "units": units,
+                "secret_seed": "given in the config: anyone who has it can undo the noise and the sampling, so "
+                               "the guarantee does not hold" if self.known_key else "drawn from the OS",
+                "covers": COVERS, "not_covered": NOT_COVERED}
+
+
+def key_words(key: int) -> list[int]:
+    """A 128-bit key as four 32-bit words (plain data for the snapshot)."""
+    return [(key >> (32 * i)) & 0xFFFFFFFF for i in range(4)]
+
+
+def key_from_words(words: list[int]) -> int:
+    return sum(int(w) << (32 * i) for i, w in enumerate(words))
+
+
+def build_privacy(cfg: Config, dataset, batch_gpu: int, agree_key, source: str) -> PrivacyState | None:
+    """None unless privacy.unit is set. `agree_key(key) -> key` makes every process use rank 0's key."""
+    p = cfg.privacy
+    if p.unit == "none":
+        return None
+    table = UnitTable(dataset, p.unit, source)
+    units = len(table)
+    expected = p.expected_batch or cfg.train.batch
+    if expected > units:
+        raise ValueError(f"privacy.expected_batch={expected} (null = train.batch) is more than the {units} units "
+                         f"(privacy.unit={p.unit}) in {source}; set it below {units}")
+    q = expected / units
+    delta = p.delta if p.delta is not None else default_delta(units)
+    k = 1 if p.unit == "image" else p.max_images_per_identity
+    if p.unit == "identity" and cfg.model.mbstd_channels == 0:
+        k = min(k, table.max_images())  # padding past the largest person only costs time
+    steps = planned_rounds(cfg) * p.d_steps_per_g
+    sigma = p.noise_multiplier
+    if sigma is None:
+        sigma = noise_multiplier(p.target_epsilon, q, steps, delta, p.accountant)
+        log.info("privacy: sigma=%.4f reaches epsilon<=%g at delta=%.3g over %d D steps at q=%.4g",
+                 sigma, p.target_epsilon, delta, steps, q)
+    known = p.secret_seed is not None
+    key = p.secret_seed if known else agree_key(secrets.randbits(128))
+    state = PrivacyState(unit=p.unit, sigma=float(sigma), max_grad_norm=p.max_grad_norm, q=q,
+                         expected_batch=expected, k=k, units_per_chunk=max(1, batch_gpu // k),
+                         sampler=PoissonSampler(table, q, k, key), ledger=PrivacyLedger(delta, p.accountant),
+                         key=key, known_key=known, steps_allowed=None)
+    state.steps_allowed = budget_steps(cfg, state)
+    return state
+
+
+def budget_steps(cfg: Config, p: PrivacyState) -> int | None:
+    """With privacy.target_epsilon: the most D steps in all (those done and those planned until
+    train.kimg) that keep the ledger within it; None without a target."""
+    if cfg.privacy.target_epsilon is None:
+        return None
+    done = p.ledger.steps()
+    planned = planned_rounds(cfg) * cfg.privacy.d_steps_per_g
+    return done + p.ledger.steps_within(cfg.privacy.target_epsilon, p.sigma, p.q, limit=max(planned - done, 0))
+
+
+def set_key(privacy: PrivacyState, key: int) -> None:
+    """The saved key of a resumed run (sampling and noise continue their streams)."""
+    privacy.key = key
+    privacy.sampler.key = key
