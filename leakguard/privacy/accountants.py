@@ -6,6 +6,7 @@ A history is a list of (sigma, q, steps): the noise multiplier, the Poisson samp
 many times that mechanism ran. Both accountants return an upper bound on epsilon at `delta`.
 """
 import math
+import warnings
 from typing import Callable, Sequence
 
 from opacus.accountants import PRVAccountant, RDPAccountant
@@ -20,16 +21,24 @@ RDP_ORDERS = ([1 + x / 10.0 for x in range(1, 100)] + list(range(11, 64)) + [64,
 PRV_EPS_ERROR = 0.01  # absolute error allowed in the PRV accountant's epsilon (it returns the upper bound)
 
 
+def _quiet(get):
+    with warnings.catch_warnings():
+        # "Optimal order is the smallest/largest alpha": the RDP bound is still valid, only perhaps not
+        # the tightest; the noise bisection probes such extremes on purpose (PRV sizes its domain by RDP).
+        warnings.filterwarnings("ignore", message="Optimal order is the")
+        return float(get())
+
+
 def _rdp(history: History, delta: float) -> float:
     acc = RDPAccountant()
     acc.history = [tuple(h) for h in history]
-    return float(acc.get_epsilon(delta=delta, alphas=RDP_ORDERS))
+    return _quiet(lambda: acc.get_epsilon(delta=delta, alphas=RDP_ORDERS))
 
 
 def _prv(history: History, delta: float) -> float:
     acc = PRVAccountant()
     acc.history = [tuple(h) for h in history]
-    return float(acc.get_epsilon(delta=delta, eps_error=PRV_EPS_ERROR))
+    return _quiet(lambda: acc.get_epsilon(delta=delta, eps_error=PRV_EPS_ERROR))
 
 
 ACCOUNTANTS: dict[str, Callable[[History, float], float]] = {"rdp": _rdp, "prv": _prv}
@@ -59,9 +68,9 @@ def epsilon(history: History, delta: float, accountant: str = "rdp") -> float:
     """epsilon at `delta` after every mechanism in `history` (0 for an empty history)."""
     check_accountant(accountant)
     check_delta(delta)
-    history = [(float(s), float(q), int(n)) for s, q, n in history if int(n) > 0]
     for s, q, n in history:
         check_mechanism(s, q, n)
+    history = [(float(s), float(q), int(n)) for s, q, n in history if n > 0]
     return ACCOUNTANTS[accountant](history, delta) if history else 0.0
 
 
@@ -77,9 +86,9 @@ def noise_multiplier(target_epsilon: float, q: float, steps: int, delta: float, 
     if steps == 0:
         raise ValueError("steps=0: no mechanism runs, so no noise multiplier is needed")
     try:
-        return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta, sample_rate=q,
-                                          steps=steps, accountant=accountant, epsilon_tolerance=tolerance,
-                                          **OPTIONS[accountant]))
+        return _quiet(lambda: get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta, sample_rate=q,
+                                                   steps=steps, accountant=accountant, epsilon_tolerance=tolerance,
+                                                   **OPTIONS[accountant]))
     except ValueError as e:  # Opacus: "The privacy budget is too low."
         raise ValueError(f"no noise multiplier reaches epsilon={target_epsilon} at delta={delta} with q={q} over "
                          f"{steps} steps ({e}); raise the target epsilon, or lower the sampling rate or the "

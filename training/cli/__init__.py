@@ -15,7 +15,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from leakguard.cli import matcher
+from leakguard.cli import matcher, privacy
 from training.cli import audit, convert, dataset, doctor, generate, synthfaces, train
 from training.records import CheckpointError
 
@@ -27,6 +27,7 @@ COMMANDS = {
     "synthfaces": synthfaces,
     "matcher": matcher,
     "audit": audit,
+    "privacy": privacy,
     "doctor": doctor,
 }
 

@@ -22,6 +22,8 @@ NOT_COVERED = [
     "with data.skip_bad, which images were skipped as corrupt",
     "the secret seed in training snapshots (checkpoints/snapshot-*.pt): publish release.pt, never a snapshot",
     "anything computed from the training images after training (audit reports, identity banks)",
+    "the noise comes from torch's pseudo-random generator seeded by the secret key, not a cryptographically "
+    "secure one, and floating-point Gaussian sampling has known attacks (Mironov 2012)",
 ]
 
 
