@@ -139,8 +139,9 @@ def config_differences(saved: dict, current: dict) -> list[str]:
 def load_snapshot(path: Path, state: TrainState) -> None:
     """Restores `state` from a snapshot; a config or architecture that differs is an error."""
     data = read_snapshot(path)
-    from_dict(data["config"], f"{path}: config")  # the saved config must still fit the schema
-    diffs = config_differences(data["config"], to_dict(state.cfg))
+    # The saved config must still fit the schema; sections added since it was written take their defaults.
+    saved = to_dict(from_dict(data["config"], f"{path}: config"))
+    diffs = config_differences(saved, to_dict(state.cfg))
     private = [d for d in diffs if d.startswith("privacy.")]
     if private:
         raise CheckpointError(f"{path}: cannot resume, the privacy settings differ from the snapshot's in "

@@ -1,0 +1,99 @@
+"""What differential privacy costs per D step: the private D step (per-person or per-image gradients
+by torch.func, clipping, noise; R1 folded in every r1_interval steps) against the non-private D step
+with its lazy R1 on the same config, timed in one run and printed as ratios. Then the per-unit
+gradient method against the obviously-correct batch-of-one loop on the same units.
+
+  python bench/dp_step.py                                   # configs/synthfaces32-dp.yaml, the CPU preset
+  python bench/dp_step.py --config configs/ffhq256-dp.yaml data.path=ffhq256.zip
+"""
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.timing import paired_median_seconds  # noqa: E402
+from training import losses, steps  # noqa: E402
+from training.config import load_config  # noqa: E402
+from training.data.loader import open_dataset  # noqa: E402
+from training.distributed import Dist, pick_device  # noqa: E402
+from training.dp.per_unit import per_unit_grads, trainable  # noqa: E402
+from training.loop import real_stream  # noqa: E402
+from training.report import Reporter  # noqa: E402
+from training.state import build_state  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cycle(fn_steps):
+    """Runs a list of step closures in order: one R1 cycle."""
+    def run():
+        for fn in fn_steps:
+            fn()
+    return run
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=str(REPO / "configs" / "synthfaces32-dp.yaml"))
+    ap.add_argument("--repeats", type=int, default=5, help="timed R1 cycles per contender")
+    ap.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides")
+    args = ap.parse_args()
+    cfg = load_config(args.config, args.overrides)
+    if cfg.privacy.unit == "none":
+        raise SystemExit(f"{args.config}: privacy.unit is none; give a DP config")
+    device = pick_device(cfg.train.device)
+    dataset = open_dataset(cfg.data)
+    private = build_state(cfg, dataset, Dist(device=device), Reporter(None))
+    plain_cfg = copy.deepcopy(cfg)
+    plain_cfg.privacy.unit = "none"
+    plain = build_state(plain_cfg, dataset, Dist(device=device), Reporter(None))
+    plain.D.load_state_dict(private.D.state_dict())
+    plain.G.load_state_dict(private.G.state_dict())
+
+    interval = cfg.loss.r1_interval if cfg.loss.r1_gamma > 0 else 1
+    stream = real_stream(private, dataset)
+    units = [next(stream)[0] for _ in range(interval)]  # one R1 cycle of sampled units, loaded once
+    chunks = next(real_stream(plain, dataset))
+    ids = steps.fake_chunks(private)
+    dp_cycle = cycle([lambda u=u: steps.dp_d_step(private, ids, u) for u in units])
+    plain_steps = [lambda: steps.d_step(plain, chunks)] * interval
+    if cfg.loss.r1_gamma > 0:
+        plain_steps.append(lambda: steps.r1_step(plain, chunks, gain=interval))
+    times = paired_median_seconds({"plain": cycle(plain_steps), "private": dp_cycle}, device, args.repeats, warmup=1)
+
+    p = private.privacy
+    images = sum(float(c.weight.gt(0).sum()) for u in units for c in u) / interval
+    print(f"{Path(args.config).stem}: {cfg.data.resolution}px, privacy.unit={p.unit}, expected {p.expected_batch} units "
+          f"(q={p.q:.3g}) x up to {p.k} images, {p.units_per_chunk} units per pass, R1 every {interval} steps, "
+          f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
+                               else f", {torch.get_num_threads()} threads"))
+    print(f"{'D step (R1 amortized)':<34}{'ms/step':>9}{'real imgs':>11}{'ratio':>8}")
+    print(f"{'non-private d_step + lazy R1':<34}{times['plain'] / interval * 1e3:>9.1f}{cfg.train.batch:>11}"
+          f"{1:>7.2f}x")
+    print(f"{'private dp_d_step':<34}{times['private'] / interval * 1e3:>9.1f}{images:>11.1f}"
+          f"{times['private'] / times['plain']:>7.2f}x")
+
+    chunk = max((c for u in units for c in u), key=lambda c: len(c.img))
+    D = private.D.requires_grad_(True)
+
+    def vmapped():
+        per_unit_grads(D, chunk.img, chunk.c, chunk.weight, 0.0)
+
+    def loop():
+        for u in range(len(chunk.img)):
+            D.zero_grad(set_to_none=True)
+            c = chunk.c[u] if chunk.c.shape[-1] else None
+            (chunk.weight[u] * losses.d_logistic_real(D(chunk.img[u], c))).sum().backward()
+            [p.grad.clone() for _, p in trainable(D) if p.grad is not None]
+
+    t = paired_median_seconds({"vmap": vmapped, "loop": loop}, device, args.repeats)
+    print(f"{'per-unit gradients of ' + str(len(chunk.img)) + ' units':<34}{'ms':>9}{'':>11}{'ratio':>8}")
+    print(f"{'batch-of-one loop (fused ops)':<34}{t['loop'] * 1e3:>9.1f}{'':>11}{1:>7.2f}x")
+    print(f"{'torch.func vmap(grad) (reference)':<34}{t['vmap'] * 1e3:>9.1f}{'':>11}{t['vmap'] / t['loop']:>7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
