@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.synth_matcher import synth_matcher_trained, synth_matcher_weights  # noqa: F401 (fixtures)
+
 REPO = Path(__file__).resolve().parents[1]
 # LEAKGUARD_FIXTURES points elsewhere, e.g. on a GPU machine that gets the repo without ../shared.
 FIXTURES = Path(os.environ.get("LEAKGUARD_FIXTURES", REPO.parent / "shared" / "fixtures")) / "stylegan2"

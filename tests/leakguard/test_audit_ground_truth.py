@@ -20,7 +20,7 @@ from leakguard.audit.images import ImageFiles, ImageTensor
 from leakguard.audit.store import EmbeddingStore
 from leakguard.matchers.calibrate import calibrate
 from leakguard.matchers.synth import SynthMatcher
-from tests.leakguard.conftest import RES
+from tests.synth_matcher import RES
 from training.synthfaces import SynthFaces, export_zip
 
 PEOPLE = 30

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.leakguard.conftest import RES
+from tests.synth_matcher import RES
 from training.checkpoint import save_networks
 from training.cli import main
 from training.cli.generate import random_generator

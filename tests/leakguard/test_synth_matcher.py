@@ -24,8 +24,8 @@ from leakguard.matchers.synth import SynthMatcher, SynthMatcherB, load_checkpoin
 from leakguard.matchers.synth_training import TrainSettings, ensure_synth_matcher, save_checkpoint, train_matcher
 from leakguard.matchers.weights import WeightsMissing
 from training.data.zip_format import DatasetZipWriter, Record
-from tests.leakguard.conftest import MATCHER_PEOPLE, MATCHER_SETTINGS
-from tests.leakguard.conftest import RES as MATCHER_RES
+from tests.synth_matcher import MATCHER_PEOPLE, MATCHER_SETTINGS
+from tests.synth_matcher import RES as MATCHER_RES
 from training.synthfaces import SynthFaces, export_zip
 
 RES = 32

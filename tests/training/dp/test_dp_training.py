@@ -2,6 +2,7 @@
 ledger in snapshots (exact resume, same epsilon, changed settings refused), the target-epsilon stop,
 and the noise added once per step with standard deviation sigma * C."""
 import copy
+import dataclasses
 import json
 import math
 
@@ -130,6 +131,20 @@ def test_privacy_show_prints_the_record(dp_run, capsys):
     assert "-DP per identity" in capsys.readouterr().out
 
 
+def test_the_audit_runs_on_a_private_release(dp_run, synth_matcher_weights, tmp_path):
+    from training.cli import main
+    from training.synthfaces import SynthFaces, export_zip
+    _, run_dir = dp_run
+    train = export_zip(tmp_path / "train.zip", SynthFaces(32, num_identities=6, images_per_identity=4, seed=0))
+    out = tmp_path / "audit"
+    assert main(["audit", "--generator", str(run_dir / "release.pt"), "--seeds", "0-7", "--training", str(train),
+                 "--matcher", f"synth={synth_matcher_weights}", "--cache", str(tmp_path / "cache"),
+                 "--bootstrap", "20", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["inputs"]["generated"]["count"] == 8 and report["inputs"]["training"]["identities"] == 6
+    assert 0 <= report["matchers"]["synth"]["leakage"][0]["leak_rate"] <= 1
+
+
 def assert_same(a, b):
     for name in ("G", "D", "G_ema"):
         for (k, x), (_, y) in zip(getattr(a, name).state_dict().items(), getattr(b, name).state_dict().items()):
@@ -209,3 +224,35 @@ def test_with_no_data_gradient_the_noise_has_std_sigma_C(tmp_path, monkeypatch):
     assert float(noise.std()) == pytest.approx(2.0 * 0.5, rel=0.05)
     assert abs(float(noise.mean())) < 5 * 1.0 / math.sqrt(noise.numel())
     assert state.privacy.ledger.steps() == 1  # the step was counted though it read nothing
+
+
+def test_without_clipping_or_noise_the_step_is_the_plain_gradient(tmp_path, monkeypatch):
+    """sigma C = 1e-6 and C far above any gradient norm: the private step's real term, isolated by the
+    same step with every unit's weight zeroed, equals plain autograd of
+    sum over units of mean over the unit's images of [softplus(-D(x)) + gamma / 2 * r1_interval * R1(x)],
+    divided by the expected batch: nothing is lost or mixed between the per-unit gradients and the step."""
+    cfg = dp_config(tmp_path, "privacy.noise_multiplier=1e-12", "privacy.max_grad_norm=1e6", "privacy.expected_batch=5",
+                    "loss.r1_gamma=1.0",
+                    "loss.r1_interval=1")
+    dataset = open_dataset(cfg.data)
+    state = build_state(cfg, dataset, Dist(), Reporter(None))
+    units = next(loop.real_stream(state, dataset))[0]
+    assert sum(int((u.weight > 0).any(dim=1).sum()) for u in units) >= 2  # at least two people sampled
+    other = copy.deepcopy(state)
+    empty = [dataclasses.replace(u, weight=torch.zeros_like(u.weight)) for u in units]
+    D = copy.deepcopy(state.D)
+    real = capture_step(state, units, monkeypatch) - capture_step(other, empty, monkeypatch)
+
+    total = 0.0
+    for chunk in units:
+        for img, c, w in zip(chunk.img, chunk.c, chunk.weight):
+            x = img.detach().requires_grad_(True)
+            logits = D(x, c if c.shape[-1] else None)[:, 0]
+            (grad_x,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+            r1 = grad_x.square().sum(dim=[1, 2, 3])
+            total = total + (w * (torch.nn.functional.softplus(-logits) + 0.5 * r1)).sum()
+    expected = torch.autograd.grad(total / state.privacy.expected_batch, list(D.parameters()), allow_unused=True)
+    expected = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
+                          for g, p in zip(expected, D.parameters())])
+    assert float(expected.norm()) > 0
+    torch.testing.assert_close(real, expected, rtol=1e-4, atol=1e-5)

@@ -1,5 +1,6 @@
 """A synth matcher trained once per test session on SynthFaces people that no audited generator
-sees (ids from 100000), for the tests that need a matcher which tells people apart."""
+sees (ids from 100000), for the tests that need a matcher which tells people apart. The fixtures are
+registered for every test folder in tests/conftest.py."""
 import pytest
 import torch
 
