@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 
 from leakguard.cli import matcher, privacy
-from training.cli import audit, convert, dataset, doctor, generate, synthfaces, train
+from training.cli import audit, convert, dataset, doctor, fidelity, generate, synthfaces, train
 from training.records import CheckpointError
 
 COMMANDS = {
@@ -27,6 +27,7 @@ COMMANDS = {
     "synthfaces": synthfaces,
     "matcher": matcher,
     "audit": audit,
+    "fidelity": fidelity,
     "privacy": privacy,
     "doctor": doctor,
 }

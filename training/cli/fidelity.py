@@ -1,0 +1,30 @@
+"""Fidelity of a generator (or a folder of its images) against its training set: FD, KID and
+precision/recall per feature extractor, written to OUT/fidelity.json. `inception` gives the FID
+papers report (its weights file, inception-2015-12-05.pt, is never downloaded: pass its path); a
+matcher's features give an identity-space FD, fd_<matcher>.
+
+examples:
+  leakguard fidelity --generator runs/synthfaces32-0/checkpoints/snapshot-0000030000.pt --seeds 0-999 \\
+      --training faces.zip --features synth=synth.pt --out fidelity/
+  leakguard fidelity --generated fakes/ --training ffhq256.zip --features inception=inception-2015-12-05.pt \\
+      --features arcface_torch=backbone.pth --out fidelity/ --device cuda
+"""
+import argparse
+from pathlib import Path
+
+from leakguard.cli import fidelity as image_fidelity
+from leakguard.cli.options import finite_float
+from training.cli.audit import sampled_images
+from training.cli.generate import parse_seeds, seeds_option
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sources = p.add_mutually_exclusive_group(required=True)
+    sources.add_argument("--generator", type=Path, help="LeakGuard checkpoint (.pt) or official StyleGAN2-ADA pickle")
+    p.add_argument("--seeds", type=seeds_option, default=parse_seeds("0-999"), help="with --generator (default 0-999)")
+    p.add_argument("--trunc", type=finite_float, default=1.0, help="with --generator: truncation psi (default 1, none)")
+    image_fidelity.add_arguments(p, sources)
+
+
+def run(args) -> None:
+    image_fidelity.run(args, None if args.generator is None else lambda device: sampled_images(args, device))
