@@ -120,6 +120,24 @@ class PrivacyConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Evaluation during training (training.evaluate): G_ema's fixed fakes audited with the matcher suite
+    and scored for fidelity against the training set. Reads training images: outside any DP guarantee."""
+    every_kimg: Optional[float] = None   # evaluate every this many kimg and at the end; null = off
+    num_fakes: int = 1000                # generated images per evaluation
+    first_seed: int = 0                  # their seeds: first_seed .. first_seed + num_fakes - 1, fixed across resumes
+    matchers: List[str] = field(default_factory=list)   # NAME[=WEIGHTS], as `leakguard audit --matcher`
+    fmrs: List[float] = field(default_factory=lambda: [1e-2, 1e-3, 1e-4])  # false-match rates of the leak rates
+    members: Optional[str] = None        # held-out images of training people (with identities), for membership
+    nonmembers: Optional[str] = None     # images of people never in training (with identities)
+    fidelity: List[str] = field(default_factory=list)   # NAME[=PATH] feature extractors (inception, a matcher, ...)
+    bootstrap: int = 200                 # resamples for the audit's intervals
+    kid_subsets: int = 100               # KID subsets (of min(1000, num_fakes, training images))
+    cache: Optional[str] = None          # embedding cache folder; null = ~/.cache/leakguard/embeddings
+    batch: int = 64                      # images per matcher / extractor forward pass
+
+
+@dataclass
 class Config:
     name: str = "run"                    # run folder prefix: runs/<name>-<n>
     run_dir: str = "runs"                # where run folders go
@@ -131,6 +149,7 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 class ConfigError(ValueError):
@@ -240,6 +259,24 @@ def check(cfg: Config) -> None:
     for key in ("tick_kimg", "snapshot_kimg", "image_kimg"):
         _require(getattr(cfg.train, key) > 0, f"train.{key}", getattr(cfg.train, key), "a positive number of kimg")
     check_privacy(cfg)
+    check_eval(cfg)
+
+
+def check_eval(cfg: Config) -> None:
+    """The eval section's values; its files are checked when training starts (training.evaluate)."""
+    e = cfg.eval
+    if e.every_kimg is None:
+        return
+    _require(e.every_kimg > 0, "eval.every_kimg", e.every_kimg, "null (off) or a positive number of kimg")
+    _require(e.num_fakes >= 2, "eval.num_fakes", e.num_fakes, "at least 2 generated images")
+    _require(e.first_seed >= 0, "eval.first_seed", e.first_seed, "a seed >= 0")
+    _require(bool(e.matchers or e.fidelity), "eval.matchers", e.matchers,
+             "at least one matcher (eval.matchers) or feature extractor (eval.fidelity) when eval.every_kimg is set")
+    _require(all(0 < f < 1 for f in e.fmrs) and len(e.fmrs) > 0, "eval.fmrs", e.fmrs, "false-match rates in (0, 1)")
+    _require((e.members is None) == (e.nonmembers is None), "eval.members", e.members,
+             "both eval.members and eval.nonmembers, or neither")
+    for key in ("bootstrap", "kid_subsets", "batch"):
+        _require(getattr(e, key) >= 1, f"eval.{key}", getattr(e, key), "a positive number")
 
 
 def check_privacy(cfg: Config) -> None:

@@ -5,6 +5,7 @@
     ticks:    Reporter.flush -> TensorBoard + stats.jsonl, progress bar
     images:   G_ema on fixed latents -> images/fakes-*.png + TensorBoard
     snapshot: snapshot.save_snapshot -> checkpoints/snapshot-*.pt
+    eval:     with eval.every_kimg, training.evaluate: leakage, membership and fidelity -> eval.jsonl
     privacy:  under privacy.unit, Privacy/epsilon every tick, no reals.png, a stop before the step that
               would pass privacy.target_epsilon, and release.pt (networks + privacy record) at the end
 """
@@ -23,6 +24,7 @@ from training.config import Config, to_yaml
 from training.checkpoint import save_networks
 from training.data.loader import ChunkStream, describe, open_dataset
 from training.distributed import Dist
+from training.evaluate import Evaluator
 from training.dp.stream import UnitStream
 from training.data.images import make_grid, save_png, to_uint8
 from training.report import Reporter
@@ -126,6 +128,7 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
     state.dataset_info = describe(dataset)
     if resume is not None:
         load_snapshot(resume, state)
+    evaluator = Evaluator.build(cfg, dataset, state.device) if main else None  # a missing file stops it here
     if main:
         (run_dir / "images").mkdir(parents=True, exist_ok=True)
         write_text(run_dir / "config.yaml", to_yaml(cfg))
@@ -160,6 +163,9 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
             tick_start, tick_nimg = now, state.nimg
         if main and (done or crossed(before, state.nimg, cfg.train.image_kimg)):
             save_grid(state, run_dir, latents)
+        if evaluator is not None and (done or crossed(before, state.nimg, cfg.eval.every_kimg)):
+            for text in evaluator.summary(evaluator.evaluate(state, run_dir)):
+                log.info("eval at %.1f kimg: %s", state.nimg / 1000, text)
         if main and (done or crossed(before, state.nimg, cfg.train.snapshot_kimg)):
             save_snapshot(state, run_dir / rundir.CHECKPOINTS, cfg.train.keep_snapshots)
         if done:

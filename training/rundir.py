@@ -98,10 +98,10 @@ def run_dir_of(snapshot: Path) -> Path | None:
 
 
 def trim_stats(run_dir: Path, nimg: int) -> None:
-    """Drops stats.jsonl lines logged after `nimg`: on resume they are computed again."""
-    stats = run_dir / "stats.jsonl"
-    if not stats.is_file():
-        return
-    keep = [line for line in stats.read_text().splitlines()
-            if line.strip() and json.loads(line).get("nimg", 0) <= nimg]
-    stats.write_text("".join(line + "\n" for line in keep))
+    """Drops stats.jsonl and eval.jsonl lines logged after `nimg`: on resume they are computed again."""
+    for stats in (run_dir / "stats.jsonl", run_dir / "eval.jsonl"):
+        if not stats.is_file():
+            continue
+        keep = [line for line in stats.read_text().splitlines()
+                if line.strip() and json.loads(line).get("nimg", 0) <= nimg]
+        stats.write_text("".join(line + "\n" for line in keep))

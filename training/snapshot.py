@@ -28,7 +28,7 @@ FORMAT = "leakguard.train/1"
 # how verbosely training runs, or where data lives, never what it computes.
 RESUMABLE_CHANGES = ("name", "run_dir", "resume", "data.path", "data.workers", "train.kimg", "train.batch_gpu",
                      "train.tick_kimg", "train.snapshot_kimg", "train.image_kimg", "train.keep_snapshots",
-                     "train.grid_images", "train.device", "train.progress")
+                     "train.grid_images", "train.device", "train.progress")  # and every eval.* key
 
 
 def rng_state() -> dict:
@@ -133,7 +133,7 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     """'key: saved -> current' for every key that may not change on resume."""
     a, b = _flatten(saved), _flatten(current)
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-            if k not in RESUMABLE_CHANGES and a.get(k) != b.get(k)]
+            if k not in RESUMABLE_CHANGES and not k.startswith("eval.") and a.get(k) != b.get(k)]
 
 
 def load_snapshot(path: Path, state: TrainState) -> None:

@@ -118,17 +118,28 @@ class ImageTensor:
     """Images in memory (e.g. generated samples): uint8 [N, 3, H, W], with a label per image (e.g.
     'seed0042', as `leakguard generate` names the file) or their positions."""
 
-    def __init__(self, images: torch.Tensor, name: str = "images", labels: list[str] | None = None):
+    def __init__(self, images: torch.Tensor, name: str = "images", labels: list[str] | None = None,
+                 identities: np.ndarray | None = None):
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"{name}: expected uint8 [N, 3, H, W], got {images.dtype} {tuple(images.shape)}")
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"{name}: {len(labels)} labels for {len(images)} images")
+        if identities is not None and len(identities) != len(images):
+            raise ValueError(f"{name}: {len(identities)} identities for {len(images)} images")
         self.images, self.name, self.labels = images.contiguous(), name, labels
+        self._identities = None if identities is None else np.asarray(identities, np.int64)
         self._fingerprint = None
 
     @property
+    def identities(self) -> np.ndarray:
+        """int64 [N] identity ids: given for an in-memory training set; generated images have none."""
+        if self._identities is None:
+            raise IdentityDataError(f"{self.name}: these images have no identity labels")
+        return self._identities
+
+    @property
     def identity_names(self) -> dict[int, str]:
-        return {}  # generated images have no identities of their own
+        return {}  # ids only: in-memory sets carry no folder names
 
     def label(self, i: int) -> str:
         return self.labels[i] if self.labels is not None else f"#{i}"
@@ -150,6 +161,8 @@ class ImageTensor:
         if self._fingerprint is None:
             h = hashlib.sha256(str(tuple(self.images.shape)).encode())
             h.update(self.images.numpy().tobytes())
+            if self._identities is not None:
+                h.update(self._identities.tobytes())
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 

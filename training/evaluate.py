@@ -1,0 +1,150 @@
+"""Evaluation during training: G_ema renders the fixed fakes (eval.first_seed.., eval.num_fakes), the
+audit library scores leakage and membership per matcher, and the fidelity metrics score the fakes per
+feature extractor against the training set. One line per evaluation goes to eval.jsonl, the headline
+numbers to TensorBoard (Audit/..., Fidelity/...).
+
+    evaluator = Evaluator.build(cfg, dataset, device)   # at start: a missing file stops the run here
+    evaluator.evaluate(state, run_dir)                  # at every eval.every_kimg and at the end
+
+The training set is embedded once per matcher and extractor (the embedding store caches it on disk
+by content and version; a resume finds it there). The evaluation reads training images, so under
+differential privacy its numbers are the data holder's view, outside the released guarantee: every
+eval.jsonl line says so.
+"""
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from leakguard.atomic import finite_or_null, strict_json
+from leakguard.audit.audit import AuditInputs, AuditSettings, run_audit
+from leakguard.audit.images import ImageFiles, ImageTensor
+from leakguard.audit.scalars import scalars
+from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
+from leakguard.cli.audit import summary_line
+from leakguard.fidelity.extractors import build_extractor
+from leakguard.fidelity.scores import fidelity_scores
+from leakguard.matchers.calibrate import calibration_path, load_calibration
+from leakguard.matchers.registry import MatcherConfig, build_matcher
+from training.config import Config
+from training.inference import generate
+
+EVAL_FILE = "eval.jsonl"
+OUTSIDE_DP = ("these numbers read the training images (and eval.members/nonmembers): they are the data "
+              "holder's view, outside the (epsilon, delta) guarantee of the released networks")
+
+
+def _name_path(item: str, key: str) -> tuple[str, str | None]:
+    name, _, path = item.partition("=")
+    if path and not Path(path).expanduser().exists():
+        raise FileNotFoundError(f"{key}: {name}'s file not found: {path}")
+    return name, path or None
+
+
+def training_images(cfg: Config, dataset):
+    """The training set as the audit reads it: the dataset's files, or SynthFaces' images in memory."""
+    if cfg.data.path is not None:
+        return ImageFiles(cfg.data.path)
+    pixels = torch.from_numpy(np.array(dataset.render_all()))  # a copy: the cache is read-only
+    return ImageTensor(pixels, name=f"SynthFaces {dataset.name}", identities=dataset.identities)
+
+
+@dataclass
+class Evaluator:
+    cfg: Config
+    training: object
+    members: object
+    nonmembers: object
+    matchers: list
+    calibrations: dict
+    extractors: list
+    store: EmbeddingStore
+
+    @classmethod
+    def build(cls, cfg: Config, dataset, device) -> "Evaluator | None":
+        """None when eval.every_kimg is null; otherwise every matcher, extractor and image set, built now."""
+        e = cfg.eval
+        if e.every_kimg is None:
+            return None
+        members = ImageFiles(e.members) if e.members else None
+        nonmembers = ImageFiles(e.nonmembers) if e.nonmembers else None
+        matchers, calibrations = [], {}
+        for item in e.matchers:
+            name, weights = _name_path(item, "eval.matchers")
+            matchers.append(build_matcher(MatcherConfig(name=name, weights=weights, device=str(device),
+                                                        batch_size=e.batch)))
+            if weights is not None and calibration_path(weights).is_file():
+                calibrations[name] = (load_calibration(calibration_path(weights)),
+                                      f"calibration file {calibration_path(weights)}")
+        extractors = [build_extractor(*_name_path(item, "eval.fidelity"), device=device, batch_size=e.batch)
+                      for item in e.fidelity]
+        training = training_images(cfg, dataset)
+        if matchers:
+            training.identities  # an error naming the file when the training set has no identities
+        store = EmbeddingStore(e.cache or DEFAULT_ROOT)
+        return cls(cfg, training, members, nonmembers, matchers, calibrations, extractors, store)
+
+    def seeds(self) -> list[int]:
+        e = self.cfg.eval
+        return list(range(e.first_seed, e.first_seed + e.num_fakes))
+
+    def evaluate(self, state, run_dir: Path) -> dict:
+        """Scores G_ema now; appends to run_dir/eval.jsonl, logs to TensorBoard, returns the line."""
+        e, start = self.cfg.eval, time.perf_counter()
+        was_training = state.G_ema.training
+        pixels = generate(state.G_ema, self.seeds(), state.device, batch=state.batch_gpu)   # [N, H, W, 3]
+        state.G_ema.train(was_training)  # generate() switches it to eval mode; leave it as training had it
+        fakes = ImageTensor(torch.from_numpy(pixels).permute(0, 3, 1, 2), name=f"G_ema at {state.nimg} images",
+                            labels=[f"seed{s:04d}" for s in self.seeds()])
+        line = {"nimg": state.nimg, "kimg": state.nimg / 1000, "num_fakes": len(fakes),
+                "seeds": f"{e.first_seed}-{e.first_seed + e.num_fakes - 1}"}
+        tags = {}
+        if self.matchers:
+            inputs = AuditInputs(generated=fakes, training=self.training, members=self.members,
+                                 nonmembers=self.nonmembers, generated_info={"nimg": state.nimg})
+            settings = AuditSettings(fmrs=tuple(e.fmrs), bootstrap=e.bootstrap)
+            report = run_audit(inputs, self.matchers, self.store, settings, self.calibrations)
+            line["audit"] = {name: _audit_numbers(section) for name, section in report["matchers"].items()}
+            tags.update(scalars(report))
+        fidelity = {}
+        for ex in self.extractors:
+            real = self.store.embeddings(self.training, ex)
+            fake = torch.cat([ex.embed(b) for b in fakes.batches(ex.batch_size)]).numpy()
+            scores = fidelity_scores(real, fake, ex, kid_subsets=e.kid_subsets, seed=0)
+            fidelity[ex.metric_prefix] = scores
+            p = ex.metric_prefix
+            tags.update({f"Fidelity/{p}": scores[p], f"Fidelity/{p}_kid": scores[f"{p}_kid"],
+                         f"Fidelity/{p}_precision": scores[f"{p}_precision"],
+                         f"Fidelity/{p}_recall": scores[f"{p}_recall"]})
+        if fidelity:
+            line["fidelity"] = fidelity
+        if state.privacy is not None:
+            line["privacy"] = {"epsilon": state.privacy.ledger.epsilon(), "delta": state.privacy.ledger.delta,
+                               "note": OUTSIDE_DP}
+        line["seconds"] = time.perf_counter() - start
+        tags["Timing/eval_sec"] = line["seconds"]
+        state.reporter.write(state.nimg, tags)
+        with open(run_dir / EVAL_FILE, "a") as f:
+            f.write(strict_json(finite_or_null(line), indent=None) + "\n")
+        return line
+
+    def summary(self, line: dict) -> list[str]:
+        """Short lines for the log: each matcher's leak rates, each extractor's FD."""
+        out = [f"{name}: " + ", ".join(f"leak {r['leak_rate']:.3f} at FMR {r['fmr']:g}" for r in section["leakage"])
+               for name, section in line.get("audit", {}).items()]
+        out += [f"{p}: {s[p]:.4g}" for p, s in line.get("fidelity", {}).items()]
+        return out
+
+
+def _audit_numbers(section: dict) -> dict:
+    """What eval.jsonl keeps of one matcher's audit section: its version, leak rows and membership."""
+    keep = ("fmr", "threshold", "threshold_source", "leak_rate", "leak_rate_ci", "chance_rate", "ratio", "supported")
+    out = {"version": section["version"],
+           "leakage": [{k: row[k] for k in keep} for row in section["leakage"]]}
+    m = section["membership"]
+    if m is not None:
+        out["membership"] = {"auc": m["auc"], "auc_ci": m["auc_ci"]}
+    return out
+
