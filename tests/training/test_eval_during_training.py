@@ -103,3 +103,18 @@ def test_bad_eval_settings_are_refused_naming_the_key(tmp_path, overrides, messa
     from training.config import ConfigError
     with pytest.raises(ConfigError, match=message):
         tiny_config(tmp_path, *overrides)
+
+
+def test_leakguard_report_writes_one_page_with_the_curves(evaluated, capsys):
+    _, run_dir, _ = evaluated
+    assert main(["report", str(run_dir)]) == 0
+    html = (run_dir / "report.html").read_text()
+    assert html.count("<img") == 1 and "data:image/png;base64," in html  # the plots, inline
+    assert "leak rate" in html and "fd_synth" in html and "trained without DP" in html
+    assert "data.synthfaces" not in html or "synthfaces:" in html  # the config is shown as YAML
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_leakguard_report_on_a_folder_without_evaluations_says_what_to_set(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "train with eval.every_kimg set" in capsys.readouterr().err

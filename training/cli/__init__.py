@@ -15,7 +15,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from leakguard.cli import matcher, privacy
+from leakguard.cli import matcher, privacy, report
 from training.cli import audit, convert, dataset, doctor, fidelity, generate, synthfaces, train
 from training.records import CheckpointError
 
@@ -29,6 +29,7 @@ COMMANDS = {
     "audit": audit,
     "fidelity": fidelity,
     "privacy": privacy,
+    "report": report,
     "doctor": doctor,
 }
 

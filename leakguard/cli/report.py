@@ -1,0 +1,30 @@
+"""`leakguard report RUN_DIR`: RUN_DIR/report.html from the run's in-training evaluations (eval.jsonl):
+leakage per matcher and FMR, membership AUC and fidelity over kimg, the latest evaluation's tables,
+the config and, for a private run, the privacy record of release.pt (or of the newest snapshot).
+
+example:
+  leakguard report runs/synthfaces32-0
+"""
+import argparse
+from pathlib import Path
+
+from leakguard.cli.privacy import read_record
+from leakguard.run_report import write_run_report
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a training run folder (runs/<name>-<n>)")
+
+
+def privacy_record(run_dir: Path) -> dict | None:
+    """release.pt's record, else the newest snapshot's, else None (a non-private run)."""
+    candidates = [run_dir / "release.pt", *sorted((run_dir / "checkpoints").glob("snapshot-*.pt"), reverse=True)]
+    for path in candidates:
+        if path.is_file():
+            return read_record(path)
+    return None
+
+
+def run(args) -> None:
+    path = write_run_report(args.run_dir, privacy_record(args.run_dir))
+    print(f"wrote {path}")
