@@ -5,6 +5,9 @@
     inception      the TorchScript Inception-v3 of StyleGAN2-ADA's metrics (inception-2015-12-05.pt), pool3
                    features [N, 2048]: FD on it is the FID that papers report. Never downloaded here: give its
                    path, or put it in the cache folder below.
+    synthfaces     a CNN trained here to regress every SynthFaces render parameter (synth_features.py), its
+                   feature layer [N, 128]: FD in features that see all that SynthFaces draws, as fd_synthfaces.
+                   Needs its path (tools/train_synthfaces_features.py makes the file).
     <any matcher>  a face matcher's unit embeddings (arcface_torch, facenet, synth, ...): FD in identity space,
                    reported as fd_<matcher>, never as FID.
 
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from leakguard.fidelity.synth_features import SynthFacesFeatures
 from leakguard.matchers.base import Matcher
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
 
@@ -85,13 +89,15 @@ class MatcherFeatures:
 
 
 def extractor_names() -> list[str]:
-    return ["inception", *MATCHERS]
+    return ["inception", SynthFacesFeatures.name, *MATCHERS]
 
 
 def build_extractor(name: str, path: str | None = None, device: str | torch.device = "cpu", batch_size: int = 64):
     """The extractor `name` with its weights at `path` (None: its default), or an error listing the names."""
     if name == "inception":
         return InceptionFeatures(path, device, batch_size)
+    if name == SynthFacesFeatures.name:
+        return SynthFacesFeatures(path, device, batch_size)
     if name in MATCHERS:
         return MatcherFeatures(build_matcher(MatcherConfig(name, weights=path, device=str(device),
                                                            batch_size=batch_size)))
