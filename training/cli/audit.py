@@ -25,12 +25,17 @@ from training.cli.generate import parse_seeds, seeds_option
 from training.inference import generate, load_generator
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_generator_arguments(p: argparse.ArgumentParser):
+    """--generator (with --seeds and --trunc) in a required either-or group, returned for --generated to join."""
     sources = p.add_mutually_exclusive_group(required=True)
     sources.add_argument("--generator", type=Path, help="LeakGuard checkpoint (.pt) or official StyleGAN2-ADA pickle")
     p.add_argument("--seeds", type=seeds_option, default=parse_seeds("0-999"), help="with --generator (default 0-999)")
     p.add_argument("--trunc", type=finite_float, default=1.0, help="with --generator: truncation psi (default 1, none)")
-    image_audit.add_arguments(p, sources)
+    return sources
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    image_audit.add_arguments(p, add_generator_arguments(p))
 
 
 def sampled_images(args, device) -> tuple[ImageTensor, dict]:

@@ -10,20 +10,13 @@ examples:
       --features arcface_torch=backbone.pth --out fidelity/ --device cuda
 """
 import argparse
-from pathlib import Path
 
 from leakguard.cli import fidelity as image_fidelity
-from leakguard.cli.options import finite_float
-from training.cli.audit import sampled_images
-from training.cli.generate import parse_seeds, seeds_option
+from training.cli.audit import add_generator_arguments, sampled_images
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sources = p.add_mutually_exclusive_group(required=True)
-    sources.add_argument("--generator", type=Path, help="LeakGuard checkpoint (.pt) or official StyleGAN2-ADA pickle")
-    p.add_argument("--seeds", type=seeds_option, default=parse_seeds("0-999"), help="with --generator (default 0-999)")
-    p.add_argument("--trunc", type=finite_float, default=1.0, help="with --generator: truncation psi (default 1, none)")
-    image_fidelity.add_arguments(p, sources)
+    image_fidelity.add_arguments(p, add_generator_arguments(p))
 
 
 def run(args) -> None:
