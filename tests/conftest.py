@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.synth_matcher import synth_matcher_trained, synth_matcher_weights  # noqa: F401 (fixtures)
+from tests.synth_matcher import (synth_b_matcher_weights, synth_matcher_trained,  # noqa: F401 (fixtures)
+                                 synth_matcher_weights)
 
 REPO = Path(__file__).resolve().parents[1]
 # LEAKGUARD_FIXTURES points elsewhere, e.g. on a GPU machine that gets the repo without ../shared.

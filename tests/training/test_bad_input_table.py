@@ -72,6 +72,25 @@ CASES = {
                          "--matcher", "synth", "--out", "{root}/r"],
     "audit: unknown matcher": ["audit", "--generated", "{root}/a_folder", "--training", "{root}/a_folder",
                                "--matcher", "vggface", "--out", "{root}/r"],
+    # filter
+    "filter: missing training": ["filter", "--generated", "{root}/a_folder", "--training", "{root}/missing.zip",
+                                 "--matcher", "synth", "--out", "{root}/f"],
+    "filter: missing generator": ["filter", "--generator", "{root}/missing.pt", "--count", "5", "--training",
+                                  "{root}/a_folder", "--matcher", "synth", "--out", "{root}/f"],
+    "filter: generator without count": ["filter", "--generator", "{root}/a_file", "--training", "{root}/a_folder",
+                                        "--matcher", "synth", "--out", "{root}/f"],
+    "filter: file for out": ["filter", "--generated", "{root}/a_folder", "--training", "{root}/a_folder",
+                             "--matcher", "synth", "--out", "{root}/a_file"],
+    "filter: nan fmr": ["filter", "--generated", "{root}/a_folder", "--training", "{root}/a_folder",
+                        "--matcher", "synth", "--fmr", "nan", "--out", "{root}/f"],
+    "filter: fmr above 1": ["filter", "--generator", "{root}/a_file", "--count", "5", "--training", "{root}/a_folder",
+                            "--matcher", "synth", "--fmr", "2", "--out", "{root}/f"],
+    "filter: negative count": ["filter", "--generator", "{root}/a_file", "--count", "-1", "--training",
+                               "{root}/a_folder", "--matcher", "synth", "--out", "{root}/f"],
+    "filter: bad seeds": ["filter", "--generator", "{root}/a_file", "--seeds", "x-", "--count", "5", "--training",
+                          "{root}/a_folder", "--matcher", "synth", "--out", "{root}/f"],
+    "filter: unknown check matcher": ["filter", "--generated", "{root}/a_folder", "--training", "{root}/a_folder",
+                                      "--matcher", "synth", "--check-matcher", "vggface", "--out", "{root}/f"],
 }
 
 

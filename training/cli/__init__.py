@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 
 from leakguard.cli import matcher, privacy, report
-from training.cli import audit, convert, dataset, doctor, fidelity, generate, synthfaces, train
+from training.cli import audit, convert, dataset, doctor, fidelity, filter, generate, synthfaces, train
 from training.records import CheckpointError
 
 COMMANDS = {
@@ -28,6 +28,7 @@ COMMANDS = {
     "matcher": matcher,
     "audit": audit,
     "fidelity": fidelity,
+    "filter": filter,
     "privacy": privacy,
     "report": report,
     "doctor": doctor,

@@ -1,0 +1,109 @@
+"""What a release-filter run removed, read from its candidates.jsonl in one pass (bounded memory):
+counts per matcher, the removal rate with its interval next to the chance band of a face of nobody in
+training, the identities removed most, and how the kept set fares under the check matchers (matchers
+that did not filter). filter.json carries this and every candidate's line; filter.html is the short page.
+
+    summary = summarize(out, settings)       # settings: filter.settings.json's dict
+    write_filter_json(out, summary)
+"""
+import heapq
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+from leakguard.atomic import atomic_open, finite_or_null, strict_json
+from leakguard.filter.run import CANDIDATES_FILE
+
+Z95 = 1.959963984540054
+PRIVACY_NOTE = ("the filter reads the training images: which faces are kept depends on private data, so the kept "
+                "set is not post-processing of a differentially private generator and no (epsilon, delta) guarantee "
+                "of the generator covers it; filter.json and filter.html name training identities and images and "
+                "are private data, to be shared as the training set is")
+TOP_PAIRS = 16
+
+
+def wilson_interval(k: int, n: int, z: float = Z95) -> list[float]:
+    """95% Wilson score interval of a proportion k / n: candidates are independent draws of the generator
+    (or independent files), so a binomial interval is the right one; [0, 1] when n = 0."""
+    if n == 0:
+        return [0.0, 1.0]
+    p, z2 = k / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return [0.0 if k == 0 else max(0.0, centre - half), 1.0 if k == n else min(1.0, centre + half)]
+
+
+def _rate(k: int, n: int) -> dict:
+    return {"count": k, "of": n, "rate": k / n if n else None, "rate_ci": wilson_interval(k, n)}
+
+
+def _read(out: Path, thresholds: dict, check_thresholds: dict) -> dict:
+    """One pass over candidates.jsonl: counts, per-identity removals and the best-scoring removed pairs."""
+    gates = list(thresholds)
+    acc = {"scored": 0, "kept": 0, "duplicates": 0, "removed": 0, "by": Counter(), "only_by": Counter(),
+           "ids": {g: Counter() for g in gates}, "pairs": {g: [] for g in gates},
+           "check_leaks": Counter(), "check_ids": {c: Counter() for c in check_thresholds}}
+    with open(out / CANDIDATES_FILE) as f:
+        for line in f:
+            r = json.loads(line)
+            acc["scored"] += 1
+            if r["kept"]:
+                acc["kept"] += 1
+                for c, sc in r.get("check", {}).items():
+                    if sc["best"] >= check_thresholds[c]:
+                        acc["check_leaks"][c] += 1
+                        acc["check_ids"][c][sc["identity"]] += 1
+                continue
+            hits = [g for g in gates if r["scores"][g]["best"] >= thresholds[g]]
+            if not hits:
+                acc["duplicates"] += 1
+                continue
+            acc["removed"] += 1
+            acc["by"].update(hits)
+            if len(hits) == 1:
+                acc["only_by"][hits[0]] += 1
+            for g in hits:
+                sc = r["scores"][g]
+                acc["ids"][g][sc["identity"]] += 1
+                item = (sc["best"], r["index"], {"label": r["label"], **sc})
+                (heapq.heappush if len(acc["pairs"][g]) < TOP_PAIRS else heapq.heappushpop)(acc["pairs"][g], item)
+    return acc
+
+
+def summarize(out: Path, settings: dict, provenance: dict, check_provenance: dict) -> dict:
+    """The summary of the run in `out` (module doc); provenance: {matcher: gate.provenance}."""
+    gates, checks = list(settings["matchers"]), list(settings["check_matchers"])
+    acc = _read(out, {g: settings["matchers"][g]["threshold"] for g in gates},
+                {c: settings["check_matchers"][c]["threshold"] for c in checks})
+    n = acc["scored"]
+    matchers = {g: {**provenance[g], "version": settings["matchers"][g]["version"],
+                    "removed": _rate(acc["by"][g], n), "removed_only_by_this": acc["only_by"][g],
+                    "top_identities": [{"identity": int(i), "removed": c} for i, c in acc["ids"][g].most_common(20)],
+                    "top_pairs": [p for _, _, p in sorted(acc["pairs"][g], key=lambda x: (-x[0], x[1]))]}
+                for g in gates}
+    kept_checks = {c: {**check_provenance[c], "version": settings["check_matchers"][c]["version"],
+                       "kept_leaking": _rate(acc["check_leaks"][c], acc["kept"]),
+                       "top_identities": [{"identity": int(i), "count": k}
+                                          for i, k in acc["check_ids"][c].most_common(20)]} for c in checks}
+    return {"format": 1, "settings": settings, "scored": n, "kept": acc["kept"],
+            "removed": _rate(acc["removed"], n), "near_duplicates": acc["duplicates"],
+            "matchers": matchers, "kept_under_check_matchers": kept_checks,
+            "kept_leak_rate_under_filtering_matchers": 0.0 if acc["kept"] else None,
+            "note": ("a candidate is removed when its best score over the training identities reaches the "
+                     "threshold at the FMR under any filtering matcher; rates are over scored candidates with 95% "
+                     "Wilson intervals; the chance band is the rate at which faces of nobody in training would be "
+                     "removed by one matcher (images of a person fully correlated .. independent)"),
+            "privacy": PRIVACY_NOTE}
+
+
+def write_filter_json(out: Path, summary: dict) -> Path:
+    """filter.json: the summary, then every candidate's line, streamed (strict JSON)."""
+    head = strict_json(finite_or_null(summary), indent=1)
+    with atomic_open(out / "filter.json", "w") as f:
+        f.write(head[:head.rfind("}")].rstrip() + ',\n "candidates": [\n')
+        with open(out / CANDIDATES_FILE) as lines:
+            for k, line in enumerate(lines):
+                f.write(("" if k == 0 else ",\n") + line.rstrip("\n"))
+        f.write("\n ]\n}\n")
+    return out / "filter.json"
