@@ -5,6 +5,7 @@ gradient method against the obviously-correct batch-of-one loop on the same unit
 
   python bench/dp_step.py                                   # configs/synthfaces32-dp.yaml, the CPU preset
   python bench/dp_step.py --config configs/ffhq256-dp.yaml data.path=ffhq256.zip
+  python bench/dp_step.py --json dp.json                    # the numbers also as JSON (bench/gpu_check.py)
 """
 import argparse
 import copy
@@ -15,6 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.timing import paired_median_seconds  # noqa: E402
+from leakguard.atomic import write_json  # noqa: E402
 from training import losses, steps  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.data.loader import open_dataset  # noqa: E402
@@ -39,6 +41,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(REPO / "configs" / "synthfaces32-dp.yaml"))
     ap.add_argument("--repeats", type=int, default=5, help="timed R1 cycles per contender")
+    ap.add_argument("--json", metavar="OUT", help="also write the times to OUT as JSON (seconds)")
     ap.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides")
     args = ap.parse_args()
     cfg = load_config(args.config, args.overrides)
@@ -93,6 +96,13 @@ def main():
     print(f"{'per-unit gradients of ' + str(len(chunk.img)) + ' units':<34}{'ms':>9}{'':>11}{'ratio':>8}")
     print(f"{'batch-of-one loop (fused ops)':<34}{t['loop'] * 1e3:>9.1f}{'':>11}{1:>7.2f}x")
     print(f"{'torch.func vmap(grad) (reference)':<34}{t['vmap'] * 1e3:>9.1f}{'':>11}{t['vmap'] / t['loop']:>7.2f}x")
+    if args.json:
+        write_json(args.json, {"config": Path(args.config).stem, "resolution": cfg.data.resolution,
+                               "device": str(device), "unit": p.unit, "r1_interval": interval,
+                               "plain_s_per_step": times["plain"] / interval,
+                               "private_s_per_step": times["private"] / interval, "plain_images": cfg.train.batch,
+                               "private_images": images, "per_unit_units": len(chunk.img),
+                               "vmap_s": t["vmap"], "loop_s": t["loop"]})
 
 
 if __name__ == "__main__":

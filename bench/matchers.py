@@ -11,6 +11,7 @@ Calibration runs on the CPU (numpy) on random clustered unit embeddings.
   python bench/matchers.py                                   # every matcher, 256 px, batch 32
   python bench/matchers.py --device cuda --res 1024 --batch 64
   python bench/matchers.py --matchers arcface_torch synth --weights arcface_torch=ms1mv3_r50/backbone.pth
+  python bench/matchers.py --json matchers.json              # the rows also as JSON (bench/gpu_check.py)
 """
 import argparse
 import inspect
@@ -22,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.timing import median_seconds  # noqa: E402
+from leakguard.atomic import write_json  # noqa: E402
 from leakguard.matchers import calibrate as calibration  # noqa: E402
 from leakguard.matchers.calibrate import calibrate, calibrate_scores, pair_scores  # noqa: E402
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher  # noqa: E402
@@ -83,6 +85,9 @@ def bench_matchers(args, device):
             print(f"(baseline {args.baseline} did not run; ratios are against {base[0]})")
     for name, why in skipped:
         print(f"skipped {name}: {why}")
+    return {"rows": [{"matcher": name, "weights": source, "dim": dim, "embed_s": sec, "embed_img_per_s": ips,
+                      "fwd_bwd_img_per_s": grad_ips} for name, source, dim, ips, sec, grad_ips in rows],
+            "skipped": [{"matcher": name, "why": why} for name, why in skipped]}
 
 
 def bench_calibration(args):
@@ -115,11 +120,14 @@ def bench_calibration(args):
           f"the matmul when N^2 <= {calibration.DENSE_GAIN} x pairs, else gathers rows)")
     print(f"{'case':<44}{'pairs':>12}{'s':>9}{'Mpairs/s':>10}{'vs exact':>10}")
     base = None
+    out = []
     for label, fn, pairs in cases:
         sec = timed(fn, torch.device("cpu"), args.calib_repeats)
         rate = pairs / sec
         base = base or rate
+        out.append({"case": label, "pairs": pairs, "seconds": sec})
         print(f"{label:<44}{pairs:>12}{sec:>9.3f}{rate / 1e6:>10.2f}{rate / base:>9.2f}x")
+    return out
 
 
 def main():
@@ -137,6 +145,7 @@ def main():
     ap.add_argument("--calib-sampled", type=int, default=2_000_000, help="pairs of each kind in the sampled case")
     ap.add_argument("--calib-repeats", type=int, default=3)
     ap.add_argument("--skip-matchers", action="store_true", help="only the calibration table")
+    ap.add_argument("--json", metavar="OUT", help="also write both tables to OUT as JSON")
     args = ap.parse_args()
     for name in args.matchers or []:
         if name not in MATCHERS:
@@ -146,9 +155,12 @@ def main():
             ap.error(f"--weights {w!r}: expected NAME=PATH with NAME one of {', '.join(MATCHERS)}")
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
+    found = {"device": str(device), "res": args.res, "batch": args.batch}
     if not args.skip_matchers:
-        bench_matchers(args, device)
-    bench_calibration(args)
+        found.update(bench_matchers(args, device))
+    found["calibration"] = bench_calibration(args)
+    if args.json:
+        write_json(args.json, found)
 
 
 if __name__ == "__main__":

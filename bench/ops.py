@@ -10,6 +10,7 @@ against the device's copy bandwidth, measured here with a large tensor copy.
 
   python bench/ops.py                 # CPU: reference vs the C++ kernels (builds them on first use)
   python bench/ops.py --device cuda   # GPU: reference vs the CUDA kernels, float32 and float16
+  python bench/ops.py --device cuda --json ops.json   # the rows also as JSON (bench/gpu_check.py reads it)
 """
 import argparse
 import sys
@@ -23,6 +24,7 @@ from bench.timing import median_seconds, paired_median_seconds  # noqa: E402
 from cuda_ops import _impl  # noqa: E402
 from cuda_ops.bias_act import bias_act  # noqa: E402
 from cuda_ops.upfirdn2d import downsample2d, setup_filter, upsample2d  # noqa: E402
+from leakguard.atomic import write_json  # noqa: E402
 
 SHAPES = {  # [N, C, H, W] at StyleGAN2's resolutions
     "cpu": [(32, 512, 8, 8), (32, 512, 16, 16), (32, 512, 32, 32), (8, 128, 64, 64)],
@@ -69,6 +71,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--json", metavar="OUT", help="also write the table to OUT as JSON (times in seconds)")
     args = ap.parse_args()
     device = torch.device(args.device)
     fused = args.device
@@ -82,6 +85,7 @@ def main():
     head = "| op | shape | dtype | pass | ref ms | fused ms | vs ref |" + (" fused GB/s | % of copy |" if bw else "")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
+    rows = []
     for dtype in dtypes:
         for shape in SHAPES[fused]:
             for name, fn, bytes_fwd, bytes_both, (x, b) in cases(shape, dtype, device):
@@ -95,6 +99,10 @@ def main():
                         achieved = nbytes / times[fused]
                         row += f" {achieved / 1e9:.0f} | {100 * achieved / bw:.0f}% |"
                     print(row, flush=True)
+                    rows.append({"op": name, "shape": list(shape), "dtype": str(dtype).removeprefix("torch."),
+                                 "pass": kind, "bytes": nbytes, "ref_s": times["ref"], "fused_s": times[fused]})
+    if args.json:
+        write_json(args.json, {"device": str(device), "fused": fused, "copy_bytes_per_s": bw, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ The embeddings are random unit rows (nothing to load); search time hardly depend
   python bench/search.py                                  # 10k queries x 1M bank x 512-d: GPU-sized
   python bench/search.py --bank 100000                    # CPU-sized, the full matrix fits
   python bench/search.py --bank 200000 --identities 10    # also the per-identity max, 10 images each
+  python bench/search.py --json search.json               # the rows also as JSON (bench/gpu_check.py reads it)
 """
 import argparse
 import os
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from leakguard.atomic import write_json  # noqa: E402
 from leakguard.audit.search import chunk_sizes, topk_cosine, topk_identities  # noqa: E402
 
 GIB = 2 ** 30
@@ -101,6 +103,7 @@ def main():
                     help="also time topk_identities (max) with this many bank images per identity")
     ap.add_argument("--rounds", type=int, default=1, help="timed calls per method (the median is shown)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--json", metavar="OUT", help="also write the rows to OUT as JSON (seconds, GiB)")
     args = ap.parse_args()
     device = torch.device(args.device)
     m, n, d = args.queries, args.bank, args.dim
@@ -131,6 +134,8 @@ def main():
     for name, sec, mem in rows:
         ratio = f"{sec / sec_full:>8.2f}x" if full is not None else f"{'-':>9}"
         print(f"{name:<34}{sec:>9.2f}{m / sec:>11.0f}{ratio}{mem:>10.2f}")
+    found = {"device": str(device), "queries": m, "bank": n, "dim": d, "memory_gib": args.memory_gib,
+             "rows": [{"method": name, "seconds": sec, "peak_gib": mem} for name, sec, mem in rows]}
     if full is None:
         print(f"full matrix skipped: it needs {need / GIB:.1f} GiB, more than the {limit / GIB:.1f} GiB allowed "
               "(--baseline-gib); scale down with --bank or --queries")
@@ -139,6 +144,9 @@ def main():
         diff = (full.values - exact.scores[:, 0]).abs().max().item()
         print(f"agreement: same top-1 row for {same:.4%} of queries; top-1 scores differ by up to {diff:.2g} "
               "(full matrix: chunk-dependent float32; exact: the fixed-order score)")
+        found.update(same_top1=same, max_score_diff=diff)
+    if args.json:
+        write_json(args.json, found)
 
 
 if __name__ == "__main__":

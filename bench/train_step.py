@@ -7,6 +7,7 @@ the networks, losses, augmentation and optimizers, not the input pipeline.
   python bench/train_step.py                                       # synthfaces32, CPU-friendly
   python bench/train_step.py --config configs/ffhq256.yaml train.batch_gpu=8
   python bench/train_step.py --config configs/ffhq1024.yaml --rounds 5
+  python bench/train_step.py --json steps.json     # the rows also as JSON (bench/gpu_check.py reads it)
 """
 import argparse
 import resource
@@ -18,6 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.timing import median_seconds, sync  # noqa: E402
+from cuda_ops import _impl  # noqa: E402
+from leakguard.atomic import write_json  # noqa: E402
 from training import steps  # noqa: E402
 from training.data import Chunk  # noqa: E402
 from training.config import load_config  # noqa: E402
@@ -56,6 +59,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "synthfaces32.yaml"))
     ap.add_argument("--rounds", type=int, default=5, help="timed repeats per step")
+    ap.add_argument("--json", metavar="OUT", help="also write the rows to OUT as JSON")
     ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = ap.parse_args()
     cfg = load_config(args.config, args.overrides)
@@ -81,13 +85,20 @@ def main():
     print(f"{'step':<14}{'sec/kimg':>10}{'every':>7}{'amortized':>11}{'vs G step':>11}{'peak GiB':>10}")
     base = None
     total = 0.0
+    measured = []
     for name, fn, every in rows:
         sec, mem = timed(fn, device, args.rounds)
         per_kimg = sec / batch * 1000
         base = base or per_kimg
         total += per_kimg / every
+        measured.append({"step": name, "sec_per_kimg": per_kimg, "every": every, "peak_gib": mem})
         print(f"{name:<14}{per_kimg:>10.3f}{every:>7}{per_kimg / every:>11.3f}{per_kimg / base:>10.2f}x{mem:>10.2f}")
     print(f"{'round':<14}{'':>10}{'':>7}{total:>11.3f}{total / base:>10.2f}x   (sec/kimg of training)")
+    if args.json:  # which implementation the ops ran: a fused run that fell back to the reference says so
+        impl, why = _impl.explain(device.type)
+        write_json(args.json, {"config": Path(args.config).stem, "resolution": cfg.data.resolution, "batch": batch,
+                               "device": str(device), "ops": impl, "ops_why": why, "steps": measured,
+                               "round_sec_per_kimg": total})
 
 
 if __name__ == "__main__":

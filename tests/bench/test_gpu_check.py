@@ -1,0 +1,179 @@
+"""bench/gpu_check.py, the prepared GPU check (issue 19), run as a user would with --smoke on the CPU: every
+section is present, each number is finite and positive, and every ratio is the one its times give, in the
+JSON and in the markdown. The GPU-only sections get the same checks from a real pytest report and from
+results shaped as their scripts write them."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.gpu_check import SECTIONS, junit_counts
+from bench.gpu_report import markdown, summarise
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "bench" / "gpu_check.sh"
+LEAK_STEP_BUILT = (REPO / "bench" / "leak_step.py").is_file()
+
+
+def strict_json(text: str):
+    def refuse(constant):
+        raise AssertionError(f"{constant} in a file that must be strict JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def positive(x) -> float:
+    assert isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0, x
+    return x
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """(report, markdown, stdout) of one --smoke run. No C++ compiler is visible, so nothing builds: the
+    fused variants fall back to the reference and must say so."""
+    out = tmp_path_factory.mktemp("gpu_check") / "out"
+    env = {**os.environ, "PYTHON": sys.executable, "CXX": "/nonexistent/c++"}
+    env.pop("LEAKGUARD_OPS", None)
+    done = subprocess.run(["bash", str(SCRIPT), "--smoke", "--out", str(out)], env=env, cwd=out.parent,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return strict_json((out / "gpu_check.json").read_text()), (out / "gpu_check.md").read_text(), done.stdout, out
+
+
+def test_every_section_is_there_with_its_status(smoke):
+    report, _, _, out = smoke
+    assert report["smoke"] is True and list(report["sections"]) == list(SECTIONS)
+    assert report["env"]["torch"] == torch.__version__ and report["env"]["device"].startswith("CPU")
+    s = report["sections"]
+    for name in ("build", "tests", "ops"):
+        assert s[name]["status"] == "skipped" and s[name]["jobs"][name]["why"].startswith("no CUDA device")
+    if not LEAK_STEP_BUILT:
+        assert s["leak_step"]["status"] == "skipped"
+        assert s["leak_step"]["jobs"]["leak_step"]["why"] == "not available (leak_step not built)"
+    for name in ("train", "dp", "search", "matchers"):
+        assert s[name]["status"] == "ok", s[name]
+        for job in s[name]["jobs"].values():
+            assert (out / job["log"]).is_file() and positive(job["seconds"]) <= job["limit_s"]
+    assert positive(report["seconds"]) <= report["total_s"]
+
+
+def test_training_variants_and_their_ratios(smoke):
+    train = smoke[0]["sections"]["train"]
+    assert set(train["variants"]) == {"fused_fp16", "ref_fp16", "fused_fp32", "ref_fp32"}
+    for name, v in train["variants"].items():
+        assert [st["step"] for st in v["steps"]] == ["G step", "D step", "path length", "R1"]
+        assert (v["resolution"], v["batch"], v["device"]) == (32, 8, "cpu")
+        amortized = sum(positive(st["sec_per_kimg"]) / st["every"] for st in v["steps"])
+        assert positive(v["round_sec_per_kimg"]) == pytest.approx(amortized, rel=1e-12)
+        assert v["ops"] == "ref"  # what ran, also where the fused kernels were asked for
+        assert ("no C++ compiler" if name.startswith("fused") else "LEAKGUARD_OPS=ref") in v["ops_why"]
+    sec = {name: v["round_sec_per_kimg"] for name, v in train["variants"].items()}
+    assert [(x["of"], x["over"]) for x in train["speedups"]] == [
+        ("fused_fp16", "ref_fp16"), ("fused_fp32", "ref_fp32"), ("fused_fp16", "fused_fp32"), ("ref_fp16", "ref_fp32")]
+    for x in train["speedups"]:
+        assert positive(x["speedup"]) == pytest.approx(sec[x["over"]] / sec[x["of"]], rel=1e-12)
+
+
+def test_dp_search_and_matcher_numbers(smoke):
+    s = smoke[0]["sections"]
+    dp = s["dp"]
+    assert (dp["unit"], dp["r1_interval"], dp["plain_images"]) == ("identity", 2, 8)
+    assert positive(dp["private_vs_plain"]) == pytest.approx(
+        positive(dp["private_s_per_step"]) / positive(dp["plain_s_per_step"]), rel=1e-12)
+    assert positive(dp["vmap_vs_loop"]) == pytest.approx(positive(dp["vmap_s"]) / positive(dp["loop_s"]), rel=1e-12)
+    search = s["search"]
+    assert (search["queries"], search["bank"], search["dim"]) == (256, 8192, 64)
+    assert [r["method"].split()[0] for r in search["rows"]] == ["exact", "full"]
+    full = search["rows"][1]["seconds"]
+    for r in search["rows"]:
+        assert positive(r["queries_per_s"]) == pytest.approx(256 / positive(r["seconds"]), rel=1e-12)
+        assert r["time_vs_full"] == pytest.approx(r["seconds"] / full, rel=1e-12)
+    assert search["same_top1"] >= 0.99
+    (synth,) = s["matchers"]["rows"]
+    assert synth["matcher"] == "synth" and synth["dim"] == 128
+    assert positive(synth["embed_img_per_s"]) == pytest.approx(4 / positive(synth["embed_s"]), rel=1e-12)
+    positive(synth["fwd_bwd_img_per_s"])
+    assert all(positive(c["seconds"]) and positive(c["pairs"]) for c in s["matchers"]["calibration"])
+
+
+def test_markdown_shows_the_json_numbers_and_is_printed(smoke):
+    report, md, stdout, _ = smoke
+    assert md == markdown(report) and md in stdout
+    s = report["sections"]
+    for name in SECTIONS:
+        assert f"| {name} | {s[name]['status']} |" in md
+    for name, v in s["train"]["variants"].items():
+        assert f"| {name} | ref | " in md and f"{v['round_sec_per_kimg']:.3f} |" in md
+        if name.startswith("fused"):
+            assert f"- {name} ran the reference ops: no C++ compiler" in md
+    assert f"| private dp_d_step | {s['dp']['private_s_per_step'] * 1e3:.1f} |" in md
+    assert f"{s['dp']['private_vs_plain']:.2f}x |" in md
+    assert "not available (leak_step not built)" in md
+
+
+def test_pytest_reports_are_counted(tmp_path):
+    (tmp_path / "test_three.py").write_text(
+        "import pytest\n"
+        "def test_ok():\n    assert True\n"
+        "def test_bad():\n    assert 1 == 2, 'one is not two'\n"
+        "def test_later():\n    pytest.skip('needs a CUDA GPU')\n")
+    xml = tmp_path / "report.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_three.py"),
+                    "--junitxml", str(xml)], cwd=tmp_path, capture_output=True, timeout=120)
+    counts = junit_counts(xml)
+    assert {k: counts[k] for k in ("passed", "failed", "errors", "skipped")} == {
+        "passed": 1, "failed": 1, "errors": 0, "skipped": 1}
+    (failure,) = counts["failures"]
+    assert failure["test"].endswith("::test_bad") and "one is not two" in failure["message"]
+    assert list(counts["skip_reasons"].values()) == [1] and "needs a CUDA GPU" in next(iter(counts["skip_reasons"]))
+
+
+def test_gpu_only_sections_derive_and_render():
+    # Shaped as bench/gpu_build.py, pytest (through junit_counts) and bench/ops.py --device cuda write them.
+    ops_rows = [{"op": "bias_act lrelu", "shape": [32, 512, 8, 8], "dtype": "float16", "pass": "fwd", "bytes": 4e6,
+                 "ref_s": 4e-4, "fused_s": 1e-4},
+                {"op": "upsample x2", "shape": [32, 512, 8, 8], "dtype": "float32", "pass": "fwd+bwd", "bytes": 2e7,
+                 "ref_s": 3e-3, "fused_s": 5e-4}]
+    jobs = {
+        "build": {"section": "build", "status": "ok", "seconds": 80.0, "result": {
+            "kernels": {"cpu": {"seconds": 20.0, "error": None}, "cuda": {"seconds": 60.0, "error": None}},
+            "doctor": ["..."]}},
+        "tests": {"section": "tests", "status": "failed", "seconds": 90.0, "error": "1 failed", "result": {
+            "passed": 470, "failed": 1, "errors": 0, "skipped": 2, "skip_reasons": {"fixtures not found": 2},
+            "failures": [{"test": "tests.cuda_ops.test_x::test_y[a|b]", "message": "AssertionError: 1e-3 > 1e-5"}]}},
+        "ops": {"section": "ops", "status": "ok", "seconds": 30.0, "result": {
+            "device": "cuda", "fused": "cuda", "copy_bytes_per_s": 8e10, "rows": ops_rows}},
+    }
+    s = summarise(jobs)
+    bias, up = s["ops"]["rows"]
+    assert bias["vs_ref"] == pytest.approx(4.0) and bias["pct_of_copy"] == pytest.approx(50.0)
+    assert up["fused_gb_per_s"] == pytest.approx(40.0) and up["pct_of_copy"] == pytest.approx(50.0)
+    assert [(t["worst"], t["best"]) for t in s["ops"]["targets"]] == [(pytest.approx(50.0),) * 2,
+                                                                     (pytest.approx(6.0),) * 2]
+    assert (s["tests"]["status"], s["tests"]["passed"]) == ("failed", 470)
+    md = markdown({"env": {"device": "NVIDIA H200", "torch": "2.11.0+cu130", "cuda": "13.0"}, "smoke": False,
+                   "started": "2026-12-03T00:00:00", "seconds": 200.0, "total_s": 480, "sections": s})
+    assert "| build | ok | 80.0 | cpu 20.0 s, cuda 60.0 s |" in md
+    assert "| tests | failed | 90.0 | 470 passed, 1 failed, 0 errors, 2 skipped |" in md
+    assert "| tests.cuda_ops.test_x::test_y[a\\|b] | failed | AssertionError: 1e-3 > 1e-5 |" in md
+    assert "| 2 tests | skipped | fixtures not found |" in md
+    assert "| bias_act lrelu | [32, 512, 8, 8] | float16 | fwd | 0.40 | 0.10 | 4.00x | 40 | 50% |" in md
+    assert "bias_act >= 70% of copy bandwidth: 50.0-50.0" in md
+
+
+def test_bad_input_exits_2_and_writes_nothing(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, str(REPO / "bench" / "gpu_check.py"), "--out", str(tmp_path / "o"),
+                               *args], capture_output=True, text=True, timeout=120)
+    bad = run("--smoke", "--sections", "train", "nope")
+    assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr and "matchers" in bad.stderr
+    bad = run("--smoke", "--total-s", "0")
+    assert bad.returncode == 2 and "--total-s 0: give a positive number" in bad.stderr
+    if not torch.cuda.is_available():
+        bad = run()
+        assert bad.returncode == 2 and "no CUDA device is visible" in bad.stderr and "--smoke" in bad.stderr
+    assert not (tmp_path / "o").exists()
