@@ -138,6 +138,23 @@ class EvalConfig:
 
 
 @dataclass
+class LeakageRegConfig:
+    """The identity-leakage regularizer (training.leakage, leak_step): a hinge penalty on G's fakes whose best
+    cosine to a training identity reaches the matcher's threshold at `fmr` (leakguard.regularizer)."""
+    weight: float = 0.0                  # penalty weight; 0 = off
+    matchers: List[str] = field(default_factory=list)  # NAME=WEIGHTS of differentiable matchers; penalties add up
+    fmr: float = 1e-3                    # false-match rate of each matcher's threshold tau
+    threshold_source: str = "calibration"  # calibration (WEIGHTS.calibration.json) | training (the training set's pairs)
+    margin: float = 0.05                 # cosine below tau where the hinge starts
+    bank: str = "centroid"               # centroid (one row per person) | images (one row per training image)
+    interval: int = 4                    # rounds between lazy leakage steps (Adam rescaled as for path length)
+    start_kimg: float = 0.0              # kimg before the first leakage step
+    batch: int = 0                       # fakes per pass; 0 = train.batch_gpu
+    bank_noise: Optional[float] = None   # sigma of the private bank under privacy.unit (noise std / sensitivity 1)
+    cache: Optional[str] = None          # embedding cache folder; null = ~/.cache/leakguard/embeddings
+
+
+@dataclass
 class Config:
     name: str = "run"                    # run folder prefix: runs/<name>-<n>
     run_dir: str = "runs"                # where run folders go
@@ -150,6 +167,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    leakage_reg: LeakageRegConfig = field(default_factory=LeakageRegConfig)
 
 
 class ConfigError(ValueError):
@@ -260,6 +278,46 @@ def check(cfg: Config) -> None:
         _require(getattr(cfg.train, key) > 0, f"train.{key}", getattr(cfg.train, key), "a positive number of kimg")
     check_privacy(cfg)
     check_eval(cfg)
+    check_leakage_reg(cfg)
+
+
+DIFFERENTIABLE_MATCHERS = ("arcface_torch", "facenet", "sphereface", "synth", "synth_b")  # Matcher.differentiable
+
+
+def check_leakage_reg(cfg: Config) -> None:
+    """The regularizer's values; its files are opened when training starts (training.leakage)."""
+    r = cfg.leakage_reg
+    _require(r.weight >= 0 and r.weight != float("inf"), "leakage_reg.weight", r.weight,
+             "0 (off) or a positive finite weight")
+    if r.weight == 0:
+        return
+    _require(len(r.matchers) > 0, "leakage_reg.matchers", r.matchers,
+             f"at least one NAME=WEIGHTS with NAME among {', '.join(DIFFERENTIABLE_MATCHERS)}")
+    for item in r.matchers:
+        name, _, weights = item.partition("=")
+        _require(name in DIFFERENTIABLE_MATCHERS, "leakage_reg.matchers", item,
+                 f"a differentiable matcher: {', '.join(DIFFERENTIABLE_MATCHERS)} (as NAME=WEIGHTS)")
+        _require(bool(weights), "leakage_reg.matchers", item, f"{name}=WEIGHTS: the regularizer needs trained weights")
+    _require(0 < r.fmr < 1, "leakage_reg.fmr", r.fmr, "a false-match rate in (0, 1)")
+    _require(r.threshold_source in ("calibration", "training"), "leakage_reg.threshold_source", r.threshold_source,
+             "calibration | training")
+    _require(r.margin >= 0, "leakage_reg.margin", r.margin, "a cosine margin >= 0")
+    _require(r.bank in ("centroid", "images"), "leakage_reg.bank", r.bank, "centroid | images")
+    _require(r.interval >= 1, "leakage_reg.interval", r.interval, "a positive number of rounds")
+    _require(r.start_kimg >= 0, "leakage_reg.start_kimg", r.start_kimg, "kimg >= 0")
+    _require(r.batch >= 0, "leakage_reg.batch", r.batch, "0 (= train.batch_gpu) or a positive number of fakes")
+    if cfg.privacy.unit == "none":
+        return
+    if r.bank_noise is None or not 0 < r.bank_noise < float("inf"):
+        raise ConfigError(f"leakage_reg.bank_noise={r.bank_noise!r} with privacy.unit={cfg.privacy.unit!r}: the "
+                          "identity bank is made from the private training images, so under DP it must be released "
+                          "privately; set leakage_reg.bank_noise to the noise multiplier of the private bank (each "
+                          "person's centroid, norm <= 1, plus N(0, sigma^2) once; counted in the privacy ledger), or "
+                          "leakage_reg.weight=0")
+    _require(r.bank == "centroid", "leakage_reg.bank", r.bank,
+             "centroid under privacy.unit (the private bank releases one noisy row per person)")
+    _require(r.threshold_source == "calibration", "leakage_reg.threshold_source", r.threshold_source,
+             "calibration under privacy.unit: thresholds from the training set's own pairs read private data")
 
 
 def check_eval(cfg: Config) -> None:

@@ -25,6 +25,7 @@ from training.checkpoint import save_networks
 from training.data.loader import ChunkStream, describe, open_dataset
 from training.distributed import Dist
 from training.evaluate import Evaluator
+from training.leakage import build_leakage
 from training.dp.stream import UnitStream
 from training.data.images import make_grid, save_png, to_uint8
 from training.report import Reporter
@@ -128,6 +129,7 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
     state.dataset_info = describe(dataset)
     if resume is not None:
         load_snapshot(resume, state)
+    state.leakage = build_leakage(cfg, dataset, state)  # after the resume: the private bank's ledger entry is there
     evaluator = Evaluator.build(cfg, dataset, state.device) if main else None  # a missing file stops it here
     if main:
         (run_dir / "images").mkdir(parents=True, exist_ok=True)

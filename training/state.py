@@ -36,6 +36,7 @@ class TrainState:
     skipped_steps: int = 0               # optimizer steps dropped for non-finite gradients
     dataset_info: dict = field(default_factory=dict)  # data.loader.describe(dataset): resume refuses other data
     privacy: PrivacyState | None = None  # under privacy.unit: DP-SGD on D (training.dp) and its ledger
+    leakage: object = None               # training.leakage.Leakage under leakage_reg.weight > 0 (built by the loop)
 
     @property
     def device(self) -> torch.device:
@@ -47,14 +48,19 @@ class TrainState:
         return self.cfg.train.batch // (self.batch_gpu * self.dist.world)
 
 
-def lazy_ratio(interval: int) -> float:
+def lazy_ratio(*intervals: int) -> float:
     """Lazy regularization (Karras et al. 2020, appendix B): with a regularizer every k steps, Adam's
-    lr and betas are rescaled by k / (k + 1) so the main and regularization steps add up to one."""
-    return interval / (interval + 1) if interval > 0 else 1.0  # 0: no regularizer
+    lr and betas are rescaled by k / (k + 1) so the main and regularization steps add up to one; with
+    several (path length and the leakage penalty on G), by 1 / (1 + sum of 1/k), the same count of
+    optimizer steps per round. An interval of 0 is a regularizer that is off."""
+    on = [k for k in intervals if k > 0]
+    if len(on) == 1:
+        return on[0] / (on[0] + 1)
+    return 1.0 / (1.0 + sum(1.0 / k for k in on))
 
 
-def make_optimizer(module: nn.Module, lr: float, betas, eps: float, reg_interval: int) -> torch.optim.Adam:
-    ratio = lazy_ratio(reg_interval)
+def make_optimizer(module: nn.Module, lr: float, betas, eps: float, *reg_intervals: int) -> torch.optim.Adam:
+    ratio = lazy_ratio(*reg_intervals)
     return torch.optim.Adam(module.parameters(), lr=lr * ratio, betas=tuple(b ** ratio for b in betas), eps=eps)
 
 
@@ -93,7 +99,8 @@ def build_state(cfg: Config, dataset, dist: Dist, reporter: Reporter) -> TrainSt
 
     privacy = build_privacy(cfg, dataset, batch_gpu, lambda key: agree_key(key, dist), dataset_source(dataset))
     o = cfg.optim
-    opt_G = make_optimizer(G, o.g_lr, o.betas, o.eps, cfg.loss.pl_interval if cfg.loss.pl_weight > 0 else 0)
+    opt_G = make_optimizer(G, o.g_lr, o.betas, o.eps, cfg.loss.pl_interval if cfg.loss.pl_weight > 0 else 0,
+                           cfg.leakage_reg.interval if cfg.leakage_reg.weight > 0 else 0)
     # Under DP, R1 is folded into the private D step rather than taking optimizer steps of its own.
     r1_steps = cfg.loss.r1_gamma > 0 and privacy is None
     opt_D = make_optimizer(D, o.d_lr, o.betas, o.eps, cfg.loss.r1_interval if r1_steps else 0)

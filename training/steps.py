@@ -2,12 +2,14 @@
 
     g_step     non-saturating G loss                      -> opt_G.step()
     pl_step    path-length regularization, every pl_interval rounds   -> opt_G.step()
+    leak_step  identity-leakage penalty (leakage_reg), every leakage_reg.interval rounds -> opt_G.step()
     d_step     logistic D loss on fakes and reals         -> opt_D.step()
     r1_step    R1 on reals, every r1_interval rounds      -> opt_D.step()
     dp_d_step  under privacy.unit: DP-SGD on D in place of d_step and r1_step, d_steps_per_g times
 
 Only d_step, r1_step and dp_d_step read real images; G's steps see fakes and D alone, so under DP
-G is post-processing of D's privatized gradients.
+G is post-processing of D's privatized gradients (and, with leakage_reg, of the private identity bank,
+released once and counted in the ledger: training.leakage).
 
 Each step runs its chunks (gradient accumulation), backpropagates the sum of per-sample losses
 divided by the global batch, sums gradients over ranks and steps the optimizer. Random numbers in
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from leakguard.privacy import add_noise, clip_and_accumulate
+from leakguard.regularizer import leakage_terms
 from training import losses
 from training.data import Chunk, UnitChunk
 from training.data.sampler import chunk_ids
@@ -28,7 +31,7 @@ from training.dp.per_unit import per_unit_grads, trainable
 from training.dp.setup import MECHANISM
 from training.state import TrainState
 
-STREAMS = {"G": 1, "G_pl": 2, "D": 3, "D_r1": 4, "grid": 5, "D_dp_fake": 6, "D_dp_real": 7}
+STREAMS = {"G": 1, "G_pl": 2, "D": 3, "D_r1": 4, "grid": 5, "D_dp_fake": 6, "D_dp_real": 7, "G_leak": 8}
 NOISE_STREAM = 3  # under the secret key, beside training.dp.units' SAMPLE and PICK
 
 
@@ -140,6 +143,27 @@ def pl_step(state: TrainState, ids: list[int], gain: float) -> None:
     state.dist.all_sum(total)
     state.pl_mean.lerp_(total[0] / total[1], cfg.pl_decay)
     state.reporter.report("Loss/pl_mean", state.pl_mean)
+
+
+def leak_step(state: TrainState, ids: list[int], gain: float) -> None:
+    """The identity-leakage penalty (leakguard.regularizer) on leakage_reg.batch fakes per chunk, summed over
+    matchers, times leakage_reg.weight; `gain` is the lazy interval."""
+    leak = state.leakage
+    above = {p.name: 0.0 for p in leak.penalties}
+    with grads_for(state, state.G):
+        for index in ids:
+            with chunk_rng(state, "G_leak", index):
+                z, c = latents(state, leak.batch)
+                img, _ = run_G(state, z, c)
+                terms = leakage_terms(leak.penalties, img)
+            penalty = terms.penalty * leak.weight                                             # [n]
+            backward(state, penalty, gain, batch=leak.batch * len(ids) * state.dist.world)
+            state.reporter.report("Loss/leak_reg", penalty)
+            for name, fraction in terms.above.items():
+                above[name] += fraction / len(ids)
+        optimizer_step(state, state.opt_G, state.G, "G_leak")
+    for name, fraction in above.items():
+        state.reporter.report(f"Leakage/{name}/above_threshold", fraction)
 
 
 def update_w_avg(state: TrainState, w_sum: torch.Tensor) -> None:
@@ -265,13 +289,15 @@ def update_ema(state: TrainState) -> None:
 
 
 def train_round(state: TrainState, reals: list[Chunk] | list[list[UnitChunk]]) -> None:
-    """One round: G, lazily path length, then D — d_step and lazily R1, or under DP d_steps_per_g
+    """One round: G, lazily path length and the leakage penalty, then D — d_step and lazily R1, or under DP d_steps_per_g
     private D steps (`reals` holds one list of UnitChunks per step) — then EMA and the ADA update."""
     cfg = state.cfg.loss
     ids = fake_chunks(state)
     g_step(state, ids)
     if cfg.pl_weight > 0 and state.round % cfg.pl_interval == 0:
         pl_step(state, ids, gain=cfg.pl_interval)
+    if state.leakage is not None and state.leakage.due(state.round, state.nimg):
+        leak_step(state, ids, gain=state.leakage.interval)
     if state.privacy is None:
         d_step(state, reals)
         if cfg.r1_gamma > 0 and state.round % cfg.r1_interval == 0:
