@@ -1,7 +1,7 @@
 """One prepared GPU check (issue 19): builds the fused kernels, runs the CUDA tests under
 LEAKGUARD_OPS=strict, then times the ops against copy bandwidth, training rounds at 256 px (fused and
 reference ops, fp16 on and off), the private D step against the plain one, the regularized G step
-against the plain one (once leak_step exists), the 10k x 1M top-1 search and the matchers: about
+against the plain one (bench/regularizer.py), the 10k x 1M top-1 search and the matchers: about
 8 minutes on one GPU.
 
 Every job is a bench/ script (or pytest) in a process of its own with its own time limit, so a job
@@ -63,8 +63,8 @@ ARGS = {
         "dp": ["bench/dp_step.py", "--config", "configs/ffhq256-dp.yaml", "--repeats", "2", "train.device=cuda",
                "data.path=null", "data.synthfaces.num_identities=128", "data.synthfaces.images_per_identity=2",
                "train.batch=32", "privacy.expected_batch=32", "loss.r1_interval=4"],
-        "leak_step": ["bench/leak_step.py", "--config", "configs/ffhq256.yaml", "--rounds", "3", "train.device=cuda",
-                      "train.batch=32"],
+        "leak_step": ["bench/regularizer.py", "--config", "configs/ffhq256.yaml", "--rounds", "3", "--matcher",
+                      "arcface_torch", "--bank-rows", "70000", "train.device=cuda", "train.batch=32"],
         "search": ["bench/search.py", "--device", "cuda", "--queries", "10000", "--bank", "1000000",
                    "--memory-gib", "4"],
         "matchers": ["bench/matchers.py", "--device", "cuda", "--res", "256", "--batch", "32", "--repeats", "3",
@@ -76,8 +76,8 @@ ARGS = {
         "dp": ["bench/dp_step.py", "--config", "configs/synthfaces32-dp.yaml", "--repeats", "1", "train.device=cpu",
                "data.synthfaces.num_identities=16", "data.synthfaces.images_per_identity=2", "train.batch=8",
                "privacy.expected_batch=4", "loss.r1_interval=2"],
-        "leak_step": ["bench/leak_step.py", "--config", "configs/synthfaces32.yaml", "--rounds", "1",
-                      "train.device=cpu", "train.batch=8"],
+        "leak_step": ["bench/regularizer.py", "--config", "configs/synthfaces32.yaml", "--rounds", "1",
+                      "--bank-rows", "100", "train.device=cpu", "train.batch=8"],
         "search": ["bench/search.py", "--device", "cpu", "--queries", "256", "--bank", "8192", "--dim", "64"],
         "matchers": ["bench/matchers.py", "--device", "cpu", "--matchers", "synth", "--res", "64", "--batch", "4",
                      "--repeats", "1", "--calib-images", "200", "--calib-dim", "32", "--calib-sampled", "2000",
@@ -105,9 +105,9 @@ def plan(smoke: bool, sections: list[str]) -> list[Job]:
     sizes = ARGS["smoke" if smoke else "gpu"]
     budget = {s: SMOKE_BUDGET_S for s in SECTIONS} if smoke else BUDGET_S
     cuda_only = NO_CUDA if smoke else None
-    # The regularizer's issue adds training.steps.leak_step and bench/leak_step.py (writing
-    # plain_s_per_step and regularized_s_per_step with --json); this section runs from then on.
-    no_leak = None if (REPO / "bench" / "leak_step.py").is_file() else "not available (leak_step not built)"
+    # bench/regularizer.py times training.steps.leak_step (plain_s_per_step and regularized_s_per_step, the
+    # G step amortised over the lazy interval, with --json).
+    no_leak = None if (REPO / "bench" / "regularizer.py").is_file() else "not available (leak_step not built)"
     jobs = {
         "build": [Job("build", "build", ["bench/gpu_build.py"], budget["build"], skip=cuda_only)],
         "tests": [Job("tests", "tests", TESTS, budget["tests"], {"LEAKGUARD_OPS": "strict"}, "--junitxml",

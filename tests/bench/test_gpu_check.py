@@ -17,8 +17,6 @@ from bench.gpu_report import markdown, summarise
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "gpu_check.sh"
-LEAK_STEP_BUILT = (REPO / "bench" / "leak_step.py").is_file()
-
 
 def strict_json(text: str):
     def refuse(constant):
@@ -51,10 +49,7 @@ def test_every_section_is_there_with_its_status(smoke):
     s = report["sections"]
     for name in ("build", "tests", "ops"):
         assert s[name]["status"] == "skipped" and s[name]["jobs"][name]["why"].startswith("no CUDA device")
-    if not LEAK_STEP_BUILT:
-        assert s["leak_step"]["status"] == "skipped"
-        assert s["leak_step"]["jobs"]["leak_step"]["why"] == "not available (leak_step not built)"
-    for name in ("train", "dp", "search", "matchers"):
+    for name in ("train", "dp", "leak_step", "search", "matchers"):
         assert s[name]["status"] == "ok", s[name]
         for job in s[name]["jobs"].values():
             assert (out / job["log"]).is_file() and positive(job["seconds"]) <= job["limit_s"]
@@ -112,7 +107,11 @@ def test_markdown_shows_the_json_numbers_and_is_printed(smoke):
             assert f"- {name} ran the reference ops: no C++ compiler" in md
     assert f"| private dp_d_step | {s['dp']['private_s_per_step'] * 1e3:.1f} |" in md
     assert f"{s['dp']['private_vs_plain']:.2f}x |" in md
-    assert "not available (leak_step not built)" in md
+    leak = s["leak_step"]
+    assert leak["regularized_vs_plain"] == pytest.approx(positive(leak["regularized_s_per_step"])
+                                                         / positive(leak["plain_s_per_step"]), rel=1e-12)
+    assert leak["regularized_s_per_step"] == pytest.approx(leak["plain_s_per_step"]
+                                                           + positive(leak["leak_s"]) / leak["interval"])
 
 
 def test_pytest_reports_are_counted(tmp_path):
