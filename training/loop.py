@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from leakguard.atomic import write_text
-from training import rundir
+from training import rundir, steps
 from training.config import Config, to_yaml
 from training.checkpoint import save_networks
 from training.data.loader import ChunkStream, describe, open_dataset
@@ -129,7 +129,10 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
     state.dataset_info = describe(dataset)
     if resume is not None:
         load_snapshot(resume, state)
-    state.leakage = build_leakage(cfg, dataset, state)  # after the resume: the private bank's ledger entry is there
+    state.leakage = build_leakage(cfg, dataset, state)
+    if state.privacy is not None and steps.BROKEN_SKIP_NOISE:
+        log.warning("LEAKGUARD_BROKEN_DP=skip-noise: the private D step adds NO noise while the ledger claims it; "
+                    "this run has no privacy guarantee (a test of the DP audit)")  # after the resume: the private bank's ledger entry is there
     evaluator = Evaluator.build(cfg, dataset, state.device) if main else None  # a missing file stops it here
     if main:
         (run_dir / "images").mkdir(parents=True, exist_ok=True)

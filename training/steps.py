@@ -16,6 +16,7 @@ divided by the global batch, sums gradients over ranks and steps the optimizer. 
 a chunk come from a stream seeded by (seed, round, step, chunk), so results do not depend on how
 a batch is split over processes or accumulation passes, and resuming at a round is exact.
 """
+import os
 from contextlib import contextmanager
 
 import numpy as np
@@ -31,6 +32,10 @@ from training.dp.per_unit import per_unit_grads, trainable
 from training.dp.setup import MECHANISM
 from training.state import TrainState
 
+# A deliberately broken DP step, for the DP audit's own check that it catches a real bug (tools/dp_audit_example.py,
+# tests/training/test_dp_audit.py): the noise is skipped while the ledger still records it. The loop warns
+# when it is set; never set it otherwise.
+BROKEN_SKIP_NOISE = os.environ.get("LEAKGUARD_BROKEN_DP") == "skip-noise"
 STREAMS = {"G": 1, "G_pl": 2, "D": 3, "D_r1": 4, "grid": 5, "D_dp_fake": 6, "D_dp_real": 7, "G_leak": 8}
 NOISE_STREAM = 3  # under the secret key, beside training.dp.units' SAMPLE and PICK
 
@@ -264,7 +269,7 @@ def dp_d_step(state: TrainState, ids: list[int], units: list[UnitChunk]) -> None
                 img = augment_units(state, chunk.img)
             clip_and_accumulate(per_unit_grads(state.D, img, chunk.c, chunk.weight, r1_weight), p.max_grad_norm,
                                 summed)
-        if state.dist.is_main:
+        if state.dist.is_main and not BROKEN_SKIP_NOISE:
             add_noise(summed, p.sigma, p.max_grad_norm, noise_generator(state, t))
         for param, g in zip(params, summed):
             g.div_(p.expected_batch)

@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 
 from leakguard.cli import matcher, privacy, report
-from training.cli import audit, convert, dataset, doctor, fidelity, filter, generate, synthfaces, train
+from training.cli import audit, convert, dataset, doctor, dp_audit, fidelity, filter, generate, synthfaces, train
 from training.records import CheckpointError
 
 COMMANDS = {
@@ -29,6 +29,7 @@ COMMANDS = {
     "audit": audit,
     "fidelity": fidelity,
     "filter": filter,
+    "dp-audit": dp_audit,
     "privacy": privacy,
     "report": report,
     "doctor": doctor,

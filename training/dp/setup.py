@@ -14,14 +14,16 @@ log = logging.getLogger("leakguard.train")
 MECHANISM = "dp_d_step"  # the ledger's name for the private D step
 
 # What a private run's artefacts are and are not covered by its (epsilon, delta).
-COVERS = ["G", "G_ema", "D and both optimizers' states (post-processing of D's privatized gradients)",
+COVERS = ["G", "G_ema", "D and both optimizers' states (post-processing of D's privatized gradients and, with "
+          "leakage_reg, of the private identity banks, released once each as the ledger's identity_bank)",
           "images/fakes-*.png", "stats.jsonl and TensorBoard scalars (no real-image statistic is logged under DP)"]
 NOT_COVERED = [
     "the number of units and the dataset's name, size, resolution and label size (treated as public, as "
     "DP-SGD with Poisson sampling does)",
     "with data.skip_bad, which images were skipped as corrupt",
     "the secret seed in training snapshots (checkpoints/snapshot-*.pt): publish release.pt, never a snapshot",
-    "anything computed from the training images after training (audit reports, identity banks)",
+    "anything computed from the training images after training or outside the ledger (audit reports, the "
+    "evaluation during training, a release filter's choices)",
     "the noise comes from torch's pseudo-random generator seeded by the secret key, not a cryptographically "
     "secure one, and floating-point Gaussian sampling has known attacks (Mironov 2012)",
 ]

@@ -1,0 +1,69 @@
+"""Check a differential-privacy claim empirically: train once with canaries, then bound epsilon from below.
+
+m canary units at the config's privacy unit (single images for privacy.unit=image, people with
+--canary-images images each for identity; for a run without DP, --unit says which) are each put into
+the training set with probability 1/2 from --canary-seed (recorded in OUT/canaries.json). The run trains
+once under --config and the overrides (DP or not) on the base data plus the included canaries
+(OUT/train.zip; no evaluation during training, so canary images enter no fidelity reference set). Each
+canary is scored on the released D (mean logit over its images) and, with --matcher, on the released
+G_ema (best cosine of --fakes generated faces to its centroid); the one-run audit of Steinke, Nasr &
+Jagielski (2023) turns each score into an epsilon lower bound at 95% confidence, set against the run's
+claimed epsilon. Writes OUT/report.json and OUT/report.html.
+
+examples:
+  leakguard dp-audit --config configs/synthfaces32-dp.yaml --canary-count 64 --out dp_audit/
+  leakguard dp-audit --config configs/synthfaces32.yaml --unit image --canaries my_canaries/ \\
+      --matcher synth=synth.pt --out dp_audit/ train.kimg=20
+"""
+import argparse
+from pathlib import Path
+
+from leakguard.cli.audit import build_matchers
+from leakguard.cli.options import check_new_files, check_output_folder, parse_matcher
+from leakguard.dpaudit.report import write_report
+from training.config import load_config
+from training.dpaudit.canaries import folder_canaries, inclusion, synthfaces_canaries, write_record
+from training.dpaudit.run import audit_run
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, required=True, help="the training preset audited (configs/*.yaml)")
+    p.add_argument("--canaries", default="synthfaces", help="synthfaces (made to stand out; default) or a folder "
+                   "of canary images (unit=image) or of people with identities (unit=identity)")
+    p.add_argument("--canary-count", type=int, default=64, help="SynthFaces canaries m (default 64)")
+    p.add_argument("--canary-images", type=int, default=4, help="images per SynthFaces canary person (unit=identity)")
+    p.add_argument("--canary-seed", type=int, default=0, help="seed of the canaries and of who is included")
+    p.add_argument("--unit", choices=["image", "identity"], default=None,
+                   help="canary unit for a run without DP (default: the config's privacy.unit)")
+    p.add_argument("--matcher", type=parse_matcher, default=None, metavar="NAME[=WEIGHTS]",
+                   help="also score the release: best cosine of generated faces to each canary")
+    p.add_argument("--fakes", type=int, default=1000, help="generated faces for the release score (default 1000)")
+    p.add_argument("--out", type=Path, required=True, help="folder for train.zip, canaries.json, the run and the report")
+    p.add_argument("--force", action="store_true", help="replace report.json and report.html in --out")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.kimg=20")
+
+
+def run(args) -> None:
+    cfg = load_config(args.config, args.overrides)
+    unit = cfg.privacy.unit if cfg.privacy.unit != "none" else (args.unit or "image")
+    if args.unit is not None and cfg.privacy.unit != "none" and args.unit != cfg.privacy.unit:
+        raise ValueError(f"--unit {args.unit}: the config's privacy.unit is {cfg.privacy.unit!r}; canaries are "
+                         f"units of the guarantee audited")
+    if args.fakes < 1 or args.canary_count < 2 or args.canary_images < 1:
+        raise ValueError("--fakes must be >= 1, --canary-count >= 2 and --canary-images >= 1")
+    check_output_folder(args.out, "--out")
+    check_new_files([args.out / "report.json", args.out / "report.html"], "--out", args.force)
+    matcher = None
+    if args.matcher is not None:
+        (matcher,), _ = build_matchers(argparse.Namespace(matchers=[args.matcher], batch=64, alignment=None), "cpu")
+    k = args.canary_images if unit == "identity" else 1
+    canaries = (synthfaces_canaries(args.canary_count, k, cfg.data.resolution, args.canary_seed)
+                if args.canaries == "synthfaces" else folder_canaries(Path(args.canaries), unit))
+    included = inclusion(len(canaries), args.canary_seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_record(args.out / "canaries.json", canaries, included, args.canary_seed, unit)
+    report = audit_run(cfg, canaries, included, args.out, matcher, args.fakes)
+    json_path, html_path = write_report(args.out, report)
+    for name, text in report["verdicts"].items():
+        print(f"{name}: epsilon lower bound {report['bounds'][name]['epsilon_lower_bound']:.3f}; {text}")
+    print(f"wrote {json_path} and {html_path}")

@@ -1,0 +1,101 @@
+"""One audited training run: the base data with the included canaries mixed in, trained once under the
+user's config (DP or not), then every canary scored two ways, and the one-run bound of each score.
+
+    report = audit_run(cfg, canaries, included, out, matcher=..., fakes=1000)
+
+Scores (higher: more likely in training):
+    d_logit   black-box on the released D: the mean D logit over the canary's images
+    release   black-box on the released G_ema: the best matcher cosine of `fakes` generated faces to the
+              canary's centroid (with a matcher)
+The claim is the ledger's epsilon at its delta (none for a run without DP); the bound uses that delta.
+"""
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from leakguard.dpaudit.bound import audit_bound
+from training import loop, rundir
+from training.config import Config
+from training.distributed import Dist
+from training.dpaudit.canaries import Canaries, write_training_zip
+from training.inference import generate
+
+log = logging.getLogger(__name__)
+
+
+def base_data(cfg: Config):
+    """The base training images (uint8 [N, H, W, 3]) and identities (image index when it has none)."""
+    from training.data.loader import open_dataset
+    if cfg.data.path is None:
+        faces = open_dataset(cfg.data)
+        return np.ascontiguousarray(faces.render_all().transpose(0, 2, 3, 1)), faces.identities
+    from leakguard.audit.images import ImageFiles
+    files = ImageFiles(cfg.data.path)
+    ids = files.identities if files.has_identities else np.arange(len(files))
+    return np.concatenate([b.permute(0, 2, 3, 1).numpy() for b in files.batches(256)]), ids
+
+
+@torch.no_grad()
+def d_scores(D, canaries: Canaries, device) -> np.ndarray:
+    """[m] mean D logit over each canary's images (a canary's images form one batch, so minibatch-stddev
+    groups stay within it)."""
+    D.eval()
+    out = np.zeros(len(canaries))
+    for c in range(len(canaries)):
+        img = torch.from_numpy(canaries.images[canaries.unit == c]).permute(0, 3, 1, 2).to(device)
+        x = img.float() / 127.5 - 1
+        out[c] = float(D(x, torch.zeros([len(x), D.c_dim], device=device)).mean())
+    return out
+
+
+@torch.no_grad()
+def release_scores(G_ema, matcher, canaries: Canaries, fakes: int, device) -> np.ndarray:
+    """[m] best cosine of `fakes` generated faces (seeds 0..) to each canary's centroid under `matcher`."""
+    pixels = torch.from_numpy(generate(G_ema, list(range(fakes)), device, batch=64)).permute(0, 3, 1, 2)
+    gen = matcher.embed(pixels)                                                         # [N, D]
+    emb = matcher.embed(torch.from_numpy(canaries.images).permute(0, 3, 1, 2))          # [images, D]
+    centroid = torch.zeros(len(canaries), emb.shape[1]).index_add_(0, torch.from_numpy(canaries.unit), emb)
+    return (F.normalize(centroid, dim=1) @ gen.T).max(dim=1).values.numpy()
+
+
+def train_with_canaries(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path):
+    """Trains once on the base data plus the included canaries (OUT/train.zip); returns the final state."""
+    images, ids = base_data(cfg)
+    zip_path = write_training_zip(out / "train.zip", images, ids, canaries, included)
+    cfg.data.path, cfg.data.synthfaces.overrep_identity = str(zip_path), None
+    cfg.run_dir, cfg.name = str(out / "runs"), "audited"
+    cfg.eval.every_kimg = None          # no evaluation: its reference sets would hold canary images
+    run_dir = rundir.new_run_dir(cfg.run_dir, cfg.name)
+    log.info("dp-audit: training %s on %d base images and %d included canaries (%d images)", run_dir, len(images),
+             int(included.sum()), int(included[canaries.unit].sum()))
+    return loop.train(cfg, Dist(), run_dir), run_dir
+
+
+def audit_run(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path, matcher=None,
+              fakes: int = 1000) -> dict:
+    state, run_dir = train_with_canaries(cfg, canaries, included, out)
+    claimed = None if state.privacy is None else {"epsilon": state.privacy.ledger.epsilon(),
+                                                  "delta": state.privacy.ledger.delta,
+                                                  "unit": state.privacy.unit}
+    delta = claimed["delta"] if claimed else 0.0
+    scores = {"d_logit": d_scores(state.D, canaries, state.device)}
+    if matcher is not None:
+        scores["release"] = release_scores(state.G_ema, matcher, canaries, fakes, state.device)
+    bounds = {name: audit_bound(s, included, delta=delta) for name, s in scores.items()}
+    return {"run": str(run_dir), "claimed": claimed, "canaries": {"source": canaries.source, "m": len(canaries),
+                                                                  "included": included.astype(int).tolist()},
+            "scores": {k: v.tolist() for k, v in scores.items()}, "bounds": bounds,
+            "verdicts": {name: verdict(b["epsilon_lower_bound"], claimed) for name, b in bounds.items()}}
+
+
+def verdict(bound: float, claimed: dict | None) -> str:
+    if claimed is None:
+        return (f"no claim (trained without DP): at 95% confidence this run leaks at least epsilon {bound:.2f} about a "
+                f"canary")
+    if bound <= claimed["epsilon"]:
+        return f"consistent: lower bound {bound:.2f} <= claimed epsilon {claimed['epsilon']:.2f}"
+    return (f"VIOLATED: lower bound {bound:.2f} > claimed epsilon {claimed['epsilon']:.2f}: the implementation or its "
+            f"accounting does not deliver the claimed guarantee")
