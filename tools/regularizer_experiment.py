@@ -81,14 +81,33 @@ def audit_arm(run: Path, kimg: float, files: dict, matchers: dict, features: Pat
     membership = ["--members", str(files["members"]), "--nonmembers", str(files["nonmembers"])]
     chosen = [a for name, w in matchers.items() for a in ("--matcher", f"{name}={w}")]
     results = {}
-    if main(["audit", *common, *membership, *chosen, "--out", str(run / "audit"), "--bootstrap", "500"]) == 0:
-        results.update(json.loads((run / "audit" / "report.json").read_text())["matchers"])
-    if main(["audit", *common, *membership, "--matcher", "dlib", "--out", str(run / "audit_dlib"),
-             "--bootstrap", "500"]) == 0:
-        results.update(json.loads((run / "audit_dlib" / "report.json").read_text())["matchers"])
-    main(["fidelity", *common, "--features", f"synthfaces={features}", "--out", str(run / "fidelity")])
+    for folder, argv in (("audit", chosen), ("audit_dlib", ["--matcher", "dlib"])):
+        done = (run / folder / "report.json").is_file() or \
+            main(["audit", *common, *membership, *argv, "--out", str(run / folder), "--bootstrap", "500"]) == 0
+        if done:
+            results.update(json.loads((run / folder / "report.json").read_text())["matchers"])
+    if not (run / "fidelity" / "fidelity.json").is_file():
+        main(["fidelity", *common, "--features", f"synthfaces={features}", "--out", str(run / "fidelity")])
     fidelity = json.loads((run / "fidelity" / "fidelity.json").read_text())
     return {"audit": results, "fidelity": fidelity}
+
+
+def null_rates(out: Path, files: dict, matchers: dict) -> dict:
+    """The empirical chance rate: 1,000 faces of people never in training (ids 5000..5999, one image each)
+    audited like a generator's, per matcher: what a generator that leaks nothing scores."""
+    novel = out / "data" / "novel.zip"
+    if not novel.is_file():
+        export_zip(novel, SynthFaces(32, num_identities=1000, images_per_identity=1, identity_offset=5000, seed=0))
+    rates = {}
+    for folder, argv in (("null", [a for n, w in matchers.items() for a in ("--matcher", f"{n}={w}")]),
+                         ("null_dlib", ["--matcher", "dlib"])):
+        if (out / folder / "report.json").is_file() or main(["audit", "--generated", str(novel), "--training",
+                                                             str(files["train"]), *argv, "--out", str(out / folder),
+                                                             "--bootstrap", "500"]) == 0:
+            for name, section in json.loads((out / folder / "report.json").read_text())["matchers"].items():
+                leak = next(r for r in section["leakage"] if r["fmr"] == FMR)
+                rates[name] = {"leak_rate": leak["leak_rate"], "leak_rate_ci": leak["leak_rate_ci"]}
+    return rates
 
 
 def sec_per_kimg(run: Path) -> float:
@@ -131,8 +150,10 @@ def main_experiment(argv=None) -> int:
         print(f"arm w={w:g}: {run} ({time.perf_counter() - start:.0f} s)", flush=True)
         rows.append(summarize(w, run, audit_arm(run, args.kimg, files, matchers, features)))
         (args.out / "results.json").write_text(json.dumps(rows, indent=1))
+    null = null_rates(args.out, files, matchers)
+    (args.out / "null.json").write_text(json.dumps(null, indent=1))
     from tools.regularizer_report import write_report
-    write_report(args.out, rows, files["train"])
+    write_report(args.out, rows, files["train"], null)
     print(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'} and {args.out / 'most_leaking.png'}")
     return 0
 

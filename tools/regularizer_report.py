@@ -20,19 +20,22 @@ def _pct(x, ci=None) -> str:
     return f"{100 * x:.1f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
 
 
-def table(rows: list[dict]) -> str:
-    """One line per (arm, matcher): leak rate at FMR 1e-3 with its interval and the chance band, membership AUC,
-    the over-represented person's rank and leak count; then fidelity and time per arm."""
+def table(rows: list[dict], null: dict) -> str:
+    """One line per (arm, matcher): leak rate at FMR 1e-3 with its interval, the empirical null (faces of
+    people never in training) and the chance band, membership AUC, the over-represented person's rank and
+    leak count; then fidelity and time per arm."""
     base = rows[0]["sec_per_kimg"]
-    out = ["| weight | matcher | leak rate @ FMR 1e-3 [95% CI] | chance band | membership AUC [95% CI] | "
-           "person 0: rank, leaks |", "|---:|---|---|---|---|---|"]
+    out = ["| weight | matcher | leak rate @ FMR 1e-3 [95% CI] | null: new people [95% CI] | chance band | "
+           "membership AUC [95% CI] | person 0: rank, leaks |", "|---:|---|---|---|---|---|---|"]
     for r in rows:
         for name, m in r["matchers"].items():
             lo, hi = m["chance_rate_bounds"]
             auc = f"{m['auc']:.3f} [{m['auc_ci'][0]:.3f}, {m['auc_ci'][1]:.3f}]" if m["auc"] is not None else "-"
             rank = f"{m['overrep_rank'] or '> 20'}, {m['overrep_leaks']}"
             label = f"`{name}`" + (" (regularizing)" if m["regularizing"] else " (held out)")
-            out.append(f"| {r['weight']:g} | {label} | {_pct(m['leak_rate'], m['leak_rate_ci'])} | "
+            n = null.get(name)
+            base_rate = _pct(n["leak_rate"], n["leak_rate_ci"]) if n else "-"
+            out.append(f"| {r['weight']:g} | {label} | {_pct(m['leak_rate'], m['leak_rate_ci'])} | {base_rate} | "
                        f"{_pct(lo)}-{_pct(hi)} | {auc} | {rank} |")
     out += ["", "| weight | fd_synthfaces | KID (± std) | precision | recall | sec/kimg (median) | vs baseline |",
             "|---:|---:|---|---:|---:|---:|---:|"]
@@ -64,12 +67,13 @@ def grid(rows: list[dict], training: ImageFiles, matcher: str = "synth_b", scale
     return Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST)
 
 
-def write_report(out: Path, rows: list[dict], training_path: Path) -> None:
-    (out / "results.md").write_text(table(rows))
+def write_report(out: Path, rows: list[dict], training_path: Path, null: dict) -> None:
+    (out / "results.md").write_text(table(rows, null))
     grid(rows, ImageFiles(training_path)).save(out / "most_leaking.png")
 
 
 if __name__ == "__main__":
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "runs" / "regularizer_experiment"
-    write_report(folder, json.loads((folder / "results.json").read_text()), folder / "data" / "train.zip")
+    null = json.loads((folder / "null.json").read_text()) if (folder / "null.json").is_file() else {}
+    write_report(folder, json.loads((folder / "results.json").read_text()), folder / "data" / "train.zip", null)
     print((folder / "results.md").read_text())

@@ -46,6 +46,11 @@ def test_eval_jsonl_is_written_at_every_interval(evaluated):
     assert set(got[0]["audit"]) == {"synth"} and set(got[0]["fidelity"]) == {"fd_synth"}
     assert got[0]["audit"]["synth"]["version"].startswith("synth") and got[0]["num_fakes"] == 12
     assert "privacy" not in got[0]
+    # the release filter's "would drop": with one matcher, the audit's leaking fakes at each FMR
+    for line in got:
+        for row, leak in zip(line["would_drop"], line["audit"]["synth"]["leakage"]):
+            assert row["fmr"] == leak["fmr"] and row["of"] == 12
+            assert row["count"] == round(leak["leak_rate"] * 12)
     # the training set once under the one matcher (its features serve the audit and fidelity), and the
     # audit's embeddings of each evaluation's fakes
     assert len(cached) == 3
