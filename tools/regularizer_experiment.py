@@ -2,7 +2,7 @@
 an over-represented person, the same seed and kimg, regularized with `synth` and audited with matchers
 it never trained against (`synth_b`, `dlib`) as well as `synth` (marked as the regularizing one).
 
-    python tools/regularizer_experiment.py                      # weights 0 (baseline), 2, 10; 30 kimg each
+    python tools/regularizer_experiment.py                      # weights 0 (baseline), 5, 20; 30 kimg each
     python tools/regularizer_experiment.py --weights 0 5 --kimg 20 --out runs/regexp
 
 Data: SynthFaces at 32 px, people 0..49 with 10 images each, except person 0 with 500 (half of the
@@ -57,16 +57,17 @@ def sets(root: Path) -> dict[str, Path]:
     return out
 
 
-def train_arm(out: Path, weight: float, kimg: float, synth: Path) -> Path:
+def train_arm(out: Path, weight: float, kimg: float, synth: Path, bank: str) -> Path:
     """The arm's run folder, trained to `kimg` unless its final snapshot is there."""
-    name = f"w{weight:g}"
+    name = f"w{weight:g}" + (f"-{bank}" if weight > 0 else "")
     runs = out / "runs"
     existing = sorted(runs.glob(f"{name}-*"))
     final = f"snapshot-{round(kimg * 1000):010d}.pt"
     for run in existing:
         if (run / rundir.CHECKPOINTS / final).is_file():
             return run
-    reg = [f"leakage_reg.weight={weight}", f"leakage_reg.matchers=[synth={synth}]"] if weight > 0 else []
+    reg = [f"leakage_reg.weight={weight}", f"leakage_reg.matchers=[synth={synth}]", f"leakage_reg.bank={bank}"] \
+        if weight > 0 else []
     code = main(["train", "--config", str(REPO / "configs" / "synthfaces32.yaml"), f"run_dir={runs}", f"name={name}",
                  f"train.kimg={kimg}", f"train.snapshot_kimg={kimg}", "train.progress=false", *TRAIN, *reg])
     if code != 0:
@@ -117,7 +118,7 @@ def sec_per_kimg(run: Path) -> float:
 
 
 def summarize(weight: float, run: Path, found: dict) -> dict:
-    row = {"weight": weight, "run": str(run), "sec_per_kimg": sec_per_kimg(run), "matchers": {}}
+    row = {"weight": weight, "run": str(run), "bank": run.name.split("-")[1] if weight > 0 else None, "sec_per_kimg": sec_per_kimg(run), "matchers": {}}
     for name, section in found["audit"].items():
         leak = next(r for r in section["leakage"] if r["fmr"] == FMR)
         ranks = [t["identity"] for t in section["top_leakers"]]
@@ -135,7 +136,9 @@ def summarize(weight: float, run: Path, found: dict) -> dict:
 
 def main_experiment(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 2.0, 10.0])
+    ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 5.0, 20.0])
+    ap.add_argument("--bank", choices=["images", "centroid"], default="images",
+                    help="the regularizer's bank (images: the audit's own rule, the max over a person's images)")
     ap.add_argument("--kimg", type=float, default=30.0)
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "regularizer_experiment")
     args = ap.parse_args(argv)
@@ -146,7 +149,7 @@ def main_experiment(argv=None) -> int:
     rows = []
     for w in args.weights:
         start = time.perf_counter()
-        run = train_arm(args.out, w, args.kimg, matchers["synth"])
+        run = train_arm(args.out, w, args.kimg, matchers["synth"], args.bank)
         print(f"arm w={w:g}: {run} ({time.perf_counter() - start:.0f} s)", flush=True)
         rows.append(summarize(w, run, audit_arm(run, args.kimg, files, matchers, features)))
         (args.out / "results.json").write_text(json.dumps(rows, indent=1))

@@ -152,14 +152,15 @@ def pl_step(state: TrainState, ids: list[int], gain: float) -> None:
 
 def leak_step(state: TrainState, ids: list[int], gain: float) -> None:
     """The identity-leakage penalty (leakguard.regularizer) on leakage_reg.batch fakes per chunk, summed over
-    matchers, times leakage_reg.weight; `gain` is the lazy interval."""
+    matchers, times leakage_reg.weight; `gain` is the lazy interval. The fakes are not style-mixed: the
+    penalty is about the faces a release shows, which come from one latent each."""
     leak = state.leakage
     above = {p.name: 0.0 for p in leak.penalties}
     with grads_for(state, state.G):
         for index in ids:
             with chunk_rng(state, "G_leak", index):
                 z, c = latents(state, leak.batch)
-                img, _ = run_G(state, z, c)
+                img = state.G.synthesis(state.G.mapping(z, c, update_emas=False))  # unmixed: as a release renders
                 terms = leakage_terms(leak.penalties, img)
             penalty = terms.penalty * leak.weight                                             # [n]
             backward(state, penalty, gain, batch=leak.batch * len(ids) * state.dist.world)
