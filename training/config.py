@@ -146,7 +146,8 @@ class LeakageRegConfig:
     fmr: float = 1e-3                    # false-match rate of each matcher's threshold tau
     threshold_source: str = "calibration"  # calibration (WEIGHTS.calibration.json) | training (the training set's pairs)
     margin: float = 0.05                 # cosine below tau where the hinge starts
-    bank: str = "centroid"               # centroid (one row per person) | images (one row per training image)
+    bank: str = "images"                 # images (one row per training image: the audit's max over a person's
+                                         # images) | centroid (one row per person; the only bank under DP)
     interval: int = 4                    # rounds between lazy leakage steps (Adam rescaled as for path length)
     start_kimg: float = 0.0              # kimg before the first leakage step
     batch: int = 0                       # fakes per pass; 0 = train.batch_gpu
@@ -315,7 +316,8 @@ def check_leakage_reg(cfg: Config) -> None:
                           "person's centroid, norm <= 1, plus N(0, sigma^2) once; counted in the privacy ledger), or "
                           "leakage_reg.weight=0")
     _require(r.bank == "centroid", "leakage_reg.bank", r.bank,
-             "centroid under privacy.unit (the private bank releases one noisy row per person)")
+             "centroid under privacy.unit (the private bank releases one noisy row per person): set "
+             "leakage_reg.bank=centroid")
     _require(r.threshold_source == "calibration", "leakage_reg.threshold_source", r.threshold_source,
              "calibration under privacy.unit: thresholds from the training set's own pairs read private data")
 

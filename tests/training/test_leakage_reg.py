@@ -88,7 +88,9 @@ def test_the_bank_is_cached_and_rebuilt_when_data_or_matcher_change(tmp_path, we
         leak = build_leakage(cfg, dataset, build_state(cfg, dataset, Dist(), Reporter(None)))
         return sum(calls), leak.penalties[0].bank
     first, bank = build()
-    assert first == 24 and len(bank.rows) == 6                 # 6 people x 4 images embedded once
+    assert first == 24 and len(bank.rows) == 24 and bank.mode == "images"   # 6 people x 4 images embedded once
+    _, centroids = build("leakage_reg.bank=centroid")
+    assert len(centroids.rows) == 6
     again, bank2 = build()
     assert again == 0 and torch.equal(bank.rows, bank2.rows)   # from the embedding store
     other_data, _ = build("data.synthfaces.seed=1")
@@ -118,8 +120,9 @@ def test_the_bank_is_cached_and_rebuilt_when_data_or_matcher_change(tmp_path, we
     (["leakage_reg.bank=people"], "leakage_reg.bank='people' is not valid"),
     (["leakage_reg.interval=0"], "leakage_reg.interval=0 is not valid"),
     ([*DP], "leakage_reg.bank_noise=None with privacy.unit='identity'.*set leakage_reg.bank_noise"),
-    ([*DP, "leakage_reg.bank_noise=2", "leakage_reg.threshold_source=training"], "leakage_reg.threshold_source"),
-    ([*DP, "leakage_reg.bank_noise=2", "leakage_reg.bank=images"], "leakage_reg.bank='images' is not valid"),
+    ([*DP, "leakage_reg.bank_noise=2", "leakage_reg.bank=centroid", "leakage_reg.threshold_source=training"],
+     "leakage_reg.threshold_source"),
+    ([*DP, "leakage_reg.bank_noise=2"], "leakage_reg.bank='images' is not valid.*set leakage_reg.bank=centroid"),
 ])
 def test_config_errors_name_the_key(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -152,7 +155,7 @@ def gaussian_epsilon(sigma, releases, delta):
 
 def test_a_private_bank_is_in_the_ledger_at_the_gaussian_mechanisms_epsilon(tmp_path, weights):
     from training.data.loader import open_dataset
-    cfg = leak_config(tmp_path, weights, *DP, "leakage_reg.bank_noise=3.0")
+    cfg = leak_config(tmp_path, weights, *DP, "leakage_reg.bank_noise=3.0", "leakage_reg.bank=centroid")
     dataset = open_dataset(cfg.data)
     state = build_state(cfg, dataset, Dist(), Reporter(None))
     leak = build_leakage(cfg, dataset, state)
@@ -167,8 +170,8 @@ def test_a_private_bank_is_in_the_ledger_at_the_gaussian_mechanisms_epsilon(tmp_
 
 
 def test_a_private_run_counts_the_bank_once_with_its_d_steps_and_resumes(tmp_path, weights):
-    cfg = leak_config(tmp_path, weights, *DP, "leakage_reg.bank_noise=3.0", "train.kimg=0.008",
-                      "train.snapshot_kimg=0.004")
+    cfg = leak_config(tmp_path, weights, *DP, "leakage_reg.bank_noise=3.0", "leakage_reg.bank=centroid",
+                      "train.kimg=0.008", "train.snapshot_kimg=0.004")
     run_dir = rundir.new_run_dir(cfg.run_dir, cfg.name)
     state = loop.train(cfg, Dist(), run_dir)
     ledger = state.privacy.ledger
@@ -180,8 +183,8 @@ def test_a_private_run_counts_the_bank_once_with_its_d_steps_and_resumes(tmp_pat
     assert ledger.epsilon() == pytest.approx(acc.get_epsilon(ledger.delta), rel=1e-2)
     assert ledger.epsilon() > oracle_epsilon(1.0, q, steps, ledger.delta)
     snap = rundir.list_snapshots(run_dir / rundir.CHECKPOINTS)[0]
-    cfg2 = leak_config(tmp_path, weights, *DP, "leakage_reg.bank_noise=3.0", "train.kimg=0.012",
-                       "train.snapshot_kimg=0.004")
+    cfg2 = leak_config(tmp_path, weights, *DP, "leakage_reg.bank_noise=3.0", "leakage_reg.bank=centroid",
+                       "train.kimg=0.012", "train.snapshot_kimg=0.004")
     resumed = loop.train(cfg2, Dist(), run_dir, resume=snap)
     assert resumed.privacy.ledger.steps(BANK_MECHANISM) == 1
     assert resumed.privacy.ledger.steps("dp_d_step") == 3
