@@ -28,6 +28,13 @@ MODES = ("centroid", "images")
 CHUNK_ROWS = 65536               # bank rows scored at a time in best()
 
 
+def _rows(emb) -> torch.Tensor:
+    """A float32 copy of embeddings given as torch, numpy or a read-only memmap (the store's files)."""
+    if isinstance(emb, torch.Tensor):
+        return emb.detach().to(torch.float32, copy=True).cpu()
+    return torch.from_numpy(np.array(emb, np.float32))
+
+
 def centroids(emb: torch.Tensor, ids: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
     """Plain means [P, D] of each person's rows of emb [N, D] (unit rows: norms <= 1), and the people [P]."""
     people, inverse = np.unique(np.asarray(ids), return_inverse=True)
@@ -49,7 +56,7 @@ class IdentityBank:
         """The bank of unit embeddings emb [N, D] (numpy or torch) of images of people ids [N]."""
         if mode not in MODES:
             raise ValueError(f"identity bank mode {mode!r}: expected one of {', '.join(MODES)}")
-        emb = torch.as_tensor(np.array(emb, np.float32), device=device)     # a copy: store files are read-only
+        emb = _rows(emb).to(device)
         ids = np.asarray(ids, np.int64)
         if emb.ndim != 2 or len(emb) != len(ids) or len(ids) == 0:
             raise ValueError(f"identity bank: expected embeddings [N, D] and N identities, got {tuple(emb.shape)} "
@@ -85,7 +92,7 @@ def private_centroids(emb, ids, unit_ids: np.ndarray, sigma: float, generator: t
     person's mean embedding clipped to norm 1 plus N(0, sigma^2 I), then normalised."""
     if not (sigma > 0 and np.isfinite(sigma)):
         raise ValueError(f"private identity bank: noise multiplier sigma={sigma!r} must be a positive number")
-    emb = torch.as_tensor(np.array(emb, np.float32))
+    emb = _rows(emb)
     means, people = centroids(emb, ids)
     rows = torch.zeros([len(unit_ids), emb.shape[1]])
     where = {int(p): i for i, p in enumerate(people)}
