@@ -1,12 +1,15 @@
 """The DP audit's CPU example: the same 200 canaries (single images made to stand out, each included with
 probability 1/2) audited in three runs of the same size on SynthFaces at 32 px:
 
-    nonprivate   configs/synthfaces32.yaml: the power check (a D that sees its images 60+ times remembers them)
+    nonprivate   configs/synthfaces32.yaml, the same canaries without DP
     dp           per-image DP-SGD on D with a target epsilon of 1: the bound must stay at or below 1
     broken       the same DP config with the noise skipped (LEAKGUARD_BROKEN_DP=skip-noise) while the ledger
                  still claims epsilon 1: the audit must catch it
+    power, dp_identity, broken_identity
+                 the same three with 200 canary people of 8 images each (privacy.unit=identity), trained
+                 twice as long: the audit's power where memorising is easiest
 
-    python tools/dp_audit_example.py                     # about 15 minutes on 2 CPU cores
+    python tools/dp_audit_example.py                     # about 45 minutes on 2 CPU cores
     python tools/dp_audit_example.py --kimg 10 --out runs/dp_audit_example
 
 Each is `leakguard dp-audit` in a process of its own (the broken switch is read at start); OUT/summary.md
@@ -21,20 +24,30 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = ["data.synthfaces.num_identities=100", "data.synthfaces.images_per_identity=2"]   # 200 base images
-DP = ["privacy.unit=image", "privacy.target_epsilon=1", "privacy.expected_batch=16", "model.mbstd_channels=0",
-      "privacy.delta=1e-5"]
-ARMS = {"nonprivate": ("configs/synthfaces32.yaml", ["--unit", "image"], {}),
-        "dp": ("configs/synthfaces32-dp.yaml", [], {}),
-        "broken": ("configs/synthfaces32-dp.yaml", [], {"LEAKGUARD_BROKEN_DP": "skip-noise"})}
+DP = ["privacy.target_epsilon=1", "privacy.expected_batch=16", "privacy.delta=1e-5"]
+PER_IMAGE = ["privacy.unit=image", "model.mbstd_channels=0"]
+PERSON = ["--unit", "identity", "--canary-images", "8"]
+BROKEN = {"LEAKGUARD_BROKEN_DP": "skip-noise"}
+LOOSE = ["privacy.max_grad_norm=1000"]
+# name: (preset, dp-audit flags, environment, overrides, kimg multiplier)
+ARMS = {"nonprivate": ("configs/synthfaces32.yaml", ["--unit", "image"], {}, [], 1.0),
+        "dp": ("configs/synthfaces32-dp.yaml", [], {}, DP + PER_IMAGE, 1.0),
+        "broken": ("configs/synthfaces32-dp.yaml", [], BROKEN, DP + PER_IMAGE, 1.0),
+        # people as canaries, each with 8 images, trained twice as long: the power the issue asks for, and the
+        # same canaries under identity-level DP, correct and broken
+        "power": ("configs/synthfaces32.yaml", PERSON, {}, [], 2.0),
+        # clipping loose (C = 1000, above D's per-person gradient norms): the noise is all that protects, which
+        # is what a missing noise call removes (with C = 1 clipping alone kept D from learning the canaries)
+        "dp_identity": ("configs/synthfaces32-dp.yaml", PERSON[2:], {}, DP + LOOSE, 2.0),
+        "broken_identity": ("configs/synthfaces32-dp.yaml", PERSON[2:], BROKEN, DP + LOOSE, 2.0)}
 
 
 def run_arm(name: str, out: Path, kimg: float, canaries: int) -> dict:
-    config, flags, env = ARMS[name]
+    config, flags, env, extra, longer = ARMS[name]
     folder = out / name
     if not (folder / "report.json").is_file():
-        overrides = [*BASE, f"train.kimg={kimg}", f"train.snapshot_kimg={kimg}", "train.progress=false"]
-        if name != "nonprivate":
-            overrides += DP
+        kimg = kimg * longer
+        overrides = [*BASE, f"train.kimg={kimg}", f"train.snapshot_kimg={kimg}", "train.progress=false", *extra]
         cmd = [sys.executable, "-m", "training.cli", "dp-audit", "--config", str(REPO / config), *flags,
                "--canary-count", str(canaries), "--canary-seed", "0", "--matcher", f"synth={synth_matcher()}",
                "--fakes", "1000", "--out", str(folder), *overrides]
@@ -66,7 +79,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kimg", type=float, default=15.0)
     ap.add_argument("--canaries", type=int, default=200)
-    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))  # the example's default: all four
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "dp_audit_example")
     args = ap.parse_args(argv)
     reports = {name: run_arm(name, args.out, args.kimg, args.canaries) for name in args.arms}
