@@ -19,14 +19,13 @@ import numpy as np
 import torch
 
 from leakguard.atomic import finite_or_null, strict_json
-from leakguard.audit.audit import AuditInputs, AuditSettings, best_matches, run_audit
+from leakguard.audit.audit import AuditInputs, AuditSettings, run_audit
 from leakguard.audit.images import ImageFiles, ImageTensor
 from leakguard.audit.scalars import scalars
 from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
 from leakguard.cli.audit import summary_line
 from leakguard.fidelity.extractors import build_extractor
 from leakguard.fidelity.scores import fidelity_scores
-from leakguard.filter import union_drop
 from leakguard.matchers.calibrate import calibration_path, load_calibration
 from leakguard.matchers.registry import MatcherConfig, build_matcher
 from training.config import Config
@@ -108,7 +107,7 @@ class Evaluator:
             settings = AuditSettings(fmrs=tuple(e.fmrs), bootstrap=e.bootstrap)
             report = run_audit(inputs, self.matchers, self.store, settings, self.calibrations)
             line["audit"] = {name: _audit_numbers(section) for name, section in report["matchers"].items()}
-            line["would_drop"] = self.would_drop(fakes, report)
+            line["would_drop"] = report["would_drop"]  # the release filter's rule over every eval matcher
             tags.update(scalars(report))
             tags.update({f"Audit/would_drop@{row['fmr']:g}": row["rate"] for row in line["would_drop"]})
         fidelity = {}
@@ -132,21 +131,6 @@ class Evaluator:
         with open(run_dir / EVAL_FILE, "a") as f:
             f.write(strict_json(finite_or_null(line), indent=None) + "\n")
         return line
-
-    def would_drop(self, fakes, report: dict) -> list[dict]:
-        """Per FMR, how many of the fakes a release filter with every eval matcher would drop (leakguard.filter's
-        rule: a face reaching the threshold under any matcher); the embeddings come from the store, where the
-        audit just put them."""
-        best = {}
-        for m in self.matchers:
-            train = torch.from_numpy(np.array(self.store.embeddings(self.training, m))).to(m.device)
-            gen = torch.from_numpy(np.array(self.store.embeddings(fakes, m))).to(m.device)
-            best[m.name] = best_matches(gen, train, self.training.identities)[0]
-        rows = []
-        for i, fmr in enumerate(self.cfg.eval.fmrs):
-            thresholds = {name: section["leakage"][i]["threshold"] for name, section in report["matchers"].items()}
-            rows.append({"fmr": fmr, **union_drop(best, thresholds)})
-        return rows
 
     def summary(self, line: dict) -> list[str]:
         """Short lines for the log: each matcher's leak rates, each extractor's FD."""

@@ -129,10 +129,10 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
     state.dataset_info = describe(dataset)
     if resume is not None:
         load_snapshot(resume, state)
-    state.leakage = build_leakage(cfg, dataset, state)
+    state.leakage = build_leakage(cfg, dataset, state)  # after the resume: the private bank's ledger entry is there
     if state.privacy is not None and steps.BROKEN_SKIP_NOISE:
         log.warning("LEAKGUARD_BROKEN_DP=skip-noise: the private D step adds NO noise while the ledger claims it; "
-                    "this run has no privacy guarantee (a test of the DP audit)")  # after the resume: the private bank's ledger entry is there
+                    "this run has no privacy guarantee (a test of the DP audit)")
     evaluator = Evaluator.build(cfg, dataset, state.device) if main else None  # a missing file stops it here
     if main:
         (run_dir / "images").mkdir(parents=True, exist_ok=True)

@@ -173,8 +173,9 @@ def _leakers(best_score: np.ndarray, best_id: np.ndarray, nearest: np.ndarray, t
 
 def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, settings: AuditSettings,
                   calibration: Optional[Calibration] = None, calibration_source: str = "",
-                  progress: bool = False) -> dict:
-    """The report section of one matcher (see module doc)."""
+                  progress: bool = False, best_scores: Optional[dict] = None) -> dict:
+    """The report section of one matcher (see module doc); each generated face's best score goes to
+    best_scores[matcher name] when a dict is given."""
     s = settings
     train_ids = inputs.training.identities                                        # [N]
     raw = matcher.name in s.published       # the published point reads raw features: embed once, not twice
@@ -190,6 +191,8 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
 
     train_t = torch.from_numpy(np.array(train)).to(matcher.device)                # [N, D]
     best_score, best_id, nearest = best_matches(gen, train_t, train_ids)          # [G] each
+    if best_scores is not None:
+        best_scores[matcher.name] = best_score
     identities = np.unique(train_ids)
     leakage = leakage_rows(best_score, cal, s.fmrs, len(identities), len(train_ids), s.bootstrap, s.seed, source)
     mid = len(s.fmrs) // 2  # leak counts per identity at the middle FMR
@@ -296,12 +299,17 @@ def run_audit(inputs: AuditInputs, matchers: Sequence[Matcher], store: Optional[
         if cal is not None:
             check_calibration(cal, m, source)  # before any embedding is computed
     alignment_notes = {}  # one check per alignment, however many matchers share it
+    best = {}
     for m in matchers:
         cal, source = calibrations.get(m.name, (None, ""))
-        section = report["matchers"][m.name] = audit_matcher(inputs, m, store, s, cal, source, progress)
+        section = report["matchers"][m.name] = audit_matcher(inputs, m, store, s, cal, source, progress, best)
         alignment = getattr(m, "alignment", None)
         if alignment not in alignment_notes:
             alignment_notes[alignment] = alignment_warning(inputs.training, alignment)
         if alignment_notes[alignment]:
             section["warnings"].append(alignment_notes[alignment])
+    # what a release filter with all these matchers would drop (leakguard.filter's rule), per FMR
+    report["would_drop"] = [{"fmr": f, **metrics.union_drop(best, {name: sec["leakage"][i]["threshold"]
+                                                                  for name, sec in report["matchers"].items()})}
+                            for i, f in enumerate(s.fmrs)]
     return report

@@ -74,11 +74,11 @@ class ImageFiles:
             return False
         return True
 
-    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        """uint8 [n, 3, H, W] RGB batches in order; every image must have the first one's size."""
+    def batches(self, batch_size: int, first: int = 0) -> Iterator[torch.Tensor]:
+        """uint8 [n, 3, H, W] RGB batches in order, from image `first` on; every image must have one size."""
         with listing(self.path) as (_, _, read):
             shape = None
-            for start in range(0, len(self.names), batch_size):
+            for start in range(first, len(self.names), batch_size):
                 out = []
                 for name in self.names[start:start + batch_size]:
                     pixels = _decode(read(name), f"{name} in {self.path}")
@@ -150,8 +150,8 @@ class ImageTensor:
     def __repr__(self) -> str:
         return f"ImageTensor({self.name!r}, {len(self)} images)"
 
-    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        yield from self.images.split(batch_size)
+    def batches(self, batch_size: int, first: int = 0) -> Iterator[torch.Tensor]:
+        yield from self.images[first:].split(batch_size)
 
     def image(self, i: int) -> np.ndarray:
         return self.images[i].permute(1, 2, 0).numpy()  # [H, W, 3]

@@ -46,6 +46,7 @@ can exclude the estimate for a very discrete statistic on few units; the estimat
 Histograms: `bins` equal bins over [-1, 1] (numpy.histogram: [e_i, e_(i+1)), the last closed), scores
 clipped into [-1, 1] first, as matchers.calibrate does.
 """
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -293,3 +294,36 @@ def histogram(scores, bins: int = 200) -> tuple[np.ndarray, np.ndarray]:
     s = _vector(scores, "scores", "histogram")
     counts, edges = np.histogram(np.clip(s, -1, 1), bins=bins, range=(-1.0, 1.0))
     return counts.astype(np.int64), edges
+
+
+# ---------------------------------------------------------------------------------------------------
+# What a release filter would drop (leakguard.filter uses the same rule on its candidates)
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(k: int, n: int, z: float = Z95) -> list[float]:
+    """95% Wilson score interval of a proportion k / n of independent draws (generated faces, files);
+    [0, 1] when n = 0."""
+    if n == 0:
+        return [0.0, 1.0]
+    p, z2 = k / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return [0.0 if k == 0 else max(0.0, centre - half), 1.0 if k == n else min(1.0, centre + half)]
+
+
+def rate(k: int, n: int) -> dict:
+    """A count out of n with its rate and 95% Wilson interval."""
+    return {"count": k, "of": n, "rate": k / n if n else None, "rate_ci": wilson_interval(k, n)}
+
+
+def union_drop(best: dict, thresholds: dict) -> dict:
+    """The release filter's rule on best scores already computed: best {matcher: [n] best scores over the
+    training identities}, thresholds {matcher: tau}; a face is dropped when it reaches tau under any matcher."""
+    if not best:
+        raise ValueError("union_drop: no matcher")
+    drop = np.zeros(len(next(iter(best.values()))), bool)
+    for name, scores in best.items():
+        drop |= np.asarray(scores) >= thresholds[name]
+    return rate(int(drop.sum()), len(drop))

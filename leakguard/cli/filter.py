@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
 import torch
 
 from leakguard.audit.images import ImageFiles
@@ -65,10 +64,8 @@ class ImageSetSource:
         self.description = {"kind": "images", "path": str(images.path), "fingerprint": images.fingerprint}
 
     def batches(self, start: int, size: int) -> Iterator[tuple[list[str], torch.Tensor]]:
-        for first in range(start, len(self.images), size):
-            names = self.images.names[first:first + size]
-            pixels = np.stack([self.images.image(first + i).transpose(2, 0, 1) for i in range(len(names))])
-            yield [Path(n).stem for n in names], torch.from_numpy(pixels)                  # [n, 3, H, W]
+        for first, pixels in zip(range(start, len(self.images), size), self.images.batches(size, start)):
+            yield [Path(n).stem for n in self.images.names[first:first + size]], pixels       # [n, 3, H, W]
 
 
 def settings_from(args, limit: int | None) -> FilterSettings:

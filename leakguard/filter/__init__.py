@@ -12,25 +12,10 @@ filtering matchers, at a stated FMR, and say how much was removed.
 import numpy as np
 import torch
 
+from leakguard.audit.metrics import rate, union_drop
 from leakguard.filter.gates import Gate, build_gate
-from leakguard.filter.summary import wilson_interval
 
 __all__ = ["Gate", "build_gate", "would_drop", "drop_rate", "union_drop"]
-
-
-def union_drop(best: dict, thresholds: dict) -> dict:
-    """The filter's rule on scores already computed: best {matcher: [n] best scores over the training
-    identities}, thresholds {matcher: tau}; a face is dropped when it reaches tau under any matcher.
-    Returns the count, the rate and its 95% Wilson interval (the evaluation's "would drop")."""
-    names = list(best)
-    if not names:
-        raise ValueError("union_drop: no matcher")
-    n = len(best[names[0]])
-    drop = np.zeros(n, bool)
-    for name in names:
-        drop |= np.asarray(best[name]) >= thresholds[name]
-    k = int(drop.sum())
-    return {"count": k, "of": n, "rate": k / n if n else None, "rate_ci": wilson_interval(k, n)}
 
 
 def would_drop(images: torch.Tensor, gates: list[Gate]) -> np.ndarray:
@@ -44,6 +29,4 @@ def would_drop(images: torch.Tensor, gates: list[Gate]) -> np.ndarray:
 def drop_rate(images, gates: list[Gate], batch: int = 256) -> dict:
     """'Images you would have to drop' of an image set (ImageTensor or ImageFiles): count, rate and
     its 95% Wilson interval, as the sweep and the evaluation report it."""
-    dropped = sum(int(would_drop(b, gates).sum()) for b in images.batches(batch))
-    n = len(images)
-    return {"count": dropped, "of": n, "rate": dropped / n if n else None, "rate_ci": wilson_interval(dropped, n)}
+    return rate(sum(int(would_drop(b, gates).sum()) for b in images.batches(batch)), len(images))

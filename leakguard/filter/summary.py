@@ -8,34 +8,18 @@ that did not filter). filter.json carries this and every candidate's line; filte
 """
 import heapq
 import json
-import math
 from collections import Counter
 from pathlib import Path
 
 from leakguard.atomic import atomic_open, finite_or_null, strict_json
+from leakguard.audit.metrics import rate
 from leakguard.filter.run import CANDIDATES_FILE
 
-Z95 = 1.959963984540054
 PRIVACY_NOTE = ("the filter reads the training images: which faces are kept depends on private data, so the kept "
                 "set is not post-processing of a differentially private generator and no (epsilon, delta) guarantee "
                 "of the generator covers it; filter.json and filter.html name training identities and images and "
                 "are private data, to be shared as the training set is")
 TOP_PAIRS = 16
-
-
-def wilson_interval(k: int, n: int, z: float = Z95) -> list[float]:
-    """95% Wilson score interval of a proportion k / n: candidates are independent draws of the generator
-    (or independent files), so a binomial interval is the right one; [0, 1] when n = 0."""
-    if n == 0:
-        return [0.0, 1.0]
-    p, z2 = k / n, z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return [0.0 if k == 0 else max(0.0, centre - half), 1.0 if k == n else min(1.0, centre + half)]
-
-
-def _rate(k: int, n: int) -> dict:
-    return {"count": k, "of": n, "rate": k / n if n else None, "rate_ci": wilson_interval(k, n)}
 
 
 def _read(out: Path, thresholds: dict, check_thresholds: dict) -> dict:
@@ -78,16 +62,16 @@ def summarize(out: Path, settings: dict, provenance: dict, check_provenance: dic
                 {c: settings["check_matchers"][c]["threshold"] for c in checks})
     n = acc["scored"]
     matchers = {g: {**provenance[g], "version": settings["matchers"][g]["version"],
-                    "removed": _rate(acc["by"][g], n), "removed_only_by_this": acc["only_by"][g],
+                    "removed": rate(acc["by"][g], n), "removed_only_by_this": acc["only_by"][g],
                     "top_identities": [{"identity": int(i), "removed": c} for i, c in acc["ids"][g].most_common(20)],
                     "top_pairs": [p for _, _, p in sorted(acc["pairs"][g], key=lambda x: (-x[0], x[1]))]}
                 for g in gates}
     kept_checks = {c: {**check_provenance[c], "version": settings["check_matchers"][c]["version"],
-                       "kept_leaking": _rate(acc["check_leaks"][c], acc["kept"]),
+                       "kept_leaking": rate(acc["check_leaks"][c], acc["kept"]),
                        "top_identities": [{"identity": int(i), "count": k}
                                           for i, k in acc["check_ids"][c].most_common(20)]} for c in checks}
     return {"format": 1, "settings": settings, "scored": n, "kept": acc["kept"],
-            "removed": _rate(acc["removed"], n), "near_duplicates": acc["duplicates"],
+            "removed": rate(acc["removed"], n), "near_duplicates": acc["duplicates"],
             "matchers": matchers, "kept_under_check_matchers": kept_checks,
             "kept_leak_rate_under_filtering_matchers": 0.0 if acc["kept"] else None,
             "note": ("a candidate is removed when its best score over the training identities reaches the "

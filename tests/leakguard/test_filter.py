@@ -16,7 +16,8 @@ from leakguard.audit.images import ImageFiles, ImageTensor
 from leakguard.audit.store import EmbeddingStore
 from leakguard.filter import build_gate, drop_rate
 from leakguard.filter.run import CANDIDATES_FILE, FilterSettings, run_filter
-from leakguard.filter.summary import summarize, wilson_interval, write_filter_json
+from leakguard.audit.metrics import wilson_interval
+from leakguard.filter.summary import summarize, write_filter_json
 from leakguard.matchers.calibrate import calibrate
 from leakguard.matchers.synth import SynthMatcher, SynthMatcherB
 from tests.leakguard.test_audit_ground_truth import PEOPLE, faces, perturb

@@ -84,7 +84,9 @@ def test_a_unit_other_than_the_configs_is_refused(tmp_path, capsys):
     assert code == 2 and "--unit image: the config's privacy.unit is 'identity'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", [["--canary-count", "1"], ["--fakes", "0"]])
+@pytest.mark.parametrize("flag", [["--canary-count", "1"], ["--fakes", "0"], ["--canary-images", "0"]])
 def test_bad_numbers_are_refused(tmp_path, capsys, flag):
     assert main(["dp-audit", "--config", "configs/synthfaces32.yaml", *flag, "--out", str(tmp_path / "o")]) == 2
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"{flag[0]} {flag[1]}: must be at least" in err
+    assert not (tmp_path / "o").exists()

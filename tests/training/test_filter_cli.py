@@ -130,3 +130,13 @@ def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, case, needle)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
     if case == "existing_out":
         assert (out / "mine.txt").read_text() == "keep me" and sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+
+
+def test_a_folder_source_resumes_at_any_candidate(files):
+    from leakguard.audit.images import ImageFiles
+    from leakguard.cli.filter import ImageSetSource
+    images = ImageFiles(files["candidates"])
+    whole = torch.cat(list(images.batches(7)))                              # [40, 3, H, W]
+    labels, pixels = next(ImageSetSource(images).batches(13, 5))
+    assert labels == [f"img{i:03d}" for i in range(13, 18)] and torch.equal(pixels, whole[13:18])
+    assert [len(lb) for lb, _ in ImageSetSource(images).batches(30, 4)] == [4, 4, 2]

@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 
 from leakguard.cli.audit import build_matchers
-from leakguard.cli.options import check_new_files, check_output_folder, parse_matcher
+from leakguard.cli.options import check_new_files, check_output_folder, parse_matcher, resolve_device
 from leakguard.dpaudit.report import write_report
 from training.config import load_config
 from training.dpaudit.canaries import folder_canaries, inclusion, synthfaces_canaries, write_record
@@ -49,13 +49,16 @@ def run(args) -> None:
     if args.unit is not None and cfg.privacy.unit != "none" and args.unit != cfg.privacy.unit:
         raise ValueError(f"--unit {args.unit}: the config's privacy.unit is {cfg.privacy.unit!r}; canaries are "
                          f"units of the guarantee audited")
-    if args.fakes < 1 or args.canary_count < 2 or args.canary_images < 1:
-        raise ValueError("--fakes must be >= 1, --canary-count >= 2 and --canary-images >= 1")
+    for option, value, least in (("--fakes", args.fakes, 1), ("--canary-count", args.canary_count, 2),
+                                 ("--canary-images", args.canary_images, 1)):
+        if value < least:
+            raise ValueError(f"{option} {value}: must be at least {least}")
     check_output_folder(args.out, "--out")
     check_new_files([args.out / "report.json", args.out / "report.html"], "--out", args.force)
     matcher = None
     if args.matcher is not None:
-        (matcher,), _ = build_matchers(argparse.Namespace(matchers=[args.matcher], batch=64, alignment=None), "cpu")
+        device = resolve_device(cfg.train.device)                 # where the audited run trains
+        (matcher,), _ = build_matchers(argparse.Namespace(matchers=[args.matcher], batch=64, alignment=None), device)
     k = args.canary_images if unit == "identity" else 1
     canaries = (synthfaces_canaries(args.canary_count, k, cfg.data.resolution, args.canary_seed)
                 if args.canaries == "synthfaces" else folder_canaries(Path(args.canaries), unit))

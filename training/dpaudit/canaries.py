@@ -74,7 +74,8 @@ def folder_canaries(path: Path, unit: str, first_id: int = CANARY_OFFSET) -> Can
         images, ids = pixels.permute(0, 2, 3, 1).numpy(), ids.numpy()
     else:
         files = ImageFiles(path)
-        images, ids = np.stack([files.image(i) for i in range(len(files))]), np.arange(len(files))
+        images = np.concatenate([b.permute(0, 2, 3, 1).numpy() for b in files.batches(256)])    # [N, H, W, 3]
+        ids = np.arange(len(files))
     people, unit_of = np.unique(ids, return_inverse=True)
     if len(people) < 2:
         raise ValueError(f"{path}: {len(people)} canary unit(s); the audit needs at least 2")
