@@ -20,6 +20,8 @@ MATCHERS = [
 # dp-accounting (Google's) is the independent oracle the privacy tests check every epsilon against;
 # torchmetrics (without its [image] extra, which pulls torchvision) the oracle for FD and KID.
 TEST = ["pytest", "scikit-image", "Click>=6.0", "setuptools<81", "dp-accounting>=0.4", "torchmetrics>=1.4"]
+# submitit runs sweep trials on Slurm (and its local executor, which the tests use); needs only cloudpickle.
+SWEEP = ["submitit>=1.5"]
 
 
 
@@ -41,10 +43,11 @@ setup(
         "tqdm",
         "matplotlib",                 # the audit report's plots (imported only when one is drawn)
         "opacus>=1.5,<2",             # privacy accountants (RDP, PRV) and noise calibration; needs no torchvision
+        "scipy",                      # binomial tails (DP audit), t intervals (sweeps), linear algebra (FD)
         "ninja",                      # builds the fused kernels (cuda_ops) on first use
         "setuptools",                 # torch.utils.cpp_extension imports it
     ],
-    extras_require={"matchers": MATCHERS, "test": TEST + MATCHERS},
+    extras_require={"matchers": MATCHERS, "sweep": SWEEP, "test": TEST + MATCHERS + SWEEP},
     entry_points={"console_scripts": ["leakguard=training.cli:main"]},
     package_data={"cuda_ops": ["csrc/*.h", "csrc/*.cuh", "csrc/*.cpp", "csrc/*.cu"]},
     # The CUDA kernels, compiled now when torch with CUDA and a CUDA toolkit are here (cuda_ops/_aot.py).

@@ -1,6 +1,7 @@
 """What `make demo` needs besides the training run, made once and cached under DATA:
 
     python tools/demo_data.py        # builds what is missing; prints the eval.* overrides for `leakguard train`
+    python tools/demo_data.py --regularizer    # also leakage_reg.matchers=[synth=...] (the sweep example's)
 
 Data (all SynthFaces, seed 0, 32 px):
     train.zip       people 0..99, images 0..19: exactly what the demo generator trains on
@@ -85,7 +86,12 @@ def eval_overrides() -> list[str]:
             f"eval.fidelity=[synthfaces={features}]"]
 
 
+def regularizer_overrides() -> list[str]:
+    """leakage_reg.matchers naming the demo's calibrated synth matcher (the regularizer's weight stays the run's)."""
+    return [f"leakage_reg.matchers=[synth={matcher('synth', data())}]"]
+
+
 if __name__ == "__main__":
     with contextlib.redirect_stdout(sys.stderr):
-        overrides = eval_overrides()
+        overrides = eval_overrides() + (regularizer_overrides() if "--regularizer" in sys.argv[1:] else [])
     print(" ".join(overrides))

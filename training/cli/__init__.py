@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 
 from leakguard.cli import matcher, privacy, report
-from training.cli import audit, convert, dataset, doctor, dp_audit, fidelity, filter, generate, synthfaces, train
+from training.cli import audit, convert, dataset, doctor, dp_audit, fidelity, filter, generate, sweep, synthfaces, train
 from training.records import CheckpointError
 
 COMMANDS = {
@@ -30,6 +30,7 @@ COMMANDS = {
     "fidelity": fidelity,
     "filter": filter,
     "dp-audit": dp_audit,
+    "sweep": sweep,
     "privacy": privacy,
     "report": report,
     "doctor": doctor,
@@ -56,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
-        args.overrides += extra  # KEY=VALUE overrides after an option (`--dry-run name=x`) are overrides too
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides += extra  # KEY=VALUE after an option (`--dry-run name=x`) are overrides too
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

@@ -1,0 +1,146 @@
+"""One sweep trial's row, read from the trial's own folder SWEEP/trials/<name>/: trial.json (written by
+the sweep runner), the run's eval.jsonl and stats.jsonl, and release.pt's privacy record.
+
+Metric columns of a row (row["metrics"], the trial's own intervals in row["intervals"]):
+  leak@<matcher>@<fmr>   leak rate at that false match rate (fmr as %g), with its interval
+  auc@<matcher>          membership AUC, with its interval
+  fd@<key>, kid@<key>, kid_std@<key>, precision@<key>, recall@<key>   fidelity, key as in eval.jsonl
+They come from the final evaluation (the eval.jsonl line with the largest nimg), whose kimg is
+row["kimg"]; row["kimg_trained"] is how far training went (stats.jsonl). A trial trained
+without DP has no release.pt: its epsilon is infinite, the weakest possible guarantee.
+"""
+import json
+import math
+import statistics
+from pathlib import Path
+
+from leakguard.cli.privacy import read_record
+
+TRIAL_FILE, EVAL_FILE, STATS_FILE, RELEASE_FILE = "trial.json", "eval.jsonl", "stats.jsonl", "release.pt"
+STATUSES = ("pending", "running", "done", "failed")
+REQUIRED = ("name", "group", "overrides", "seed", "status")
+FIDELITY = (("fd", ""), ("kid", "_kid"), ("kid_std", "_kid_std"), ("precision", "_precision"), ("recall", "_recall"))
+OUTSIDE_DP = ("epsilon covers the released networks (release.pt) only: the leak rates, membership AUC and "
+              "FD/KID/precision/recall are computed from the training images, so they are outside any DP guarantee")
+NO_DP = "trained without DP (no release.pt with a privacy record): no guarantee, epsilon is infinite"
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not strict JSON")
+
+
+def read_trial(trial_dir: Path) -> dict:
+    """trial.json, checked: the keys every row needs and a status the runner writes."""
+    path = trial_dir / TRIAL_FILE
+    if not path.is_file():
+        raise ValueError(f"{path}: missing; every trial folder holds the trial.json its runner wrote")
+    try:
+        t = json.loads(path.read_text(), parse_constant=_refuse_constant)
+    except ValueError as e:  # json.JSONDecodeError is one
+        raise ValueError(f"{path}: not strict JSON ({e})") from None
+    if not isinstance(t, dict) or any(k not in t for k in REQUIRED):
+        raise ValueError(f"{path}: expected a JSON object with the keys {', '.join(REQUIRED)}")
+    if t["status"] not in STATUSES:
+        raise ValueError(f"{path}: status {t['status']!r} is not one of {', '.join(STATUSES)}")
+    if not isinstance(t["seed"], int) or isinstance(t["seed"], bool):
+        raise ValueError(f"{path}: seed must be a whole number, got {t['seed']!r}")
+    if not isinstance(t["overrides"], dict):
+        raise ValueError(f"{path}: overrides must be an object of config keys, got {t['overrides']!r}")
+    if t["name"] != trial_dir.name:
+        raise ValueError(f"{path}: name {t['name']!r} differs from its folder's name {trial_dir.name!r}")
+    return t
+
+
+def read_jsonl(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) per non-blank line; each must be a JSON object with a number nimg."""
+    if not path.is_file():
+        raise ValueError(f"{path}: missing; a finished trial's run writes it")
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not a JSON line ({e.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("nimg"), (int, float)):
+            raise ValueError(f"{path}:{n}: expected a JSON object with a number 'nimg'")
+        out.append((n, obj))
+    return out
+
+
+def _num(x) -> float:
+    """A metric as a float; null (a non-finite number written as strict JSON) is NaN."""
+    return math.nan if x is None else float(x)
+
+
+def _interval(ci) -> list[float] | None:
+    return [_num(ci[0]), _num(ci[1])] if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
+
+
+def eval_metrics(line: dict, where: str) -> tuple[dict, dict, dict]:
+    """({column: value}, {column: [low, high]}, {fidelity key: extractor name}) of one eval.jsonl line."""
+    values, intervals, extractors = {}, {}, {}
+    try:
+        for matcher, m in (line.get("audit") or {}).items():
+            for r in m["leakage"]:
+                col = f"leak@{matcher}@{r['fmr']:g}"
+                values[col], intervals[col] = _num(r["leak_rate"]), _interval(r.get("leak_rate_ci"))
+            if m.get("membership"):
+                col = f"auc@{matcher}"
+                values[col], intervals[col] = _num(m["membership"]["auc"]), _interval(m["membership"].get("auc_ci"))
+        for key, s in (line.get("fidelity") or {}).items():
+            for name, suffix in FIDELITY:
+                if name == "fd" or key + suffix in s:  # FD is required; the rest are reported when computed
+                    values[f"{name}@{key}"] = _num(s[key + suffix])
+            extractors[key] = s.get("extractor")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"{where}: not an evaluation record ({type(e).__name__}: {e})") from None
+    return values, {k: v for k, v in intervals.items() if v is not None}, extractors
+
+
+def _privacy(trial_dir: Path, final: dict, where: str) -> dict:
+    """release.pt's guarantee; a run whose evaluations carry a privacy section must have one."""
+    release = trial_dir / RELEASE_FILE
+    record = read_record(release) if release.is_file() else None
+    if record is None:
+        if final.get("privacy"):
+            raise ValueError(f"{release}: no privacy record, though {where} has a privacy section: a private "
+                             f"trial's guarantee is read from the release.pt its run writes at the end")
+        return {"private": False, "privacy_unit": None, "epsilon": math.inf, "delta": None, "note": NO_DP}
+    try:
+        return {"private": True, "privacy_unit": record["unit"], "epsilon": _num(record["epsilon"]),
+                "delta": _num(record["delta"]), "note": OUTSIDE_DP}
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{release}: privacy record without a usable {e}") from None
+
+
+def _finished(trial_dir: Path) -> dict:
+    """The measured part of a done trial's row."""
+    evals = read_jsonl(trial_dir / EVAL_FILE)
+    stats = read_jsonl(trial_dir / STATS_FILE)
+    if not evals:
+        raise ValueError(f"{trial_dir / EVAL_FILE}: no evaluation; the sweep needs eval.every_kimg and matchers set")
+    n, final = max(evals, key=lambda item: (item[1]["nimg"], item[0]))  # the last of equal nimg
+    where = f"{trial_dir / EVAL_FILE}:{n}"
+    metrics, intervals, extractors = eval_metrics(final, where)
+    timing = [float(s["Timing/sec_per_kimg"]) for _, s in stats
+              if isinstance(s.get("Timing/sec_per_kimg"), (int, float))]
+    timing = [t for t in timing if math.isfinite(t)]
+    return {**_privacy(trial_dir, final, where), "kimg": final["nimg"] / 1000,
+            "kimg_trained": max(s["nimg"] for _, s in stats) / 1000 if stats else None,
+            "sec_per_kimg": statistics.median(timing) if timing else None,
+            "metrics": metrics, "intervals": intervals, "extractors": extractors}
+
+
+def trial_row(trial_dir: Path) -> dict:
+    """One trial's row; a trial that is not done has its status and error and no metrics."""
+    trial_dir = Path(trial_dir)
+    t = read_trial(trial_dir)
+    row = {"trial": t["name"], "group": t["group"], "seed": t["seed"], "status": t["status"],
+           "error": t.get("error"), "overrides": dict(t["overrides"]), "kimg_planned": t.get("kimg"),
+           "private": None, "privacy_unit": None, "epsilon": None, "delta": None, "kimg": None,
+           "kimg_trained": None, "sec_per_kimg": None, "metrics": {}, "intervals": {}, "extractors": {}, "note": None}
+    if t["status"] == "done":
+        row.update(_finished(trial_dir))
+    return row

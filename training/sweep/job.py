@@ -1,0 +1,129 @@
+"""One trial of a sweep: an ordinary training run in SWEEP/trials/<name>/, started from its latest
+intact snapshot when it has one, its state kept in the folder's trial.json.
+
+    TrialJob(sweep_dir, name)()                  # what a local process and a submitit job both run
+    python -m training.sweep.job SWEEP NAME      # the local executor's process
+
+trial.json holds the trial's resolved config (written when the sweep is planned) and its state:
+pending -> running -> done | failed, with the error, when it started and finished, the snapshot it
+resumed from, and where it ran. Under submitit with several tasks (slurm.gpus_per_trial > 1) every
+task is one torchrun-style process of the same run; rank 0 writes the folder.
+"""
+import json
+import logging
+import os
+import socket
+import sys
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from leakguard.atomic import write_json, write_text
+from training import distributed, rundir
+from training.config import from_dict
+
+TRIAL_FILE = "trial.json"
+TRIALS = "trials"
+log = logging.getLogger("leakguard.sweep")
+
+
+def trial_dir(sweep_dir: str | Path, name: str) -> Path:
+    return Path(sweep_dir) / TRIALS / name
+
+
+def read_trial(folder: Path) -> dict:
+    path = folder / TRIAL_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no trial record; plan the sweep with `leakguard sweep run SPEC`") from None
+    except ValueError as e:
+        raise ValueError(f"{path}: not a trial record ({e})") from None
+
+
+def update_trial(folder: Path, **changes) -> dict:
+    record = {**read_trial(folder), **changes}
+    write_json(folder / TRIAL_FILE, record)
+    return record
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def latest_snapshot(folder: Path) -> Path | None:
+    """The newest snapshot of the trial that is intact (a kill mid-write leaves a damaged or temporary one)."""
+    for snap in reversed(rundir.list_snapshots(folder / rundir.CHECKPOINTS)):
+        if rundir.damaged(snap) is None:
+            return snap
+    return None
+
+
+def _join_submitit_tasks() -> None:
+    """Under a submitit job of several tasks: the env:// variables torch.distributed reads (RANK, ...)."""
+    if "SUBMITIT_EXECUTOR" not in os.environ and "SLURM_JOB_ID" not in os.environ:
+        return
+    try:
+        import submitit
+        env = submitit.JobEnvironment()
+    except (ImportError, RuntimeError):
+        return
+    if env.num_tasks > 1:
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
+@dataclass
+class TrialJob:
+    sweep_dir: str
+    name: str
+
+    def __call__(self) -> str:
+        folder = trial_dir(self.sweep_dir, self.name)
+        record = read_trial(folder)
+        cfg = from_dict(record["config"], str(folder / TRIAL_FILE))
+        _join_submitit_tasks()
+        dist = distributed.init(cfg.train.device)
+        try:
+            resume = latest_snapshot(folder)
+            if dist.is_main:
+                update_trial(folder, status="running", started=now(), finished=None, error=None,
+                             resumed_from=str(resume.relative_to(folder)) if resume else None,
+                             host=socket.gethostname(), pid=os.getpid())
+            self._train(cfg, dist, folder, resume)
+            if dist.is_main:
+                update_trial(folder, status="done", finished=now())
+        finally:
+            distributed.shutdown()
+        return str(folder)
+
+    @staticmethod
+    def _train(cfg, dist, folder: Path, resume: Path | None) -> None:
+        from training import loop  # the data stack and TensorBoard load only in the trial's process
+        try:
+            loop.train(cfg, dist, folder if dist.is_main else None, resume)
+        except Exception as e:
+            if dist.is_main:
+                write_text(folder / "error.txt", traceback.format_exc())
+                update_trial(folder, status="failed", finished=now(), error=f"{type(e).__name__}: {e}"[:2000])
+            raise
+
+    def checkpoint(self, *args, **kwargs):
+        """submitit calls this on a timeout or preemption: requeue the same trial; it resumes from its snapshot."""
+        import submitit
+        return submitit.helpers.DelayedSubmission(TrialJob(self.sweep_dir, self.name))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    sweep_dir, name = (argv if argv is not None else sys.argv[1:])
+    try:
+        TrialJob(sweep_dir, name)()
+    except Exception as e:  # recorded in trial.json and error.txt by the job; the exit status tells the runner
+        print(f"trial {name} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

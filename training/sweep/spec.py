@@ -1,0 +1,207 @@
+"""The sweep spec: a YAML file in configs/sweeps/, schema-checked like the training config, and the
+trials it expands to.
+
+    spec = load_spec("configs/sweeps/synthfaces32-privacy.yaml", ["eval.num_fakes=500"])
+    trials = expand(spec)            # [Trial]: name, overrides, seed, the resolved training Config
+
+A trial is the base preset <- the spec's `overrides` <- its `eval` <- the command line's overrides <-
+its axis values <- train.seed and train.kimg. Axes are combined as a grid (every combination) or zipped (the
+i-th value of every axis together), then crossed with the seeds. A trial's name comes from its axis
+values alone (`unit-identity_noise_multiplier-0.8_s0`), so the same spec names the same trials on
+every rerun. Every trial's config is built and checked before anything runs: an unknown key, an axis
+over a key the config does not have, an empty axis or a bad value is refused, naming the key.
+"""
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from training.config import Config, ConfigError, load_config
+
+EXECUTORS = ("local", "submitit-local", "slurm")
+COMBINE = ("grid", "zip")
+RESERVED = {"train.seed": "seeds", "train.kimg": "kimg", "name": "the trial's name", "run_dir": "the sweep folder",
+            "resume": "the sweep's own resume"}   # set by the sweep itself: an axis or override over them is refused
+MAX_NAME = 80                                     # characters of a trial name before it is shortened with a hash
+
+
+@dataclass
+class SlurmSpec:
+    """Where trials run with executor=slurm (submitit); each trial is one job, torchrun-style over its GPUs."""
+    partition: Optional[str] = None      # Slurm partition; null = the cluster's default
+    account: Optional[str] = None        # Slurm account; null = none given
+    gpus_per_trial: int = 1              # GPUs of one trial (one process per GPU, on one node)
+    cpus_per_gpu: int = 8                # CPU cores per process (data loading)
+    mem_gb: Optional[int] = None         # memory of the job, GB; null = the partition's default
+    time_min: int = 4320                 # wall-clock limit per job, minutes; a timed-out trial requeues and resumes
+    constraint: Optional[str] = None     # Slurm --constraint, e.g. a GPU type
+    array_parallelism: int = 64          # trials running at once
+
+
+@dataclass
+class SweepSpec:
+    name: str = MISSING                  # the sweep's name: its default folder is runs/sweeps/<name>
+    base: str = MISSING                  # training preset, relative to the spec file or the working directory
+    kimg: float = MISSING                # each trial's budget (train.kimg)
+    overrides: List[str] = field(default_factory=list)      # KEY=VALUE applied to every trial
+    eval: Dict[str, Any] = field(default_factory=dict)      # eval.* settings; every_kimg defaults to kimg
+    combine: str = "grid"                # grid | zip: how the axes combine
+    axes: Dict[str, List[Any]] = field(default_factory=dict)  # dotted config key -> values
+    seeds: List[int] = field(default_factory=lambda: [0])    # train.seed of each combination
+    executor: str = "local"              # local | submitit-local | slurm
+    workers: int = 1                     # local: trials at once (each its own process)
+    slurm: SlurmSpec = field(default_factory=SlurmSpec)
+    command_line: List[str] = field(default_factory=list)    # KEY=VALUE given to `leakguard sweep run`: last
+
+
+@dataclass
+class Trial:
+    name: str                            # the trial's folder under SWEEP/trials/
+    group: str                           # the name without the seed: trials of a group differ only in seed
+    overrides: Dict[str, Any]            # its axis values
+    seed: int
+    dotlist: List[str]                   # every override the trial's config was built from, in order
+    config: Config
+
+
+def load_spec(path: str | Path, extra: List[str] | None = None) -> SweepSpec:
+    """The spec file (plus KEY=VALUE overrides from the command line, appended to `overrides`), checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"sweep spec not found: {path}")
+    try:
+        data = OmegaConf.load(path)
+    except Exception as e:  # yaml errors
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    try:
+        raw = OmegaConf.merge(OmegaConf.structured(SweepSpec), data)
+        spec = OmegaConf.to_object(raw)
+    except ConfigKeyError as e:
+        raise ConfigError(f"{path}: unknown sweep key {e.full_key!r}; valid keys: "
+                          f"{', '.join(_keys(SweepSpec) + ['slurm.' + k for k in _keys(SlurmSpec)])}") from None
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None)
+        raise ConfigError(f"{path}: " + (f"key {key!r}: " if key else "") + str(e).splitlines()[0]) from None
+    if spec.command_line:
+        raise ConfigError(f"{path}: command_line is set by `leakguard sweep run KEY=VALUE ...`; put the spec's own "
+                          "settings under overrides")
+    spec.command_line = list(extra or [])
+    base = Path(spec.base)
+    if not base.is_absolute() and not base.is_file() and (path.parent / base).is_file():
+        spec.base = str(path.parent / base)
+    check_spec(spec, str(path))
+    return spec
+
+
+def _keys(schema) -> List[str]:
+    return [f for f in schema.__dataclass_fields__]
+
+
+def check_spec(spec: SweepSpec, source: str) -> None:
+    def need(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            raise ConfigError(f"{source}: {key}: {what}")
+    need(Path(spec.base).is_file(), "base", f"preset {spec.base!r} not found (relative to the spec file or the "
+                                            "working directory)")
+    need(spec.kimg > 0, "kimg", f"{spec.kimg!r}: a positive number of kimg per trial")
+    need(spec.combine in COMBINE, "combine", f"{spec.combine!r}: grid | zip")
+    need(spec.executor in EXECUTORS, "executor", f"{spec.executor!r}: {' | '.join(EXECUTORS)}")
+    need(spec.workers >= 1, "workers", f"{spec.workers!r}: at least 1 trial at once")
+    need(len(spec.seeds) > 0 and len(set(spec.seeds)) == len(spec.seeds), "seeds",
+         f"{spec.seeds!r}: one or more distinct integers")
+    need(spec.slurm.gpus_per_trial >= 1 and spec.slurm.time_min >= 1, "slurm",
+         "gpus_per_trial and time_min must be positive")
+    for key, values in spec.axes.items():
+        need(len(values) > 0, f"axes.{key}", "empty; give at least one value")
+        need(spec.combine == "zip" or len({_canonical(v) for v in values}) == len(values), f"axes.{key}",
+             f"repeats a value in {values}")
+    for key in list(spec.axes) + [o.partition("=")[0] for o in spec.overrides + spec.command_line]:
+        need(key not in RESERVED, key, f"set by the sweep; use {RESERVED.get(key)} instead")
+    for key in spec.eval:
+        need("." not in key, f"eval.{key}", "give eval settings one level deep (e.g. every_kimg: 10)")
+    if spec.combine == "zip":
+        lengths = {k: len(v) for k, v in spec.axes.items()}
+        need(len(set(lengths.values())) <= 1, "axes", f"combine=zip needs axes of one length, got {lengths}")
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _as_override(key: str, value) -> str:
+    """KEY=VALUE whose VALUE parses back (as YAML) to `value`: JSON is YAML."""
+    return f"{key}={_canonical(value)}"
+
+
+def combinations(spec: SweepSpec) -> List[Dict[str, Any]]:
+    """The axis values of each combination, in the spec's order."""
+    keys = list(spec.axes)
+    if not keys:
+        return [{}]
+    rows = zip(*spec.axes.values()) if spec.combine == "zip" else itertools.product(*spec.axes.values())
+    return [dict(zip(keys, row)) for row in rows]
+
+
+def labels(keys: List[str]) -> Dict[str, str]:
+    """Each key's shortest dotted suffix that no other key ends with: privacy.noise_multiplier -> noise_multiplier."""
+    out = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            label = ".".join(parts[-n:])
+            if not any(other != key and (other == label or other.endswith("." + label)) for other in keys):
+                break
+        out[key] = label
+    return out
+
+
+def _word(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return format(value, "g")
+    if isinstance(value, (list, tuple)):
+        return "+".join(_word(v) for v in value)
+    return str(value)
+
+
+def group_name(values: Dict[str, Any], short: Dict[str, str]) -> str:
+    """A folder-safe name from the axis values; long ones keep a prefix and gain a hash of the values."""
+    if not values:
+        return "base"
+    text = "_".join(f"{short[k]}-{_word(v)}" for k, v in values.items())
+    text = re.sub(r"[^A-Za-z0-9._+-]+", "-", text)
+    if len(text) > MAX_NAME:
+        text = text[:MAX_NAME - 9] + "~" + hashlib.sha1(_canonical(values).encode()).hexdigest()[:8]
+    return text
+
+
+def expand(spec: SweepSpec) -> List[Trial]:
+    """Every trial of the spec, each config built and checked (module doc)."""
+    short = labels(list(spec.axes))
+    evals = {"every_kimg": spec.kimg, **spec.eval}
+    common = list(spec.overrides) + [_as_override(f"eval.{k}", v) for k, v in evals.items()] + spec.command_line
+    trials, seen = [], {}
+    for values in combinations(spec):
+        group = group_name(values, short)
+        if group in seen:
+            raise ConfigError(f"axes: {seen[group]} and {values} both name their trials {group!r}; give the values "
+                              "distinct spellings")
+        seen[group] = values
+        for seed in spec.seeds:
+            dotlist = common + [_as_override(k, v) for k, v in values.items()] + [f"train.seed={seed}",
+                                                                               f"train.kimg={spec.kimg}"]
+            try:
+                cfg = load_config(spec.base, dotlist)
+            except ConfigError as e:
+                raise ConfigError(f"sweep {spec.name!r}, trial {group}_s{seed}: {e}") from None
+            trials.append(Trial(f"{group}_s{seed}", group, values, seed, dotlist, cfg))
+    return trials

@@ -1,0 +1,55 @@
+"""`leakguard sweep status DIR`: each trial's state and progress, read live from the trial folders
+(trial.json and the last line of stats.jsonl), so it works while trials run here or on a cluster."""
+import json
+from pathlib import Path
+
+from training.sweep.job import TRIAL_FILE, TRIALS, read_trial
+
+
+def _last_stats(folder: Path) -> dict:
+    """The newest value of each key among the last lines of stats.jsonl (ticks and evaluations log different keys)."""
+    path = folder / "stats.jsonl"
+    if not path.is_file():
+        return {}
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 8192))
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    newest = {}
+    for line in lines:
+        try:
+            newest.update(json.loads(line))
+        except ValueError:   # the first (cut) line of the tail, or a line being written
+            continue
+    return newest
+
+
+def progress(sweep_dir: Path) -> list[dict]:
+    rows = []
+    for path in sorted((Path(sweep_dir) / TRIALS).glob(f"*/{TRIAL_FILE}")):
+        r, stats = read_trial(path.parent), _last_stats(path.parent)
+        rows.append({"name": r["name"], "status": r["status"], "kimg": stats.get("nimg", 0) / 1000,
+                     "budget": r["kimg"], "epsilon": stats.get("Privacy/epsilon"),
+                     "sec_per_kimg": stats.get("Timing/sec_per_kimg"), "error": r.get("error"),
+                     "where": r.get("executor") + (f" job {r['job_id']}" if r.get("job_id") else "")})
+    return rows
+
+
+def format_status(sweep_dir: Path) -> str:
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / TRIALS).is_dir():
+        raise FileNotFoundError(f"{sweep_dir}: not a sweep folder (no {TRIALS}/); start one with "
+                                "`leakguard sweep run SPEC --out DIR`")
+    rows = progress(sweep_dir)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "running", "pending", "failed")}
+    width = max([len(r["name"]) for r in rows] + [5])
+    lines = [f"{sweep_dir}: {len(rows)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()),
+             f"{'trial':<{width}}  {'status':<8} {'kimg':>13}  {'epsilon':>8}  {'s/kimg':>7}  where"]
+    for r in rows:
+        eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.3g}"
+        speed = "-" if r["sec_per_kimg"] is None else f"{r['sec_per_kimg']:.1f}"
+        lines.append(f"{r['name']:<{width}}  {r['status']:<8} {r['kimg']:>6g}/{r['budget']:<6g}  {eps:>8}  "
+                     f"{speed:>7}  {r['where']}")
+        if r["status"] == "failed" and r["error"]:
+            lines.append(f"{'':<{width}}  error: {r['error'].splitlines()[0][:200]}")
+    return "\n".join(lines)
