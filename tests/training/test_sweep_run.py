@@ -101,7 +101,7 @@ def test_a_killed_sweep_resumes_the_interrupted_trial_from_its_snapshot(tmp_path
     sweep = subprocess.Popen([sys.executable, "-m", "training.cli", "sweep", "run", str(spec), "--out", str(out)],
                              cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not (first.is_dir() and read_trial(first)["status"] == "done"
+    while not ((first / "trial.json").is_file() and read_trial(first)["status"] == "done"
                and rundir.list_snapshots(second / rundir.CHECKPOINTS)):
         assert sweep.poll() is None and time.time() < deadline, "the sweep ended before it could be interrupted"
         time.sleep(0.02)
