@@ -10,8 +10,9 @@ abstaining on the rest) and counts the correct ones, v. Under (epsilon, 0)-DP, v
 dominated by Binomial(r, e^eps / (1 + e^eps)) (their Theorem 3.1); under (epsilon, delta)-DP the tail
 gains the paper's delta term: P[v' >= v] <= P[Binomial(r, q) >= v] + 2 m delta alpha, with
 alpha = max over 1 <= i <= v of P[v - i <= Binomial(r, q) < v] / i (their approximate-DP bound, in the
-form of the paper's p-value procedure). An epsilon whose p-value is at most 1 - confidence is
-rejected; the bound is the largest epsilon rejected (0 when none is).
+form of the paper's p-value procedure; the tests check it against a second computation from binomial
+survival functions, the form of DeepMind's jax_privacy.auditing). An epsilon whose p-value is at most
+1 - confidence is rejected; the bound is the largest epsilon rejected (0 when none is).
 
 Choosing the guesses: (k+, k-) are taken from a fixed grid (GRID, both sides alike and one-sided), as
 the paper chooses them by trying several and keeping the best; since the best of G tries is reported,
@@ -76,14 +77,19 @@ def guesses(scores: np.ndarray, k_plus: int, k_minus: int) -> np.ndarray:
 
 
 def audit_bound(scores: Sequence[float], included: Sequence[bool], delta: float = 0.0,
-                confidence: float = CONFIDENCE, grid: list[tuple[int, int]] | None = None) -> dict:
-    """The audit of one score vector (module doc): every (k+, k-) tried, and the best bound."""
+                confidence: float = CONFIDENCE, grid: list[tuple[int, int]] | None = None,
+                comparisons: int = 1) -> dict:
+    """The audit of one score vector (module doc): every (k+, k-) tried, and the best bound. `comparisons`:
+    how many scores' bounds are reported together; the level is split across them as well (Bonferroni), so
+    a verdict taken over all of them holds at `confidence`."""
     s, inc = np.asarray(scores, np.float64), np.asarray(included, bool)
     if s.ndim != 1 or len(s) != len(inc) or len(s) < 2 or not np.isfinite(s).all():
         raise ValueError(f"audit_bound: need finite scores [m] and included [m] with m >= 2, got {s.shape}, {inc.shape}")
+    if comparisons < 1:
+        raise ValueError(f"audit_bound: comparisons={comparisons} must be at least 1")
     m = len(s)
     grid = grid or guess_grid(m)
-    level = (1 - confidence) / len(grid)
+    level = (1 - confidence) / (len(grid) * comparisons)
     truth = np.where(inc, 1, -1)
     tried = []
     for k_plus, k_minus in grid:
@@ -93,7 +99,8 @@ def audit_bound(scores: Sequence[float], included: Sequence[bool], delta: float 
                       "epsilon_lower_bound": epsilon_lower_bound(m, r, v, delta, level)})
     best = max(tried, key=lambda x: x["epsilon_lower_bound"])
     return {"canaries": m, "included": int(inc.sum()), "delta": delta, "confidence": confidence,
-            "tests": len(grid), "level_per_test": level, "epsilon_lower_bound": best["epsilon_lower_bound"],
-            "best": best, "tried": tried,
-            "correction": f"the best of {len(grid)} (k+, k-) choices is reported, each tested at level "
-                          f"{1 - confidence:g} / {len(grid)} (Bonferroni)"}
+            "tests": len(grid) * comparisons, "level_per_test": level,
+            "epsilon_lower_bound": best["epsilon_lower_bound"], "best": best, "tried": tried,
+            "correction": f"the best of {len(grid)} (k+, k-) choices is reported" +
+                          (f" for each of {comparisons} scores" if comparisons > 1 else "") +
+                          f", each tested at level {1 - confidence:g} / {len(grid) * comparisons} (Bonferroni)"}

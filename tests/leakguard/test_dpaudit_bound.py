@@ -35,6 +35,38 @@ def test_delta_only_lowers_the_bound_and_zero_delta_is_the_binomial_tail():
         assert epsilon_lower_bound(r, r, v, delta=1e-3) < epsilon_lower_bound(r, r, v)
 
 
+def delta_oracle(m, r, v, eps, delta):
+    """The paper's approximate-DP p-value written a second way: the mass of [v - i, v) as a difference of
+    binomial survival functions (not a running sum of pmfs), maximised over i in one vectorised step. This is
+    the form DeepMind's jax_privacy.auditing uses; the paper's own listing (as reproduced in
+    ubc-systopia/panoramia-privacy-measurement) accumulates pmfs as ours does, with the same 2 m delta alpha."""
+    q = 1 / (1 + math.exp(-eps))
+    beta = binom.sf(v - 1, r, q)
+    i = np.arange(1, v + 1)
+    alpha = np.max((binom.sf(v - i - 1, r, q) - beta) / i, initial=0.0)
+    return min(1.0, beta + 2 * m * delta * alpha)
+
+
+@pytest.mark.parametrize("m, r, v", [(200, 40, 38), (200, 120, 76), (1000, 1000, 990), (100, 100, 75), (64, 10, 9)])
+@pytest.mark.parametrize("eps, delta", [(0.3, 1e-5), (1.0, 1e-5), (2.0, 1e-3), (0.0, 1e-2)])
+def test_the_delta_term_equals_a_second_computation(m, r, v, eps, delta):
+    assert p_value(m, r, v, eps, delta) == pytest.approx(delta_oracle(m, r, v, eps, delta), rel=1e-9, abs=1e-12)
+
+
+def test_scores_reported_together_split_the_level():
+    rng = np.random.default_rng(1)
+    included = rng.random(200) < 0.5
+    scores = included + rng.normal(0, 0.6, 200)
+    one, two = audit_bound(scores, included), audit_bound(scores, included, comparisons=2)
+    assert two["level_per_test"] == pytest.approx(one["level_per_test"] / 2) and two["tests"] == 2 * one["tests"]
+    best = two["best"]
+    assert two["epsilon_lower_bound"] == pytest.approx(
+        epsilon_lower_bound(200, best["guesses"], best["correct"], level=0.05 / (2 * one["tests"])))
+    assert 0 < two["epsilon_lower_bound"] < one["epsilon_lower_bound"] and "for each of 2 scores" in two["correction"]
+    with pytest.raises(ValueError, match="comparisons"):
+        audit_bound(scores, included, comparisons=0)
+
+
 def test_audit_on_score_vectors_matches_the_guesses_it_reports():
     rng = np.random.default_rng(0)
     included = rng.random(200) < 0.5

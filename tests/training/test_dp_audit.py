@@ -43,6 +43,11 @@ def test_a_run_without_dp_is_audited_with_recorded_canaries(tmp_path, capsys, sy
         assert b["epsilon_lower_bound"] >= 0 and len(report["scores"][name]) == 8
         assert "no claim" in report["verdicts"][name]
     assert "d_logit: epsilon lower bound" in stdout and (out / "report.html").read_text().count("<img") == 2
+    # scored again from the last snapshot without training: the same numbers
+    assert main(["dp-audit", "--rescore", "--out", str(out), "--matcher", f"synth={synth_matcher_weights}",
+                 "--fakes", "16"]) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert again["scores"] == report["scores"] and again["claimed"] is None
 
 
 def test_a_private_run_is_never_bounded_above_its_claim(tmp_path, capsys):
@@ -54,6 +59,15 @@ def test_a_private_run_is_never_bounded_above_its_claim(tmp_path, capsys):
     b = report["bounds"]["d_logit"]
     assert b["delta"] == claimed["delta"] and b["epsilon_lower_bound"] <= claimed["epsilon"]
     assert report["verdicts"]["d_logit"].startswith("consistent")
+    # scored again from release.pt without training: the same scores, bounds and claim
+    assert main(["dp-audit", "--rescore", "--out", str(out)]) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert again["claimed"] == claimed and again["scores"] == report["scores"] and again["bounds"] == report["bounds"]
+    assert main(["dp-audit", "--rescore", "--out", str(tmp_path / "nowhere")]) == 2
+    assert main(["dp-audit", "--rescore", "--config", "configs/synthfaces32.yaml", "--out", str(out)]) == 2
+    assert main(["dp-audit", "--out", str(out)]) == 2                       # neither --config nor --rescore
+    err = capsys.readouterr().err
+    assert "no canary record" in err and "takes neither --config" in err and "--config: the training preset" in err
 
 
 def test_canaries_are_reproducible_and_stand_out():
@@ -64,6 +78,7 @@ def test_canaries_are_reproducible_and_stand_out():
     changed = (a.images != plain.render_all().transpose(0, 2, 3, 1)).any(axis=3)   # [N, H, W] patched pixels
     assert all(36 <= changed[i].sum() <= 49 for i in range(len(changed)))        # a 6x6 patch (some pixels equal)
     assert all(np.array_equal(changed[3 * c], changed[3 * c + 1]) for c in range(5))  # same place per person
+
 
 
 def test_the_broken_switch_skips_the_noise_and_the_ledger_still_claims_it(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ their images. Nothing in the training data looks like it, so a model that rememb
 it: the strongest canaries a black-box audit can use.
 """
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,4 +109,21 @@ def write_record(path: Path, canaries: Canaries, included: np.ndarray, seed: int
 
 
 def read_record(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no canary record; run `leakguard dp-audit` into that folder first")
+    return json.loads(path.read_text())
+
+
+SYNTH_SOURCE = re.compile(r"^synthfaces canaries m=(\d+) k=(\d+) seed=(-?\d+) ")
+FOLDER_SOURCE = re.compile(r"^folder (.+) \((image|identity)\)$")
+
+
+def canaries_from_record(record: dict, resolution: int) -> Canaries:
+    """The canaries a canaries.json describes, rebuilt (SynthFaces) or read again (a folder)."""
+    if found := SYNTH_SOURCE.match(record["source"]):
+        m, k, seed = map(int, found.groups())
+        return synthfaces_canaries(m, k, resolution, seed)
+    if found := FOLDER_SOURCE.match(record["source"]):
+        return folder_canaries(Path(found.group(1)), found.group(2))
+    raise ValueError(f"canaries.json: source {record['source']!r} is neither SynthFaces canaries nor a folder")

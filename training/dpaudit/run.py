@@ -7,6 +7,8 @@ Scores (higher: more likely in training):
     d_logit   black-box on the released D: the mean D logit over the canary's images
     release   black-box on the released G_ema: the best matcher cosine of `fakes` generated faces to the
               canary's centroid (with a matcher)
+The bounds of the scores are reported together, so the 5% error is split between them (audit_bound's
+`comparisons`): the run's verdict holds at 95% over every score and every choice of guesses.
 The claim is the ledger's epsilon at its delta (none for a run without DP); the bound uses that delta.
 """
 import logging
@@ -39,13 +41,13 @@ def base_data(cfg: Config):
 
 
 @torch.no_grad()
-def d_scores(D, canaries: Canaries, device) -> np.ndarray:
-    """[m] mean D logit over each canary's images (a canary's images form one batch, so minibatch-stddev
-    groups stay within it)."""
+def d_scores(D, images: np.ndarray, unit: np.ndarray, m: int, device) -> np.ndarray:
+    """[m] mean D logit over each canary's images (uint8 [N, H, W, 3], canary `unit` [N]); a canary's images
+    form one batch, so minibatch-stddev groups stay within it."""
     D.eval()
-    out = np.zeros(len(canaries))
-    for c in range(len(canaries)):
-        img = torch.from_numpy(canaries.images[canaries.unit == c]).permute(0, 3, 1, 2).to(device)
+    out = np.zeros(m)
+    for c in range(m):
+        img = torch.from_numpy(images[unit == c]).permute(0, 3, 1, 2).to(device)
         x = img.float() / 127.5 - 1
         out[c] = float(D(x, torch.zeros([len(x), D.c_dim], device=device)).mean())
     return out
@@ -80,15 +82,49 @@ def audit_run(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path, 
     claimed = None if state.privacy is None else {"epsilon": state.privacy.ledger.epsilon(),
                                                   "delta": state.privacy.ledger.delta,
                                                   "unit": state.privacy.unit}
+    return score_run(state.D, state.G_ema, claimed, canaries, included, run_dir, matcher, fakes, state.device)
+
+
+def score_run(D, G_ema, claimed: dict | None, canaries: Canaries, included: np.ndarray, run_dir: Path,
+              matcher=None, fakes: int = 1000, device=torch.device("cpu")) -> dict:
+    """Every score of the released D (and G_ema, with a matcher) and its bound, set against the claim."""
     delta = claimed["delta"] if claimed else 0.0
-    scores = {"d_logit": d_scores(state.D, canaries, state.device)}
+    scores = {"d_logit": d_scores(D, canaries.images, canaries.unit, len(canaries), device)}
     if matcher is not None:
-        scores["release"] = release_scores(state.G_ema, matcher, canaries, fakes, state.device)
-    bounds = {name: audit_bound(s, included, delta=delta) for name, s in scores.items()}
+        scores["release"] = release_scores(G_ema, matcher, canaries, fakes, device)
+    bounds = {name: audit_bound(s, included, delta=delta, comparisons=len(scores)) for name, s in scores.items()}
     return {"run": str(run_dir), "claimed": claimed, "canaries": {"source": canaries.source, "m": len(canaries),
                                                                   "included": included.astype(int).tolist()},
             "scores": {k: v.tolist() for k, v in scores.items()}, "bounds": bounds,
             "verdicts": {name: verdict(b["epsilon_lower_bound"], claimed) for name, b in bounds.items()}}
+
+
+def rescore(out: Path, matcher=None, fakes: int = 1000, device=torch.device("cpu")) -> dict:
+    """Scores an audit's finished run again (OUT/canaries.json, OUT/runs/audited-*/): its release.pt (a DP
+    run, with the claim it records) or its last snapshot (a run without DP), the same canaries rebuilt
+    from the record. No training; for scores added after the run."""
+    from training.checkpoint import load_networks
+    from training.dpaudit.canaries import canaries_from_record, read_record
+    record = read_record(out / "canaries.json")
+    runs = sorted((out / "runs").glob("audited-*"))
+    if len(runs) != 1:
+        raise FileNotFoundError(f"{out / 'runs'}: expected one audited-* run folder, found {len(runs)}")
+    run_dir = runs[0]
+    release = run_dir / "release.pt"
+    path = release if release.is_file() else (rundir.list_snapshots(run_dir / rundir.CHECKPOINTS) or [None])[-1]
+    if path is None:
+        raise FileNotFoundError(f"{run_dir}: neither release.pt nor a snapshot; the audited run did not finish")
+    nets = load_networks(path, map_location=device)
+    privacy = nets["extra"].get("privacy") if path == release else None
+    if path != release and "privacy" in (nets["extra"].get("config") or {}) and \
+            nets["extra"]["config"]["privacy"]["unit"] != "none":
+        raise FileNotFoundError(f"{run_dir}: a DP run without release.pt (it did not finish): no claim to audit")
+    claimed = None if privacy is None else {k: privacy[k] for k in ("epsilon", "delta", "unit")}
+    resolution = nets["D"].img_resolution
+    canaries = canaries_from_record(record, resolution)
+    included = np.asarray(record["included"], bool)
+    return score_run(nets["D"].to(device), nets["G_ema"].to(device), claimed, canaries, included, run_dir, matcher,
+                     fakes, device)
 
 
 def verdict(bound: float, claimed: dict | None) -> str:
