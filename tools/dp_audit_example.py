@@ -8,8 +8,12 @@ probability 1/2) audited in three runs of the same size on SynthFaces at 32 px:
     power, dp_identity, broken_identity
                  the same three with 200 canary people of 8 images each (privacy.unit=identity), trained
                  twice as long: the audit's power where memorising is easiest
+    dp_identity_k8, broken_identity_k8
+                 per-person DP that uses all 8 of a sampled person's images (4 people a step on average),
+                 claiming epsilon 0.5: a claim below what the power run shows a run without DP leaks
+                 (1.14), so a broken run that behaves like one can be caught by its epsilon
 
-    python tools/dp_audit_example.py                     # about 45 minutes on 2 CPU cores
+    python tools/dp_audit_example.py                     # about 65 minutes on 2 CPU cores
     python tools/dp_audit_example.py --kimg 10 --out runs/dp_audit_example
 
 Each is `leakguard dp-audit` in a process of its own (the broken switch is read at start); OUT/summary.md
@@ -29,6 +33,8 @@ PER_IMAGE = ["privacy.unit=image", "model.mbstd_channels=0"]
 PERSON = ["--unit", "identity", "--canary-images", "8"]
 BROKEN = {"LEAKGUARD_BROKEN_DP": "skip-noise"}
 LOOSE = ["privacy.max_grad_norm=1000"]
+HALF = ["privacy.target_epsilon=0.5", "privacy.expected_batch=4", "privacy.delta=1e-5"]
+ALL8 = ["privacy.max_images_per_identity=8", "model.mbstd_group=4"]   # the power run's D: groups of 4
 # name: (preset, dp-audit flags, environment, overrides, kimg multiplier)
 ARMS = {"nonprivate": ("configs/synthfaces32.yaml", ["--unit", "image"], {}, [], 1.0),
         "dp": ("configs/synthfaces32-dp.yaml", [], {}, DP + PER_IMAGE, 1.0),
@@ -39,7 +45,10 @@ ARMS = {"nonprivate": ("configs/synthfaces32.yaml", ["--unit", "image"], {}, [],
         # clipping loose (C = 1000, above D's per-person gradient norms): the noise is all that protects, which
         # is what a missing noise call removes (with C = 1 clipping alone kept D from learning the canaries)
         "dp_identity": ("configs/synthfaces32-dp.yaml", PERSON[2:], {}, DP + LOOSE, 2.0),
-        "broken_identity": ("configs/synthfaces32-dp.yaml", PERSON[2:], BROKEN, DP + LOOSE, 2.0)}
+        "broken_identity": ("configs/synthfaces32-dp.yaml", PERSON[2:], BROKEN, DP + LOOSE, 2.0),
+        # every image of a sampled person in its step, as the power run's D sees them, and a claim of 0.5
+        "dp_identity_k8": ("configs/synthfaces32-dp.yaml", PERSON[2:], {}, HALF + LOOSE + ALL8, 2.0),
+        "broken_identity_k8": ("configs/synthfaces32-dp.yaml", PERSON[2:], BROKEN, HALF + LOOSE + ALL8, 2.0)}
 
 
 def run_arm(name: str, out: Path, kimg: float, canaries: int) -> dict:

@@ -6,6 +6,7 @@ passed through html.escape; no training image is read or shown.
 
     write_report("runs/sweeps/dp-ablation", rows, group_rows(rows), spec_text=spec.read_text())
 """
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
@@ -61,7 +62,8 @@ def _groups_table(groups: Sequence[dict], front: dict) -> str:
     rows = ['<table class="groups">', _row(head, header=True, left=2)]
     for i, g in enumerate(groups):
         star = {axis: bool(f[i]) for axis, f in front.items()}
-        overrides = "<br>".join(_e(f"{k}={v}") for k, v in g["overrides"].items()) or "–"
+        overrides = "<br>".join(_e(f"{k}={v if isinstance(v, str) else json.dumps(v)}")
+                                for k, v in g["overrides"].items()) or "–"
         seeds = f"{g['n_seeds']} ({', '.join(map(str, g['seeds']))})"
         interval = f"t, {g['n_seeds']} seeds" if g["interval"] == "t" else "trial's own"
         delta = "–" if g["delta"] is None else format(g["delta"], "g")

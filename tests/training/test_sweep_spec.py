@@ -123,3 +123,38 @@ def test_dry_run_lists_the_trials(tmp_path, preset, capsys):
     assert capsys.readouterr().out.splitlines() == ["r1_gamma-1_s0: loss.r1_gamma=1 train.seed=0",
                                                     "r1_gamma-2_s0: loss.r1_gamma=2 train.seed=0"]
     assert not (tmp_path / "out").exists()
+
+
+SHIPPED = {"synthfaces32-privacy": ["eval.matchers=[synth=/m.pt]", "leakage_reg.matchers=[synth=/m.pt]"],
+           "ffhq256-privacy": ["data.path=/d.zip", "eval.matchers=[arcface_torch=/a.pth]",
+                               "leakage_reg.matchers=[arcface_torch=/a.pth]"]}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_shipped_specs_expand(name):
+    trials = expand(load_spec(f"configs/sweeps/{name}.yaml", SHIPPED[name]))
+    privacy = [(t.config.privacy.unit, t.config.leakage_reg.weight) for t in trials]
+    if name == "synthfaces32-privacy":   # the README's five trials, sigma for the two DP ones
+        assert privacy == [("none", 0), ("identity", 0), ("identity", 0), ("none", 5), ("none", 20)]
+        assert [t.config.privacy.noise_multiplier for t in trials[1:3]] == [0.7, 2.0]
+        assert all(t.config.train.kimg == 20 and t.config.data.synthfaces.overrep_images == 500 for t in trials)
+    else:
+        assert len(trials) == 15 and [t.config.privacy.target_epsilon for t in trials[3:9:3]] == [10.0, 3.0]
+
+
+def test_slurm_jobs_ask_for_what_the_spec_says(tmp_path, monkeypatch):
+    """The sbatch file submitit would submit (a stand-in `srun` on PATH: no cluster here)."""
+    pytest.importorskip("submitit")
+    from training.sweep.runner import make_executor
+    spec = load_spec("configs/sweeps/ffhq256-privacy.yaml", SHIPPED["ffhq256-privacy"])
+    spec.slurm.partition, spec.slurm.account, spec.slurm.constraint = "gpu", "lab", "a100"
+    with pytest.raises(FileNotFoundError, match="srun"):
+        monkeypatch.setenv("PATH", str(tmp_path))
+        make_executor(spec, tmp_path)
+    (tmp_path / "srun").write_text("#!/bin/sh\n")
+    (tmp_path / "srun").chmod(0o755)
+    text = make_executor(spec, tmp_path)._executor._make_submission_file_text("python -m job", "uid")
+    for line in ("--partition=gpu", "--account=lab", "--constraint=a100", "--gpus-per-node=8",
+                 "--ntasks-per-node=8", "--cpus-per-task=8", "--nodes=1", "--time=2880", "--mem=480GB",
+                 "--job-name=sweep-ffhq256-privacy"):
+        assert f"#SBATCH {line}\n" in text, line

@@ -9,7 +9,6 @@ pending -> running -> done | failed, with the error, when it started and finishe
 resumed from, and where it ran. Under submitit with several tasks (slurm.gpus_per_trial > 1) every
 task is one torchrun-style process of the same run; rank 0 writes the folder.
 """
-import json
 import logging
 import os
 import socket
@@ -20,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from leakguard.atomic import write_json, write_text
+from leakguard.sweep.trial import read_trial
 from training import distributed, rundir
 from training.config import from_dict
 
@@ -30,16 +30,6 @@ log = logging.getLogger("leakguard.sweep")
 
 def trial_dir(sweep_dir: str | Path, name: str) -> Path:
     return Path(sweep_dir) / TRIALS / name
-
-
-def read_trial(folder: Path) -> dict:
-    path = folder / TRIAL_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no trial record; plan the sweep with `leakguard sweep run SPEC`") from None
-    except ValueError as e:
-        raise ValueError(f"{path}: not a trial record ({e})") from None
 
 
 def update_trial(folder: Path, **changes) -> dict:

@@ -13,6 +13,7 @@ recorded with its error while the others go on.
 """
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -173,6 +174,9 @@ def make_executor(spec: SweepSpec, out: Path):
         raise ImportError(f"executor={spec.executor} needs submitit: pip install submitit (or pip install "
                           "-e '.[sweep]')") from None
     cluster = "local" if spec.executor == "submitit-local" else "slurm"
+    if cluster == "slurm" and shutil.which("srun") is None:
+        raise FileNotFoundError("executor=slurm: no `srun` on PATH, so this is not a Slurm node; submit from the "
+                                "cluster's login node, or use --executor local or submitit-local")
     s = spec.slurm
     executor = submitit.AutoExecutor(folder=out / "submitit", cluster=cluster)
     gpus = s.gpus_per_trial if cluster == "slurm" or _cuda_count() >= s.gpus_per_trial else 0
