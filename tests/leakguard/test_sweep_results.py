@@ -7,18 +7,17 @@ import math
 import re
 import shutil
 import statistics
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from scipy import stats
 
 from leakguard.cli.privacy import read_record
 from leakguard.sweep.pareto import fronts, pareto_front, privacy_axes
 from leakguard.sweep.report import write_report
 from leakguard.sweep.results import group_rows, read_rows, trial_row, write_results
+from tests.chromium import chromium, coloured_pixels, screenshot, without_images
 from tests.leakguard.sweep_trials import EXTRACTOR, FAILED_ERROR, GROUPS, build_sweep
 
 
@@ -222,29 +221,13 @@ def test_report_has_the_groups_table_and_one_plot_per_privacy_axis(report):
     assert "★" not in dominated and dominated.endswith("<td>–</td></tr>")
 
 
-def _chromium() -> str | None:
-    return next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))), None)
-
-
-def _screenshot(browser: str, html: Path, png: Path) -> np.ndarray:
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1400,3600", f"--screenshot={png}", html.as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    return np.asarray(Image.open(png).convert("RGB")).astype(np.int16)
-
-
-def _coloured_pixels(rgb: np.ndarray) -> int:
-    """Saturated pixels: the plots' points and front lines (the page's text and tables are grey)."""
-    return int(((rgb.max(axis=2) - rgb.min(axis=2)) > 80).sum())
-
-
-@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium package (apt-get install chromium)")
+@pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium package (apt-get install chromium)")
 def test_the_report_draws_its_plots_in_headless_chromium(report, tmp_path):
     page, html = report
-    shown = _screenshot(_chromium(), page, tmp_path / "report.png")
+    shown = screenshot(chromium(), page, tmp_path / "report.png", height=3600)
     blank = tmp_path / "no_plots.html"  # the control: the same page without the plots' pixels
-    blank.write_text(re.sub(r'src="data:image/png;base64,[^"]+"', 'src=""', html))
-    control = _screenshot(_chromium(), blank, tmp_path / "no_plots.png")
+    blank.write_text(without_images(html))
+    control = screenshot(chromium(), blank, tmp_path / "no_plots.png", height=3600)
     assert shown.shape == control.shape and shown.std() > 10  # a page, not a blank window
     # the control's colour is the privacy box's border; each of the 4 plots adds its red and blue points
-    assert _coloured_pixels(shown) > _coloured_pixels(control) + 4 * 800
+    assert coloured_pixels(shown) > coloured_pixels(control) + 4 * 800

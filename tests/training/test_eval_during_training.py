@@ -2,15 +2,10 @@
 `leakguard audit` / `leakguard fidelity` of the snapshot with the same seeds, the training set embedded
 once (not again on resume), a missing file stopping the start, and the DP statement."""
 import json
-import re
-import shutil
-import subprocess
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
+from tests.chromium import chromium, coloured_pixels, screenshot, without_images
 from tests.training.tiny import tiny_config
 from training import loop, rundir
 from training.cli import main
@@ -131,34 +126,18 @@ def test_leakguard_report_on_a_folder_without_evaluations_says_what_to_set(tmp_p
     assert "train with eval.every_kimg set" in capsys.readouterr().err
 
 
-def _chromium() -> str | None:
-    return next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))), None)
-
-
-def _screenshot(browser: str, html: Path, png: Path) -> np.ndarray:
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1400,2400", f"--screenshot={png}", html.as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    return np.asarray(Image.open(png).convert("RGB")).astype(np.int16)
-
-
-def _coloured_pixels(rgb: np.ndarray) -> int:
-    """Pixels of a plot's curves: saturated colour, which the page's text and tables (greys) never have."""
-    return int(((rgb.max(axis=2) - rgb.min(axis=2)) > 80).sum())
-
-
-@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium package (apt-get install chromium)")
+@pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium package (apt-get install chromium)")
 def test_the_report_renders_its_plots_in_headless_chromium(evaluated, tmp_path):
     _, run_dir, _ = evaluated
     assert main(["report", str(run_dir)]) == 0
     page = run_dir / "report.html"
-    shown = _screenshot(_chromium(), page, tmp_path / "report.png")
+    shown = screenshot(chromium(), page, tmp_path / "report.png")
     # the control: the same page with the plot's data removed renders no curve
     html = page.read_text()
     blank = tmp_path / "no_plot.html"
-    blank.write_text(re.sub(r'src="data:image/png;base64,[^"]+"', 'src=""', html))
-    control = _screenshot(_chromium(), blank, tmp_path / "no_plot.png")
+    blank.write_text(without_images(html))
+    control = screenshot(chromium(), blank, tmp_path / "no_plot.png")
     assert shown.shape == control.shape and shown.std() > 10  # a page, not a blank window
     # the control shows at most a broken-image icon's few coloured pixels; the page, every panel's curves
-    assert _coloured_pixels(control) < 200
-    assert _coloured_pixels(shown) > _coloured_pixels(control) + 2000  # (a 1400x2400 window)
+    assert coloured_pixels(control) < 200
+    assert coloured_pixels(shown) > coloured_pixels(control) + 2000  # (a 1400x2400 window)
