@@ -2,7 +2,8 @@
 probability 1/2) audited in three runs of the same size on SynthFaces at 32 px:
 
     nonprivate   configs/synthfaces32.yaml, the same canaries without DP
-    dp           per-image DP-SGD on D with a target epsilon of 1: the bound must stay at or below 1
+    dp           per-image DP-SGD on D with a target epsilon of 1: the bound must stay at or below 1; with
+                 1,000 white-box gradient canaries too (leakguard.dpaudit.gradient)
     broken       the same DP config with the noise skipped (LEAKGUARD_BROKEN_DP=skip-noise) while the ledger
                  still claims epsilon 1: the audit must catch it
     power, dp_identity, broken_identity
@@ -32,13 +33,15 @@ DP = ["privacy.target_epsilon=1", "privacy.expected_batch=16", "privacy.delta=1e
 PER_IMAGE = ["privacy.unit=image", "model.mbstd_channels=0"]
 PERSON = ["--unit", "identity", "--canary-images", "8"]
 BROKEN = {"LEAKGUARD_BROKEN_DP": "skip-noise"}
+WHITE = ["--gradient-canaries", "1000"]
 LOOSE = ["privacy.max_grad_norm=1000"]
 HALF = ["privacy.target_epsilon=0.5", "privacy.expected_batch=4", "privacy.delta=1e-5"]
 ALL8 = ["privacy.max_images_per_identity=8", "model.mbstd_group=4"]   # the power run's D: groups of 4
 # name: (preset, dp-audit flags, environment, overrides, kimg multiplier)
 ARMS = {"nonprivate": ("configs/synthfaces32.yaml", ["--unit", "image"], {}, [], 1.0),
-        "dp": ("configs/synthfaces32-dp.yaml", [], {}, DP + PER_IMAGE, 1.0),
-        "broken": ("configs/synthfaces32-dp.yaml", [], BROKEN, DP + PER_IMAGE, 1.0),
+        # with 1,000 white-box gradient canaries as well (Dirac gradients in D's private step)
+        "dp": ("configs/synthfaces32-dp.yaml", WHITE, {}, DP + PER_IMAGE, 1.0),
+        "broken": ("configs/synthfaces32-dp.yaml", WHITE, BROKEN, DP + PER_IMAGE, 1.0),
         # people as canaries, each with 8 images, trained twice as long: the power the issue asks for, and the
         # same canaries under identity-level DP, correct and broken
         "power": ("configs/synthfaces32.yaml", PERSON, {}, [], 2.0),

@@ -29,6 +29,7 @@ from training.leakage import build_leakage
 from training.dp.stream import UnitStream
 from training.data.images import make_grid, save_png, to_uint8
 from training.report import Reporter
+from training.dp.per_unit import trainable
 from training.snapshot import load_snapshot, save_snapshot
 from training.state import TrainState, build_state
 from training.steps import stream_seed, train_round
@@ -119,8 +120,10 @@ def save_release(state: TrainState, run_dir: Path, units: int) -> None:
                   extra={"privacy": state.privacy.record(units), "nimg": state.nimg})
 
 
-def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = None) -> TrainState:
-    """Trains until cfg.train.kimg; rank 0 writes `run_dir`. Returns the final state."""
+def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = None,
+          canaries=None) -> TrainState:
+    """Trains until cfg.train.kimg; rank 0 writes `run_dir`. Returns the final state. `canaries`: for a DP
+    audit (training.dpaudit), a function (D's trainable parameter shapes, q, C) -> white-box canaries."""
     main = dist.is_main
     dataset = open_dataset(cfg.data)
     # Everything that can refuse the run (config, data, the snapshot) is checked before anything is
@@ -130,6 +133,11 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
     if resume is not None:
         load_snapshot(resume, state)
     state.leakage = build_leakage(cfg, dataset, state)  # after the resume: the private bank's ledger entry is there
+    if canaries is not None:
+        if state.privacy is None or dist.world > 1:
+            raise ValueError("gradient canaries need a DP run (privacy.unit) in one process")
+        state.privacy.canaries = canaries([param.shape for _, param in trainable(state.D)], state.privacy.q,
+                                          state.privacy.max_grad_norm)
     if state.privacy is not None and steps.BROKEN_SKIP_NOISE:
         log.warning("LEAKGUARD_BROKEN_DP=skip-noise: the private D step adds NO noise while the ledger claims it; "
                     "this run has no privacy guarantee (a test of the DP audit)")

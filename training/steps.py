@@ -270,8 +270,12 @@ def dp_d_step(state: TrainState, ids: list[int], units: list[UnitChunk]) -> None
                 img = augment_units(state, chunk.img)
             clip_and_accumulate(per_unit_grads(state.D, img, chunk.c, chunk.weight, r1_weight), p.max_grad_norm,
                                 summed)
+        if p.canaries is not None:  # a DP audit's white-box canaries: units whose clipped gradient is C e_j
+            p.canaries.insert(summed, t)
         if state.dist.is_main and not BROKEN_SKIP_NOISE:
             add_noise(summed, p.sigma, p.max_grad_norm, noise_generator(state, t))
+        if p.canaries is not None:  # ... and what the audit sees: the released noisy sum, at their coordinates
+            p.canaries.observe(summed)
         for param, g in zip(params, summed):
             g.div_(p.expected_batch)
             param.grad = g if param.grad is None else param.grad.add_(g)

@@ -21,6 +21,11 @@ def plot_scores(scores: list, included: list, name: str) -> bytes:
     return _figure_png(fig)
 
 
+def included_for(report: dict, score: str) -> list:
+    """Who was in, for a score: the white-box score has canaries of its own."""
+    return report["gradient_canaries"]["included"] if score == "gradient" else report["canaries"]["included"]
+
+
 def render_html(report: dict) -> str:
     claimed = report["claimed"]
     claim = (f"epsilon {claimed['epsilon']:.3f} at delta {claimed['delta']:g} per {claimed['unit']}" if claimed
@@ -30,6 +35,11 @@ def render_html(report: dict) -> str:
              "<h1>LeakGuard DP audit (one run, Steinke, Nasr &amp; Jagielski 2023)</h1>",
              f"<p>run {_e(report['run'])}; canaries: {_e(report['canaries']['source'])}, "
              f"{sum(report['canaries']['included'])} of {report['canaries']['m']} included; claimed: {_e(claim)}</p>"]
+    white = report.get("gradient_canaries")
+    if white:
+        parts.append(f"<p>white-box: {white['m']} Dirac gradient canaries, {sum(white['included'])} included, each "
+                     f"sampled at q = {white['q']:.4g} and adding C = {white['C']:g} on its own coordinate of D; the "
+                     f"score is the sum over {white['steps']} steps of the released noisy gradient there</p>")
     rows = [_row(["score", "epsilon lower bound (95%)", "guesses in / out", "correct", "verdict"], header=True)]
     for name, b in report["bounds"].items():
         best = b["best"]
@@ -39,7 +49,7 @@ def render_html(report: dict) -> str:
               f'<p class="note">{_e(next(iter(report["bounds"].values()))["correction"])}</p>']
     for name, scores in report["scores"].items():
         parts += [f"<h2>Scores: {_e(name)}</h2>",
-                  _img(plot_scores(scores, report["canaries"]["included"], name), f"{name} histograms", "plot")]
+                  _img(plot_scores(scores, included_for(report, name), name), f"{name} histograms", "plot")]
         tried = [_row(["k+", "k-", "guesses", "correct", "bound"], header=True)] + [
             _row([str(t["k_plus"]), str(t["k_minus"]), str(t["guesses"]), str(t["correct"]),
                   f"{t['epsilon_lower_bound']:.3f}"]) for t in report["bounds"][name]["tried"]]

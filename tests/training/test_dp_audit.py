@@ -105,3 +105,36 @@ def test_bad_numbers_are_refused(tmp_path, capsys, flag):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and f"{flag[0]} {flag[1]}: must be at least" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_white_box_canaries_catch_a_run_that_skips_the_noise(tmp_path, capsys, monkeypatch):
+    """The same tiny DP run (sigma 16: a claim well under 1) with 400 Dirac gradient canaries, correct and with
+    the noise skipped: the correct run's bound stays at or below its claim; the broken run's refutes it."""
+    overrides = [*DP, "privacy.expected_batch=4", "privacy.noise_multiplier=16", "train.kimg=0.064"]
+    flags = ["--canary-count", "6", "--canary-images", "2", "--gradient-canaries", "400"]
+    _, report, _ = audit(tmp_path / "correct", capsys, *flags, overrides=overrides)
+    claim = report["claimed"]["epsilon"]
+    white = report["bounds"]["gradient"]
+    assert 0 < claim < 1 and white["epsilon_lower_bound"] <= claim and report["verdicts"]["gradient"].startswith("consistent")
+    record = report["gradient_canaries"]
+    assert record["m"] == 400 and record["steps"] == 16 and len(report["scores"]["gradient"]) == 400
+    assert white["tests"] == 2 * len(white["tried"])             # two scores (D logit, gradient) share the 5%
+    monkeypatch.setattr(steps, "BROKEN_SKIP_NOISE", True)
+    out, broken, _ = audit(tmp_path / "broken", capsys, *flags, overrides=overrides)
+    assert broken["claimed"]["epsilon"] == pytest.approx(claim)    # the ledger claims the same
+    caught = broken["bounds"]["gradient"]
+    assert caught["best"]["correct"] == caught["best"]["guesses"] and caught["epsilon_lower_bound"] > 3 * claim
+    assert broken["verdicts"]["gradient"].startswith("VIOLATED")
+    # white-box scores are observed while training: --rescore keeps them as they were
+    assert main(["dp-audit", "--rescore", "--out", str(out)]) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert again["scores"]["gradient"] == broken["scores"]["gradient"] and again["bounds"] == broken["bounds"]
+
+
+def test_white_box_canaries_need_a_dp_run(tmp_path, capsys):
+    code = main(["dp-audit", "--config", "configs/synthfaces32.yaml", "--unit", "image", "--gradient-canaries", "50",
+                 "--out", str(tmp_path / "a"), *TINY, "train.kimg=0.008"])
+    assert code == 2 and "without DP" in capsys.readouterr().err
+    assert main(["dp-audit", "--config", "configs/synthfaces32-dp.yaml", "--gradient-canaries", "1",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "--gradient-canaries 1: must be at least 2" in capsys.readouterr().err

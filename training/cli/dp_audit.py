@@ -9,11 +9,14 @@ canary is scored on the released D (mean logit over its images, and for SynthFac
 the mean over reference images of the same person that no run trains on) and, with --matcher, on the
 released G_ema (best cosine of --fakes generated faces to its centroid); the one-run audit of Steinke, Nasr &
 Jagielski (2023) turns each score into an epsilon lower bound at 95% confidence, set against the run's
-claimed epsilon. Writes OUT/report.json and OUT/report.html. --rescore scores a finished audit in OUT
+claimed epsilon. For DP runs, --gradient-canaries M adds M white-box canaries: Dirac gradients that
+join D's private step as units (sampled at q, norm C), scored on the released noisy gradients, the
+strongest check of the noise and clipping code. Writes OUT/report.json and OUT/report.html. --rescore scores a finished audit in OUT
 again without training (for scores added since; --config is then not needed).
 
 examples:
   leakguard dp-audit --config configs/synthfaces32-dp.yaml --canary-count 64 --out dp_audit/
+  leakguard dp-audit --config configs/synthfaces32-dp.yaml --gradient-canaries 1000 --out dp_audit/
   leakguard dp-audit --config configs/synthfaces32.yaml --unit image --canaries my_canaries/ \\
       --matcher synth=synth.pt --out dp_audit/ train.kimg=20
   leakguard dp-audit --rescore --out dp_audit/
@@ -41,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--matcher", type=parse_matcher, default=None, metavar="NAME[=WEIGHTS]",
                    help="also score the release: best cosine of generated faces to each canary")
     p.add_argument("--fakes", type=int, default=1000, help="generated faces for the release score (default 1000)")
+    p.add_argument("--gradient-canaries", type=int, default=0, metavar="M",
+                   help="also M white-box Dirac gradient canaries in D's private step (DP runs; 0 = none)")
     p.add_argument("--out", type=Path, required=True, help="folder for train.zip, canaries.json, the run and the report")
     p.add_argument("--force", action="store_true", help="replace report.json and report.html in --out")
     p.add_argument("--rescore", action="store_true", help="score the finished audit in --out again (no training); "
@@ -59,7 +64,8 @@ def run(args) -> None:
         raise ValueError(f"--unit {args.unit}: the config's privacy.unit is {cfg.privacy.unit!r}; canaries are "
                          f"units of the guarantee audited")
     for option, value, least in (("--fakes", args.fakes, 1), ("--canary-count", args.canary_count, 2),
-                                 ("--canary-images", args.canary_images, 1)):
+                                 ("--canary-images", args.canary_images, 1),
+                                 ("--gradient-canaries", args.gradient_canaries or 2, 2)):
         if value < least:
             raise ValueError(f"{option} {value}: must be at least {least}")
     check_output_folder(args.out, "--out")
@@ -74,7 +80,8 @@ def run(args) -> None:
     included = inclusion(len(canaries), args.canary_seed)
     args.out.mkdir(parents=True, exist_ok=True)
     write_record(args.out / "canaries.json", canaries, included, args.canary_seed, unit)
-    report = audit_run(cfg, canaries, included, args.out, matcher, args.fakes)
+    report = audit_run(cfg, canaries, included, args.out, matcher, args.fakes, args.gradient_canaries,
+                       args.canary_seed)
     print_report(args.out, report)
 
 

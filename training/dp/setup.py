@@ -53,6 +53,7 @@ class PrivacyState:
     key: int                      # secret: seeds sampling and noise
     known_key: bool               # privacy.secret_seed was set: the guarantee does not hold against its reader
     steps_allowed: int | None     # with target_epsilon: the most D steps within it
+    canaries: object | None = None  # the DP audit's white-box canaries (leakguard.dpaudit.gradient), audit runs only
 
     def record(self, units: int, covers_networks: bool = True) -> dict:
         """The privacy record of a checkpoint (plain data)."""

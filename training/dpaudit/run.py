@@ -7,10 +7,13 @@ Scores (higher: more likely in training):
     d_logit   black-box on the released D: the mean D logit over the canary's images
     release   black-box on the released G_ema: the best matcher cosine of `fakes` generated faces to the
               canary's centroid (with a matcher)
+    gradient  white-box, DP runs with `gradient_canaries` > 0: canaries of their own, Dirac gradients in D's
+              private step, scored on the released noisy gradients (leakguard.dpaudit.gradient)
 The bounds of the scores are reported together, so the 5% error is split between them (audit_bound's
 `comparisons`): the run's verdict holds at 95% over every score and every choice of guesses.
 The claim is the ledger's epsilon at its delta (none for a run without DP); the bound uses that delta.
 """
+import json
 import logging
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from leakguard.dpaudit.bound import audit_bound
+from leakguard.dpaudit.gradient import GradientCanaries
 from training import loop, rundir
 from training.config import Config
 from training.distributed import Dist
@@ -63,7 +67,7 @@ def release_scores(G_ema, matcher, canaries: Canaries, fakes: int, device) -> np
     return (F.normalize(centroid, dim=1) @ gen.T).max(dim=1).values.numpy()
 
 
-def train_with_canaries(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path):
+def train_with_canaries(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path, white=None):
     """Trains once on the base data plus the included canaries (OUT/train.zip); returns the final state."""
     images, ids = base_data(cfg)
     zip_path = write_training_zip(out / "train.zip", images, ids, canaries, included)
@@ -73,30 +77,44 @@ def train_with_canaries(cfg: Config, canaries: Canaries, included: np.ndarray, o
     run_dir = rundir.new_run_dir(cfg.run_dir, cfg.name)
     log.info("dp-audit: training %s on %d base images and %d included canaries (%d images)", run_dir, len(images),
              int(included.sum()), int(included[canaries.unit].sum()))
-    return loop.train(cfg, Dist(), run_dir), run_dir
+    return loop.train(cfg, Dist(), run_dir, canaries=white), run_dir
 
 
 def audit_run(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path, matcher=None,
-              fakes: int = 1000) -> dict:
-    state, run_dir = train_with_canaries(cfg, canaries, included, out)
+              fakes: int = 1000, gradient_canaries: int = 0, seed: int = 0) -> dict:
+    white = None
+    if gradient_canaries:
+        if cfg.privacy.unit == "none":
+            raise ValueError("--gradient-canaries: white-box canaries live in the private D step; the config trains "
+                             "without DP (privacy.unit=none)")
+        white = lambda shapes, q, C: GradientCanaries(gradient_canaries, shapes, q, C, seed)  # noqa: E731
+    state, run_dir = train_with_canaries(cfg, canaries, included, out, white)
     claimed = None if state.privacy is None else {"epsilon": state.privacy.ledger.epsilon(),
                                                   "delta": state.privacy.ledger.delta,
                                                   "unit": state.privacy.unit}
-    return score_run(state.D, state.G_ema, claimed, canaries, included, run_dir, matcher, fakes, state.device)
+    grad = state.privacy.canaries if gradient_canaries else None
+    return score_run(state.D, state.G_ema, claimed, canaries, included, run_dir, matcher, fakes, state.device, grad)
 
 
 def score_run(D, G_ema, claimed: dict | None, canaries: Canaries, included: np.ndarray, run_dir: Path,
-              matcher=None, fakes: int = 1000, device=torch.device("cpu")) -> dict:
-    """Every score of the released D (and G_ema, with a matcher) and its bound, set against the claim."""
+              matcher=None, fakes: int = 1000, device=torch.device("cpu"), gradient=None) -> dict:
+    """Every score of the released D (and G_ema, with a matcher; the white-box `gradient` canaries' when given)
+    and its bound, set against the claim."""
     delta = claimed["delta"] if claimed else 0.0
     scores = {"d_logit": d_scores(D, canaries.images, canaries.unit, len(canaries), device)}
+    who = {"d_logit": included}
     if matcher is not None:
-        scores["release"] = release_scores(G_ema, matcher, canaries, fakes, device)
-    bounds = {name: audit_bound(s, included, delta=delta, comparisons=len(scores)) for name, s in scores.items()}
-    return {"run": str(run_dir), "claimed": claimed, "canaries": {"source": canaries.source, "m": len(canaries),
-                                                                  "included": included.astype(int).tolist()},
-            "scores": {k: v.tolist() for k, v in scores.items()}, "bounds": bounds,
-            "verdicts": {name: verdict(b["epsilon_lower_bound"], claimed) for name, b in bounds.items()}}
+        scores["release"], who["release"] = release_scores(G_ema, matcher, canaries, fakes, device), included
+    if gradient is not None:
+        scores["gradient"], who["gradient"] = gradient.scores.copy(), gradient.included
+    bounds = {name: audit_bound(s, who[name], delta=delta, comparisons=len(scores)) for name, s in scores.items()}
+    report = {"run": str(run_dir), "claimed": claimed, "canaries": {"source": canaries.source, "m": len(canaries),
+                                                                    "included": included.astype(int).tolist()},
+              "scores": {k: v.tolist() for k, v in scores.items()}, "bounds": bounds,
+              "verdicts": {name: verdict(b["epsilon_lower_bound"], claimed) for name, b in bounds.items()}}
+    if gradient is not None:
+        report["gradient_canaries"] = gradient.record()
+    return report
 
 
 def rescore(out: Path, matcher=None, fakes: int = 1000, device=torch.device("cpu")) -> dict:
@@ -124,7 +142,22 @@ def rescore(out: Path, matcher=None, fakes: int = 1000, device=torch.device("cpu
     canaries = canaries_from_record(record, resolution)
     included = np.asarray(record["included"], bool)
     return score_run(nets["D"].to(device), nets["G_ema"].to(device), claimed, canaries, included, run_dir, matcher,
-                     fakes, device)
+                     fakes, device, _observed(out / "report.json"))
+
+
+class _Observed:
+    """White-box scores a finished audit observed during training (they cannot be computed again)."""
+
+    def __init__(self, scores: list, record: dict):
+        self.scores, self.included, self._record = np.asarray(scores), np.asarray(record["included"], bool), record
+
+    def record(self) -> dict:
+        return self._record
+
+
+def _observed(report: Path) -> _Observed | None:
+    old = json.loads(report.read_text()) if report.is_file() else {}
+    return _Observed(old["scores"]["gradient"], old["gradient_canaries"]) if "gradient_canaries" in old else None
 
 
 def verdict(bound: float, claimed: dict | None) -> str:
