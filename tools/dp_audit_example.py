@@ -47,8 +47,8 @@ ARMS = {"nonprivate": ("configs/synthfaces32.yaml", ["--unit", "image"], {}, [],
         "power": ("configs/synthfaces32.yaml", PERSON, {}, [], 2.0),
         # clipping loose (C = 1000, above D's per-person gradient norms): the noise is all that protects, which
         # is what a missing noise call removes (with C = 1 clipping alone kept D from learning the canaries)
-        "dp_identity": ("configs/synthfaces32-dp.yaml", PERSON[2:], {}, DP + LOOSE, 2.0),
-        "broken_identity": ("configs/synthfaces32-dp.yaml", PERSON[2:], BROKEN, DP + LOOSE, 2.0),
+        "dp_identity": ("configs/synthfaces32-dp.yaml", PERSON[2:] + WHITE, {}, DP + LOOSE, 2.0),
+        "broken_identity": ("configs/synthfaces32-dp.yaml", PERSON[2:] + WHITE, BROKEN, DP + LOOSE, 2.0),
         # every image of a sampled person in its step, as the power run's D sees them, and a claim of 0.5
         "dp_identity_k8": ("configs/synthfaces32-dp.yaml", PERSON[2:], {}, HALF + LOOSE + ALL8, 2.0),
         "broken_identity_k8": ("configs/synthfaces32-dp.yaml", PERSON[2:], BROKEN, HALF + LOOSE + ALL8, 2.0)}
