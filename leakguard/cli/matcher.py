@@ -19,7 +19,7 @@ from pathlib import Path
 
 from leakguard.audit.images import ImageFiles
 from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
-from leakguard.cli.options import check_output_file
+from leakguard.cli.options import add_subcommands, check_output_file
 from leakguard.identity_data import read_identity_images
 from leakguard.matchers.calibrate import MAX_PAIRS, calibrate, calibration_path, save_calibration
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
@@ -104,10 +104,7 @@ SUBCOMMANDS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="matcher_command", required=True, metavar="SUBCOMMAND")
-    for name, (add, run_sub) in SUBCOMMANDS.items():
-        doc = (run_sub.__doc__ or __doc__).strip().splitlines()[0]
-        add(sub.add_parser(name, help=doc, description=doc))
+    add_subcommands(p, SUBCOMMANDS, "matcher_command", __doc__)
 
 
 def run(args) -> None:

@@ -82,3 +82,11 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number")
     return value
+
+
+def add_subcommands(p: argparse.ArgumentParser, table: dict, dest: str, doc: str | None) -> None:
+    """Subcommands from {name: (add_arguments, run)}; each one's help is its run's first doc line."""
+    sub = p.add_subparsers(dest=dest, required=True, metavar="SUBCOMMAND")
+    for name, (add, run_sub) in table.items():
+        first = (run_sub.__doc__ or doc).strip().splitlines()[0]
+        add(sub.add_parser(name, help=first, description=first))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from leakguard.cli.options import finite_float
+from leakguard.cli.options import add_subcommands, finite_float
 from leakguard.privacy import ACCOUNTANTS, epsilon, noise_multiplier
 from leakguard.torch_files import load_failure
 
@@ -136,10 +136,7 @@ SUBCOMMANDS = {"epsilon": (add_epsilon_arguments, run_epsilon), "noise": (add_no
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="privacy_command", required=True, metavar="SUBCOMMAND")
-    for name, (add, run_sub) in SUBCOMMANDS.items():
-        doc = (run_sub.__doc__ or __doc__).strip().splitlines()[0]
-        add(sub.add_parser(name, help=doc, description=doc))
+    add_subcommands(p, SUBCOMMANDS, "privacy_command", __doc__)
 
 
 def run(args) -> None:

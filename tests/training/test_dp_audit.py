@@ -134,7 +134,7 @@ def test_white_box_canaries_catch_a_run_that_skips_the_noise(tmp_path, capsys, m
 def test_white_box_canaries_need_a_dp_run(tmp_path, capsys):
     code = main(["dp-audit", "--config", "configs/synthfaces32.yaml", "--unit", "image", "--gradient-canaries", "50",
                  "--out", str(tmp_path / "a"), *TINY, "train.kimg=0.008"])
-    assert code == 2 and "without DP" in capsys.readouterr().err
+    assert code == 2 and "without DP" in capsys.readouterr().err and not (tmp_path / "a").exists()
     assert main(["dp-audit", "--config", "configs/synthfaces32-dp.yaml", "--gradient-canaries", "1",
                  "--out", str(tmp_path / "b")]) == 2
     assert "--gradient-canaries 1: must be at least 2" in capsys.readouterr().err

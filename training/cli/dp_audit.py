@@ -68,6 +68,9 @@ def run(args) -> None:
                                  ("--gradient-canaries", args.gradient_canaries or 2, 2)):
         if value < least:
             raise ValueError(f"{option} {value}: must be at least {least}")
+    if args.gradient_canaries and cfg.privacy.unit == "none":
+        raise ValueError("--gradient-canaries: white-box canaries live in the private D step; the config trains "
+                         "without DP (privacy.unit=none)")
     check_output_folder(args.out, "--out")
     check_new_files([args.out / "report.json", args.out / "report.html"], "--out", args.force)
     matcher = None

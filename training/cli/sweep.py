@@ -15,6 +15,7 @@ examples:
 import argparse
 from pathlib import Path
 
+from leakguard.cli.options import add_subcommands
 from training.sweep.spec import EXECUTORS, expand, load_spec
 
 
@@ -78,10 +79,7 @@ SUBCOMMANDS = {"run": (add_run_arguments, run_run), "status": (add_status_argume
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="sweep_command", required=True, metavar="SUBCOMMAND")
-    for name, (add, run_sub) in SUBCOMMANDS.items():
-        doc = (run_sub.__doc__ or __doc__).strip().splitlines()[0]
-        add(sub.add_parser(name, help=doc, description=doc))
+    add_subcommands(p, SUBCOMMANDS, "sweep_command", __doc__)
 
 
 def run(args) -> None:

@@ -26,7 +26,8 @@ from leakguard.dpaudit.gradient import GradientCanaries
 from training import loop, rundir
 from training.config import Config
 from training.distributed import Dist
-from training.dpaudit.canaries import Canaries, write_training_zip
+from training.checkpoint import load_networks
+from training.dpaudit.canaries import Canaries, canaries_from_record, read_record, write_training_zip
 from training.inference import generate
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def release_scores(G_ema, matcher, canaries: Canaries, fakes: int, device) -> np
     return (F.normalize(centroid, dim=1) @ gen.T).max(dim=1).values.numpy()
 
 
-def train_with_canaries(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path, white=None):
+def train_with_canaries(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path, make_canaries=None):
     """Trains once on the base data plus the included canaries (OUT/train.zip); returns the final state."""
     images, ids = base_data(cfg)
     zip_path = write_training_zip(out / "train.zip", images, ids, canaries, included)
@@ -77,43 +78,42 @@ def train_with_canaries(cfg: Config, canaries: Canaries, included: np.ndarray, o
     run_dir = rundir.new_run_dir(cfg.run_dir, cfg.name)
     log.info("dp-audit: training %s on %d base images and %d included canaries (%d images)", run_dir, len(images),
              int(included.sum()), int(included[canaries.unit].sum()))
-    return loop.train(cfg, Dist(), run_dir, canaries=white), run_dir
+    return loop.train(cfg, Dist(), run_dir, canaries=make_canaries), run_dir
 
 
 def audit_run(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path, matcher=None,
               fakes: int = 1000, gradient_canaries: int = 0, seed: int = 0) -> dict:
-    white = None
-    if gradient_canaries:
-        if cfg.privacy.unit == "none":
-            raise ValueError("--gradient-canaries: white-box canaries live in the private D step; the config trains "
-                             "without DP (privacy.unit=none)")
-        white = lambda shapes, q, C: GradientCanaries(gradient_canaries, shapes, q, C, seed)  # noqa: E731
-    state, run_dir = train_with_canaries(cfg, canaries, included, out, white)
+    def make_canaries(shapes, q, C):
+        return GradientCanaries(gradient_canaries, shapes, q, C, seed)
+    state, run_dir = train_with_canaries(cfg, canaries, included, out,
+                                         make_canaries if gradient_canaries else None)
     claimed = None if state.privacy is None else {"epsilon": state.privacy.ledger.epsilon(),
                                                   "delta": state.privacy.ledger.delta,
                                                   "unit": state.privacy.unit}
-    grad = state.privacy.canaries if gradient_canaries else None
-    return score_run(state.D, state.G_ema, claimed, canaries, included, run_dir, matcher, fakes, state.device, grad)
+    white = None if not gradient_canaries else {"scores": state.privacy.canaries.scores.copy(),
+                                                "record": state.privacy.canaries.record()}
+    return score_run(state.D, state.G_ema, claimed, canaries, included, run_dir, matcher, fakes, state.device, white)
 
 
 def score_run(D, G_ema, claimed: dict | None, canaries: Canaries, included: np.ndarray, run_dir: Path,
-              matcher=None, fakes: int = 1000, device=torch.device("cpu"), gradient=None) -> dict:
-    """Every score of the released D (and G_ema, with a matcher; the white-box `gradient` canaries' when given)
-    and its bound, set against the claim."""
+              matcher=None, fakes: int = 1000, device=torch.device("cpu"), white: dict | None = None) -> dict:
+    """Every score of the released D (and G_ema, with a matcher; the white-box canaries' {"scores", "record"}
+    when given) and its bound, set against the claim."""
     delta = claimed["delta"] if claimed else 0.0
     scores = {"d_logit": d_scores(D, canaries.images, canaries.unit, len(canaries), device)}
     who = {"d_logit": included}
     if matcher is not None:
         scores["release"], who["release"] = release_scores(G_ema, matcher, canaries, fakes, device), included
-    if gradient is not None:
-        scores["gradient"], who["gradient"] = gradient.scores.copy(), gradient.included
+    if white is not None:
+        scores["gradient"] = np.asarray(white["scores"], np.float64)
+        who["gradient"] = np.asarray(white["record"]["included"], bool)
     bounds = {name: audit_bound(s, who[name], delta=delta, comparisons=len(scores)) for name, s in scores.items()}
     report = {"run": str(run_dir), "claimed": claimed, "canaries": {"source": canaries.source, "m": len(canaries),
                                                                     "included": included.astype(int).tolist()},
               "scores": {k: v.tolist() for k, v in scores.items()}, "bounds": bounds,
               "verdicts": {name: verdict(b["epsilon_lower_bound"], claimed) for name, b in bounds.items()}}
-    if gradient is not None:
-        report["gradient_canaries"] = gradient.record()
+    if white is not None:
+        report["gradient_canaries"] = white["record"]
     return report
 
 
@@ -121,8 +121,6 @@ def rescore(out: Path, matcher=None, fakes: int = 1000, device=torch.device("cpu
     """Scores an audit's finished run again (OUT/canaries.json, OUT/runs/audited-*/): its release.pt (a DP
     run, with the claim it records) or its last snapshot (a run without DP), the same canaries rebuilt
     from the record. No training; for scores added after the run."""
-    from training.checkpoint import load_networks
-    from training.dpaudit.canaries import canaries_from_record, read_record
     record = read_record(out / "canaries.json")
     runs = sorted((out / "runs").glob("audited-*"))
     if len(runs) != 1:
@@ -134,8 +132,7 @@ def rescore(out: Path, matcher=None, fakes: int = 1000, device=torch.device("cpu
         raise FileNotFoundError(f"{run_dir}: neither release.pt nor a snapshot; the audited run did not finish")
     nets = load_networks(path, map_location=device)
     privacy = nets["extra"].get("privacy") if path == release else None
-    if path != release and "privacy" in (nets["extra"].get("config") or {}) and \
-            nets["extra"]["config"]["privacy"]["unit"] != "none":
+    if path != release and nets["extra"]["config"]["privacy"]["unit"] != "none":
         raise FileNotFoundError(f"{run_dir}: a DP run without release.pt (it did not finish): no claim to audit")
     claimed = None if privacy is None else {k: privacy[k] for k in ("epsilon", "delta", "unit")}
     resolution = nets["D"].img_resolution
@@ -145,19 +142,11 @@ def rescore(out: Path, matcher=None, fakes: int = 1000, device=torch.device("cpu
                      fakes, device, _observed(out / "report.json"))
 
 
-class _Observed:
+def _observed(report: Path) -> dict | None:
     """White-box scores a finished audit observed during training (they cannot be computed again)."""
-
-    def __init__(self, scores: list, record: dict):
-        self.scores, self.included, self._record = np.asarray(scores), np.asarray(record["included"], bool), record
-
-    def record(self) -> dict:
-        return self._record
-
-
-def _observed(report: Path) -> _Observed | None:
     old = json.loads(report.read_text()) if report.is_file() else {}
-    return _Observed(old["scores"]["gradient"], old["gradient_canaries"]) if "gradient_canaries" in old else None
+    return {"scores": old["scores"]["gradient"], "record": old["gradient_canaries"]} if "gradient_canaries" in old \
+        else None
 
 
 def verdict(bound: float, claimed: dict | None) -> str:

@@ -14,6 +14,7 @@ recorded with its error while the others go on.
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -21,19 +22,13 @@ from pathlib import Path
 
 from leakguard.atomic import write_json, write_text
 from training.config import ConfigError, to_dict
+from training.snapshot import flatten
 from training.sweep.job import TRIAL_FILE, TRIALS, TrialJob, now, read_trial, trial_dir, update_trial
 from training.sweep.spec import SweepSpec, Trial, expand
 
 log = logging.getLogger("leakguard.sweep")
 UNFINISHED = ("pending", "running", "failed")
 RUN_KEYS = ("name", "run_dir", "resume")    # where a trial runs, not what it trains: not compared on a rerun
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-    return out
 
 
 def plan(spec: SweepSpec, spec_text: str, out: Path) -> list[Trial]:
@@ -58,7 +53,7 @@ def plan(spec: SweepSpec, spec_text: str, out: Path) -> list[Trial]:
 
 
 def _same_config(folder: Path, old: dict, new: dict) -> None:
-    a, b = _flatten(old), _flatten(new)
+    a, b = flatten(old), flatten(new)
     changed = sorted(k for k in set(a) | set(b) if k not in RUN_KEYS and a.get(k) != b.get(k))
     if changed:
         shown = ", ".join(f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:5])
@@ -68,7 +63,6 @@ def _same_config(folder: Path, old: dict, new: dict) -> None:
 
 def _alive(record: dict) -> bool:
     """Whether a trial marked running is still running in a process of this machine."""
-    import socket
     pid = record.get("pid")
     if record.get("status") != "running" or record.get("host") != socket.gethostname() or not pid:
         return False

@@ -15,7 +15,7 @@ import hashlib
 import itertools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -100,7 +100,7 @@ def load_spec(path: str | Path, extra: List[str] | None = None) -> SweepSpec:
 
 
 def _keys(schema) -> List[str]:
-    return [f for f in schema.__dataclass_fields__]
+    return [f.name for f in fields(schema)]
 
 
 def check_spec(spec: SweepSpec, source: str) -> None:
