@@ -158,3 +158,10 @@ def test_slurm_jobs_ask_for_what_the_spec_says(tmp_path, monkeypatch):
                  "--ntasks-per-node=8", "--cpus-per-task=8", "--nodes=1", "--time=2880", "--mem=480GB",
                  "--job-name=sweep-ffhq256-privacy"):
         assert f"#SBATCH {line}\n" in text, line
+
+
+def test_slurm_off_a_cluster_is_refused_before_anything_is_written(tmp_path, preset, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))          # no srun here
+    out = tmp_path / "out"
+    assert main(["sweep", "run", str(write_spec(tmp_path, "")), "--executor", "slurm", "--out", str(out)]) == 2
+    assert "no `srun` on PATH" in capsys.readouterr().err and not out.exists()

@@ -75,6 +75,7 @@ def _alive(record: dict) -> bool:
 
 def run_sweep(spec: SweepSpec, spec_text: str, out: Path, wait: bool = True) -> list[dict]:
     """Plans, runs what is unfinished, writes status.json, results and report.html; returns the rows."""
+    check_executor(spec)
     trials = plan(spec, spec_text, out)
     records = {t.name: read_trial(trial_dir(out, t.name)) for t in trials}
     busy = [n for n, r in records.items() if _alive(r)]
@@ -160,6 +161,13 @@ def run_local(out: Path, names: list[str], workers: int, sweep: str) -> None:
             logf.close()
 
 
+def check_executor(spec: SweepSpec) -> None:
+    """Refuses, before anything is planned, an executor this machine cannot reach."""
+    if spec.executor == "slurm" and shutil.which("srun") is None:
+        raise FileNotFoundError("executor=slurm: no `srun` on PATH, so this is not a Slurm node; submit from the "
+                                "cluster's login node, or use --executor local or submitit-local")
+
+
 def make_executor(spec: SweepSpec, out: Path):
     """submitit's executor: its local one (subprocesses, same job objects) or Slurm."""
     try:
@@ -167,10 +175,8 @@ def make_executor(spec: SweepSpec, out: Path):
     except ImportError:
         raise ImportError(f"executor={spec.executor} needs submitit: pip install submitit (or pip install "
                           "-e '.[sweep]')") from None
+    check_executor(spec)
     cluster = "local" if spec.executor == "submitit-local" else "slurm"
-    if cluster == "slurm" and shutil.which("srun") is None:
-        raise FileNotFoundError("executor=slurm: no `srun` on PATH, so this is not a Slurm node; submit from the "
-                                "cluster's login node, or use --executor local or submitit-local")
     s = spec.slurm
     executor = submitit.AutoExecutor(folder=out / "submitit", cluster=cluster)
     gpus = s.gpus_per_trial if cluster == "slurm" or _cuda_count() >= s.gpus_per_trial else 0
