@@ -6,14 +6,14 @@ run's config and, when present, its privacy record. It shows no training image.
 import json
 from pathlib import Path
 
+from leakguard import run_files
 from leakguard.atomic import write_text
-from leakguard.audit.report import _e, _figure_png, _img, _new_figure, fmt_ci, fmt_num
+from leakguard.html import escape, figure_png, fmt_ci, fmt_num, img_tag, new_figure
 
-EVAL_FILE, CONFIG_FILE = "eval.jsonl", "config.yaml"
 
 
 def read_evaluations(run_dir: Path) -> list[dict]:
-    path = run_dir / EVAL_FILE
+    path = run_dir / run_files.EVAL
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no evaluations in this run folder; train with eval.every_kimg set "
                                 "(and eval.matchers or eval.fidelity) to write them")
@@ -51,7 +51,7 @@ def _series(evals: list[dict]) -> dict[str, dict[str, list]]:
 
 
 def plot_panels(panels: dict) -> bytes:
-    fig, axes = _new_figure(4.2 * min(len(panels), 3), 3.2 * ((len(panels) + 2) // 3), 1)
+    fig, axes = new_figure(4.2 * min(len(panels), 3), 3.2 * ((len(panels) + 2) // 3), 1)
     fig.clear()
     cols = min(len(panels), 3)
     rows = (len(panels) + cols - 1) // cols
@@ -70,24 +70,25 @@ def plot_panels(panels: dict) -> bytes:
         if len(curves) > 1:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    return _figure_png(fig)
+    return figure_png(fig)
 
 
 def _latest_tables(e: dict) -> str:
     parts = []
     for name, m in e.get("audit", {}).items():
-        rows = "".join(f"<tr><td>{_e(format(r['fmr'], 'g'))}</td><td>{_e(fmt_num(r['threshold'], 4))}</td>"
-                       f"<td>{_e(fmt_ci(r['leak_rate'], r.get('leak_rate_ci')))}</td>"
-                       f"<td>{_e(fmt_ci(r['chance_rate'], None))}</td></tr>" for r in m["leakage"])
-        auc = (f"<p>membership AUC {_e(fmt_ci(m['membership']['auc'], m['membership'].get('auc_ci'), fmt_num))}</p>"
+        rows = "".join(f"<tr><td>{escape(format(r['fmr'], 'g'))}</td><td>{escape(fmt_num(r['threshold'], 4))}</td>"
+                       f"<td>{escape(fmt_ci(r['leak_rate'], r.get('leak_rate_ci')))}</td>"
+                       f"<td>{escape(fmt_ci(r['chance_rate'], None))}</td></tr>" for r in m["leakage"])
+        auc = (f"<p>membership AUC "
+               f"{escape(fmt_ci(m['membership']['auc'], m['membership'].get('auc_ci'), fmt_num))}</p>"
                if "membership" in m else "")
-        parts.append(f"<h3>{_e(name)} <small>({_e(m['version'])})</small></h3><table><tr><th>FMR</th><th>threshold"
-                     f"</th><th>leak rate</th><th>chance</th></tr>{rows}</table>{auc}")
+        parts.append(f"<h3>{escape(name)} <small>({escape(m['version'])})</small></h3><table><tr><th>FMR</th>"
+                     f"<th>threshold</th><th>leak rate</th><th>chance</th></tr>{rows}</table>{auc}")
     for prefix, s in e.get("fidelity", {}).items():
-        rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(fmt_num(s[k], 5))}</td></tr>"
+        rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(fmt_num(s[k], 5))}</td></tr>"
                        for k in (prefix, f"{prefix}_kid", f"{prefix}_kid_std", f"{prefix}_precision",
                                  f"{prefix}_recall"))
-        parts.append(f"<h3>{_e(prefix)} <small>({_e(s['extractor_version'])}, {s['real_count']} real, "
+        parts.append(f"<h3>{escape(prefix)} <small>({escape(s['extractor_version'])}, {s['real_count']} real, "
                      f"{s['fake_count']} generated)</small></h3><table>{rows}</table>")
     return "".join(parts)
 
@@ -95,21 +96,21 @@ def _latest_tables(e: dict) -> str:
 def render_run_report(run_dir: Path, evals: list[dict], config_text: str | None, privacy: dict | None) -> str:
     latest = evals[-1]
     privacy_html = ("<h2>Privacy record</h2><table>" + "".join(
-        f"<tr><td>{_e(k)}</td><td>{_e('; '.join(v) if isinstance(v, list) else v)}</td></tr>"
+        f"<tr><td>{escape(k)}</td><td>{escape('; '.join(v) if isinstance(v, list) else v)}</td></tr>"
         for k, v in privacy.items()) + "</table>") if privacy else "<h2>Privacy</h2><p>trained without DP</p>"
     note = latest.get("privacy", {}).get("note")
-    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_e(run_dir.name)}: evaluation</title>
+    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{escape(run_dir.name)}: evaluation</title>
 <style>body{{font-family:sans-serif;max-width:1300px;margin:1em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 8px;font-size:13px}}pre{{background:#f6f6f6;padding:8px;font-size:12px}}
 .plots{{max-width:100%}}</style></head><body>
-<h1>{_e(run_dir.name)}</h1>
+<h1>{escape(run_dir.name)}</h1>
 <p>{len(evals)} evaluations, the latest at {latest['kimg']:.3f} kimg on {latest['num_fakes']} generated images
-(seeds {_e(latest['seeds'])}).</p>
-{f'<p><b>Outside the guarantee:</b> {_e(note)}</p>' if note else ''}
-<h2>Over training</h2>{_img(plot_panels(_series(evals)), "evaluations over kimg", "plots")}
+(seeds {escape(latest['seeds'])}).</p>
+{f'<p><b>Outside the guarantee:</b> {escape(note)}</p>' if note else ''}
+<h2>Over training</h2>{img_tag(plot_panels(_series(evals)), "evaluations over kimg", "plots")}
 <h2>Latest evaluation</h2>{_latest_tables(latest)}
 {privacy_html}
-<h2>Config</h2><pre>{_e(config_text or "(no config.yaml)")}</pre>
+<h2>Config</h2><pre>{escape(config_text or "(no config.yaml)")}</pre>
 </body></html>"""
 
 
@@ -118,6 +119,6 @@ def write_run_report(run_dir: Path, privacy: dict | None = None) -> Path:
     if not run_dir.is_dir():
         raise NotADirectoryError(f"run folder not found: {run_dir}")
     evals = read_evaluations(run_dir)
-    config = run_dir / CONFIG_FILE
+    config = run_dir / run_files.CONFIG
     html = render_run_report(run_dir, evals, config.read_text() if config.is_file() else None, privacy)
-    return write_text(run_dir / "report.html", html)
+    return write_text(run_dir / run_files.REPORT_HTML, html)

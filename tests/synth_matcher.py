@@ -8,7 +8,8 @@ import torch
 
 from leakguard.identity_data import read_identity_images
 from leakguard.matchers.synth_training import TrainSettings, save_checkpoint, train_matcher
-from training.synthfaces import SynthFaces, export_zip
+from training.data.build import export_zip
+from training.synthfaces import SynthFaces
 
 RES = 32
 MATCHER_PEOPLE = dict(num_identities=60, images_per_identity=10, identity_offset=100000)

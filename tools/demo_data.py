@@ -26,8 +26,9 @@ sys.path.insert(0, str(REPO))
 from leakguard.matchers.calibrate import calibration_path  # noqa: E402
 from leakguard.matchers.synth_training import TrainSettings, ensure_synth_matcher  # noqa: E402
 from training.cli import main  # noqa: E402
+from training.data.build import export_zip  # noqa: E402
 from training.data.zip_format import DatasetZipWriter, Record  # noqa: E402
-from training.synthfaces import SynthFaces, export_zip  # noqa: E402
+from training.synthfaces import SynthFaces  # noqa: E402
 from training.synthfaces.feature_net import ensure_synthfaces_features  # noqa: E402
 
 RES = 32

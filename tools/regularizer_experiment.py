@@ -28,8 +28,9 @@ sys.path.insert(0, str(REPO))
 from tools.demo_data import data as demo_data, matcher as demo_matcher  # noqa: E402
 from training import rundir  # noqa: E402
 from training.cli import main  # noqa: E402
+from training.data.build import export_zip  # noqa: E402
 from training.data.zip_format import DatasetZipWriter, Record  # noqa: E402
-from training.synthfaces import SynthFaces, export_zip  # noqa: E402
+from training.synthfaces import SynthFaces  # noqa: E402
 from training.synthfaces.feature_net import ensure_synthfaces_features  # noqa: E402
 
 PEOPLE, PER, OVERREP, OVERREP_IMAGES = 50, 10, 0, 500

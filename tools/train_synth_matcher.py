@@ -20,7 +20,8 @@ from leakguard.identity_data import read_identity_images
 from leakguard.matchers.calibrate import calibrate, calibration_path, save_calibration
 from leakguard.matchers.synth import SynthMatcher, SynthMatcherB
 from leakguard.matchers.synth_training import TrainSettings, save_checkpoint, train_matcher
-from training.synthfaces import SynthFaces, export_zip
+from training.data.build import export_zip
+from training.synthfaces import SynthFaces
 
 MATCHERS = {"synth": SynthMatcher, "synth_b": SynthMatcherB}
 

@@ -12,12 +12,11 @@ import torch
 from torch import nn
 
 from leakguard.atomic import atomic_open
-from leakguard.torch_files import load_failure
-from training import snapshot
+from leakguard.torch_files import FORMATS, NETWORKS_FORMAT, SNAPSHOT_FORMAT, CheckpointError, read_checkpoint
 from training.official import load_official_networks
-from training.records import CheckpointError, build_network, network_record, plain
+from training.records import build_network, network_record, plain
 
-FORMAT = "leakguard.networks/1"
+FORMAT = NETWORKS_FORMAT
 
 __all__ = ["FORMAT", "CheckpointError", "save_networks", "load_networks", "load_any"]
 
@@ -34,19 +33,12 @@ def load_networks(path: str | os.PathLike, map_location="cpu") -> dict:
     """Returns {'G': ..., 'D': ..., 'G_ema': ... (those saved), 'extra': {...}} from a LeakGuard
     checkpoint or training snapshot."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises several types for non-checkpoint files
-        raise CheckpointError(f"{path}: not a LeakGuard checkpoint ({load_failure(e)})") from None
-    if not isinstance(data, dict) or data.get("format") not in (FORMAT, snapshot.FORMAT):
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise CheckpointError(f"{path}: format {found!r} is not {FORMAT!r}; official StyleGAN2 .pkl files are "
-                              f"read by `leakguard convert` or passed to `leakguard generate` directly")
+    data = read_checkpoint(path, FORMATS, "a LeakGuard checkpoint", map_location=map_location,
+                           hint="; official StyleGAN2 .pkl files are read by `leakguard convert` or passed to "
+                                "`leakguard generate` directly")
     out = {name: build_network(rec, f"{path}: network {name!r}") for name, rec in data["networks"].items()}
     out["extra"] = data.get("extra", {})
-    if data["format"] == snapshot.FORMAT:
+    if data["format"] == SNAPSHOT_FORMAT:
         out["extra"] = {**out["extra"], "config": data["config"], "nimg": data["nimg"]}
     return out
 

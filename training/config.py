@@ -12,10 +12,12 @@ from typing import Any, List, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from leakguard.matchers.registry import DIFFERENTIABLE
+from training.dp.refusals import check_privacy
+from training.errors import ConfigError, require
+
 AUGMENT_MODES = ("ada", "fixed", "noaug")
 DEVICES = ("auto", "cpu", "cuda")
-PRIVACY_UNITS = ("none", "image", "identity")
-ACCOUNTANTS = ("rdp", "prv")  # leakguard.privacy.ACCOUNTANTS
 
 
 @dataclass
@@ -171,10 +173,6 @@ class Config:
     leakage_reg: LeakageRegConfig = field(default_factory=LeakageRegConfig)
 
 
-class ConfigError(ValueError):
-    """A config file or override that does not fit the schema; names the key and what is valid."""
-
-
 def _section_schema(section: str):
     """The dataclass behind a dotted section name ('' is the root), or None if there is none."""
     schema = Config
@@ -251,62 +249,85 @@ def to_yaml(cfg: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
 
-def _require(ok: bool, key: str, value, accepted: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is not valid; expected {accepted}")
+# Keys that may differ between a snapshot's config and the resumed run: they change how long or
+# how verbosely training runs, or where data lives, never what it computes.
+RESUMABLE_CHANGES = ("name", "run_dir", "resume", "data.path", "data.workers", "train.kimg", "train.batch_gpu",
+                     "train.tick_kimg", "train.snapshot_kimg", "train.image_kimg", "train.keep_snapshots",
+                     "train.grid_images", "train.device", "train.progress")  # and every eval.* key
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}: a config as dotted keys."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def changed_keys(a: dict, b: dict, ignore=()) -> list[str]:
+    """The dotted keys whose values differ between two configs as dicts (sorted), but those in `ignore`."""
+    fa, fb = flatten(a), flatten(b)
+    return sorted(k for k in set(fa) | set(fb) if k not in ignore and fa.get(k) != fb.get(k))
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """'key: saved -> current' for every key that may not change on resume."""
+    a, b = flatten(saved), flatten(current)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed_keys(saved, current, RESUMABLE_CHANGES)
+            if not k.startswith("eval.")]
 
 
 def check(cfg: Config) -> None:
     """Value checks the type system cannot express."""
     r = cfg.data.resolution
-    _require(r >= 8 and r & (r - 1) == 0, "data.resolution", r, "a power of two >= 8")
+    require(r >= 8 and r & (r - 1) == 0, "data.resolution", r, "a power of two >= 8")
     for key in ("g_architecture", "d_architecture"):
-        _require(getattr(cfg.model, key) in ("orig", "skip", "resnet"), f"model.{key}",
-                 getattr(cfg.model, key), "orig, skip or resnet")
-    _require(cfg.augment.mode in AUGMENT_MODES, "augment.mode", cfg.augment.mode, " | ".join(AUGMENT_MODES))
-    _require(0 <= cfg.augment.p <= 1, "augment.p", cfg.augment.p, "a probability in [0, 1]")
-    _require(cfg.train.device in DEVICES, "train.device", cfg.train.device, " | ".join(DEVICES))
-    _require(cfg.train.batch >= 1, "train.batch", cfg.train.batch, "a positive number of images")
-    _require(cfg.train.batch_gpu >= 0, "train.batch_gpu", cfg.train.batch_gpu, "0 (auto) or a positive number")
-    _require(len(cfg.optim.betas) == 2 and all(0 <= b < 1 for b in cfg.optim.betas), "optim.betas",
-             cfg.optim.betas, "two numbers in [0, 1)")
+        require(getattr(cfg.model, key) in ("orig", "skip", "resnet"), f"model.{key}",
+                getattr(cfg.model, key), "orig, skip or resnet")
+    require(cfg.augment.mode in AUGMENT_MODES, "augment.mode", cfg.augment.mode, " | ".join(AUGMENT_MODES))
+    require(0 <= cfg.augment.p <= 1, "augment.p", cfg.augment.p, "a probability in [0, 1]")
+    require(cfg.train.device in DEVICES, "train.device", cfg.train.device, " | ".join(DEVICES))
+    require(cfg.train.batch >= 1, "train.batch", cfg.train.batch, "a positive number of images")
+    require(cfg.train.batch_gpu >= 0, "train.batch_gpu", cfg.train.batch_gpu, "0 (auto) or a positive number")
+    require(len(cfg.optim.betas) == 2 and all(0 <= b < 1 for b in cfg.optim.betas), "optim.betas",
+            cfg.optim.betas, "two numbers in [0, 1)")
     for key in ("r1_interval", "pl_interval"):
-        _require(getattr(cfg.loss, key) >= 1, f"loss.{key}", getattr(cfg.loss, key), "a positive number of rounds")
-    _require(cfg.loss.pl_batch_shrink >= 1, "loss.pl_batch_shrink", cfg.loss.pl_batch_shrink, "an integer >= 1")
-    _require(0 <= cfg.loss.style_mixing <= 1, "loss.style_mixing", cfg.loss.style_mixing, "a probability in [0, 1]")
-    _require(cfg.train.kimg > 0, "train.kimg", cfg.train.kimg, "a positive number of kimg")
+        require(getattr(cfg.loss, key) >= 1, f"loss.{key}", getattr(cfg.loss, key), "a positive number of rounds")
+    require(cfg.loss.pl_batch_shrink >= 1, "loss.pl_batch_shrink", cfg.loss.pl_batch_shrink, "an integer >= 1")
+    require(0 <= cfg.loss.style_mixing <= 1, "loss.style_mixing", cfg.loss.style_mixing, "a probability in [0, 1]")
+    require(cfg.train.kimg > 0, "train.kimg", cfg.train.kimg, "a positive number of kimg")
     for key in ("tick_kimg", "snapshot_kimg", "image_kimg"):
-        _require(getattr(cfg.train, key) > 0, f"train.{key}", getattr(cfg.train, key), "a positive number of kimg")
+        require(getattr(cfg.train, key) > 0, f"train.{key}", getattr(cfg.train, key), "a positive number of kimg")
     check_privacy(cfg)
     check_eval(cfg)
     check_leakage_reg(cfg)
 
 
-DIFFERENTIABLE_MATCHERS = ("arcface_torch", "facenet", "sphereface", "synth", "synth_b")  # Matcher.differentiable
-
-
 def check_leakage_reg(cfg: Config) -> None:
     """The regularizer's values; its files are opened when training starts (training.leakage)."""
     r = cfg.leakage_reg
-    _require(r.weight >= 0 and r.weight != float("inf"), "leakage_reg.weight", r.weight,
-             "0 (off) or a positive finite weight")
+    require(r.weight >= 0 and r.weight != float("inf"), "leakage_reg.weight", r.weight,
+            "0 (off) or a positive finite weight")
     if r.weight == 0:
         return
-    _require(len(r.matchers) > 0, "leakage_reg.matchers", r.matchers,
-             f"at least one NAME=WEIGHTS with NAME among {', '.join(DIFFERENTIABLE_MATCHERS)}")
+    require(len(r.matchers) > 0, "leakage_reg.matchers", r.matchers,
+            f"at least one NAME=WEIGHTS with NAME among {', '.join(DIFFERENTIABLE)}")
     for item in r.matchers:
         name, _, weights = item.partition("=")
-        _require(name in DIFFERENTIABLE_MATCHERS, "leakage_reg.matchers", item,
-                 f"a differentiable matcher: {', '.join(DIFFERENTIABLE_MATCHERS)} (as NAME=WEIGHTS)")
-        _require(bool(weights), "leakage_reg.matchers", item, f"{name}=WEIGHTS: the regularizer needs trained weights")
-    _require(0 < r.fmr < 1, "leakage_reg.fmr", r.fmr, "a false-match rate in (0, 1)")
-    _require(r.threshold_source in ("calibration", "training"), "leakage_reg.threshold_source", r.threshold_source,
-             "calibration | training")
-    _require(r.margin >= 0, "leakage_reg.margin", r.margin, "a cosine margin >= 0")
-    _require(r.bank in ("centroid", "images"), "leakage_reg.bank", r.bank, "centroid | images")
-    _require(r.interval >= 1, "leakage_reg.interval", r.interval, "a positive number of rounds")
-    _require(r.start_kimg >= 0, "leakage_reg.start_kimg", r.start_kimg, "kimg >= 0")
-    _require(r.batch >= 0, "leakage_reg.batch", r.batch, "0 (= train.batch_gpu) or a positive number of fakes")
+        require(name in DIFFERENTIABLE, "leakage_reg.matchers", item,
+                f"a differentiable matcher: {', '.join(DIFFERENTIABLE)} (as NAME=WEIGHTS)")
+        require(bool(weights), "leakage_reg.matchers", item, f"{name}=WEIGHTS: the regularizer needs trained weights")
+    require(0 < r.fmr < 1, "leakage_reg.fmr", r.fmr, "a false-match rate in (0, 1)")
+    require(r.threshold_source in ("calibration", "training"), "leakage_reg.threshold_source", r.threshold_source,
+            "calibration | training")
+    require(r.margin >= 0, "leakage_reg.margin", r.margin, "a cosine margin >= 0")
+    require(r.bank in ("centroid", "images"), "leakage_reg.bank", r.bank, "centroid | images")
+    require(r.interval >= 1, "leakage_reg.interval", r.interval, "a positive number of rounds")
+    require(r.start_kimg >= 0, "leakage_reg.start_kimg", r.start_kimg, "kimg >= 0")
+    require(r.batch >= 0, "leakage_reg.batch", r.batch, "0 (= train.batch_gpu) or a positive number of fakes")
     if cfg.privacy.unit == "none":
         return
     if r.bank_noise is None or not 0 < r.bank_noise < float("inf"):
@@ -315,11 +336,11 @@ def check_leakage_reg(cfg: Config) -> None:
                           "privately; set leakage_reg.bank_noise to the noise multiplier of the private bank (each "
                           "person's centroid, norm <= 1, plus N(0, sigma^2) once; counted in the privacy ledger), or "
                           "leakage_reg.weight=0")
-    _require(r.bank == "centroid", "leakage_reg.bank", r.bank,
-             "centroid under privacy.unit (the private bank releases one noisy row per person): set "
-             "leakage_reg.bank=centroid")
-    _require(r.threshold_source == "calibration", "leakage_reg.threshold_source", r.threshold_source,
-             "calibration under privacy.unit: thresholds from the training set's own pairs read private data")
+    require(r.bank == "centroid", "leakage_reg.bank", r.bank,
+            "centroid under privacy.unit (the private bank releases one noisy row per person): set "
+            "leakage_reg.bank=centroid")
+    require(r.threshold_source == "calibration", "leakage_reg.threshold_source", r.threshold_source,
+            "calibration under privacy.unit: thresholds from the training set's own pairs read private data")
 
 
 def check_eval(cfg: Config) -> None:
@@ -327,60 +348,16 @@ def check_eval(cfg: Config) -> None:
     e = cfg.eval
     if e.every_kimg is None:
         return
-    _require(e.every_kimg > 0, "eval.every_kimg", e.every_kimg, "null (off) or a positive number of kimg")
-    _require(e.num_fakes >= 2, "eval.num_fakes", e.num_fakes, "at least 2 generated images")
-    _require(e.first_seed >= 0, "eval.first_seed", e.first_seed, "a seed >= 0")
-    _require(bool(e.matchers or e.fidelity), "eval.matchers", e.matchers,
-             "at least one matcher (eval.matchers) or feature extractor (eval.fidelity) when eval.every_kimg is set")
-    _require(all(0 < f < 1 for f in e.fmrs) and len(e.fmrs) > 0, "eval.fmrs", e.fmrs, "false-match rates in (0, 1)")
-    _require((e.members is None) == (e.nonmembers is None), "eval.members", e.members,
-             "both eval.members and eval.nonmembers, or neither")
+    require(e.every_kimg > 0, "eval.every_kimg", e.every_kimg, "null (off) or a positive number of kimg")
+    require(e.num_fakes >= 2, "eval.num_fakes", e.num_fakes, "at least 2 generated images")
+    require(e.first_seed >= 0, "eval.first_seed", e.first_seed, "a seed >= 0")
+    require(bool(e.matchers or e.fidelity), "eval.matchers", e.matchers,
+            "at least one matcher (eval.matchers) or feature extractor (eval.fidelity) when eval.every_kimg is set")
+    require(all(0 < f < 1 for f in e.fmrs) and len(e.fmrs) > 0, "eval.fmrs", e.fmrs, "false-match rates in (0, 1)")
+    require((e.members is None) == (e.nonmembers is None), "eval.members", e.members,
+            "both eval.members and eval.nonmembers, or neither")
     for key in ("bootstrap", "kid_subsets", "batch"):
-        _require(getattr(e, key) >= 1, f"eval.{key}", getattr(e, key), "a positive number")
-
-
-def check_privacy(cfg: Config) -> None:
-    """What DP-SGD needs of the config, and what it forbids: each refusal names the key and what to set."""
-    p = cfg.privacy
-    _require(p.unit in PRIVACY_UNITS, "privacy.unit", p.unit, " | ".join(PRIVACY_UNITS))
-    if p.unit == "none":
-        return
-    _require(p.accountant in ACCOUNTANTS, "privacy.accountant", p.accountant, " | ".join(ACCOUNTANTS))
-    if (p.noise_multiplier is None) == (p.target_epsilon is None):
-        raise ConfigError(f"privacy.unit={p.unit!r} needs exactly one of privacy.noise_multiplier (sigma) and "
-                          f"privacy.target_epsilon; got noise_multiplier={p.noise_multiplier!r}, "
-                          f"target_epsilon={p.target_epsilon!r}")
-    for key in ("noise_multiplier", "target_epsilon"):
-        value = getattr(p, key)
-        _require(value is None or (value > 0 and value != float("inf")), f"privacy.{key}", value,
-                 "a positive finite number")
-    _require(0 < p.max_grad_norm < float("inf"), "privacy.max_grad_norm", p.max_grad_norm, "a positive finite norm")
-    _require(p.delta is None or 0 < p.delta < 1, "privacy.delta", p.delta, "null or a probability in (0, 1)")
-    _require(p.expected_batch is None or p.expected_batch >= 1, "privacy.expected_batch", p.expected_batch,
-             "null (= train.batch) or a positive number of units")
-    _require(p.max_images_per_identity >= 1, "privacy.max_images_per_identity", p.max_images_per_identity,
-             "a positive number of images")
-    _require(p.d_steps_per_g >= 1, "privacy.d_steps_per_g", p.d_steps_per_g, "a positive number of D steps")
-    if cfg.augment.mode == "ada":
-        raise ConfigError(f"augment.mode='ada' with privacy.unit={p.unit!r}: ADA moves p by sign(D(real)), a "
-                          "statistic of the private images outside the DP step; set augment.mode=fixed (with "
-                          "augment.p) or augment.mode=noaug")
-    m = cfg.model
-    if m.mbstd_channels > 0 and p.unit == "image":
-        raise ConfigError(f"model.mbstd_channels={m.mbstd_channels} with privacy.unit='image': minibatch-stddev "
-                          "makes one image's D output depend on the others in its group, so one image's effect is "
-                          "unbounded; set model.mbstd_channels=0")
-    k = p.max_images_per_identity
-    if m.mbstd_channels > 0 and p.unit == "identity" and (m.mbstd_group < 1 or k % m.mbstd_group):
-        raise ConfigError(f"model.mbstd_group={m.mbstd_group} with privacy.unit='identity' and "
-                          f"privacy.max_images_per_identity={k}: minibatch-stddev groups must form within one "
-                          f"person's images, so k must be a multiple of the group; set "
-                          f"privacy.max_images_per_identity to a multiple of {max(m.mbstd_group, 1)} or "
-                          "model.mbstd_channels=0")
-    if cfg.data.xflip and p.unit == "image":
-        raise ConfigError("data.xflip=true with privacy.unit='image': a mirrored copy is a second unit made of "
-                          "the same private image, which doubles its effect; set data.xflip=false (augment.pipe "
-                          "can flip), or use privacy.unit='identity' (a person's copies stay in one unit)")
+        require(getattr(e, key) >= 1, f"eval.{key}", getattr(e, key), "a positive number")
 
 
 __all__ = ["Config", "PrivacyConfig", "ConfigError", "load_config", "from_dict", "to_dict", "to_yaml", "check", "MISSING"]

@@ -70,6 +70,18 @@ def broadcast_module(module: nn.Module, dist: Dist) -> None:
         tdist.broadcast(t.data, src=0)
 
 
+def sum_tensors(tensors: list[torch.Tensor], dist: Dist) -> None:
+    """All-reduces (sums) `tensors` in place over the ranks, as one flat buffer."""
+    if dist.world == 1 or not tensors:
+        return
+    flat = torch.cat([t.flatten() for t in tensors])
+    dist.all_sum(flat)
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
 def sum_gradients(module: nn.Module, dist: Dist) -> list[nn.Parameter]:
     """All-reduces (sums) the gradients of `module` as one flat buffer; returns the parameters that
     have one. Every rank must call this with the same module, even when its own grads are None.
@@ -85,10 +97,5 @@ def sum_gradients(module: nn.Module, dist: Dist) -> list[nn.Parameter]:
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        flat = torch.cat([p.grad.flatten() for p in params])
-        dist.all_sum(flat)
-        offset = 0
-        for p in params:
-            p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
-            offset += p.numel()
+        sum_tensors([p.grad for p in params], dist)
     return [p for p in params if p.grad is not None]

@@ -15,23 +15,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from leakguard import run_files
 from leakguard.atomic import finite_or_null, strict_json
 from leakguard.audit.audit import AuditInputs, AuditSettings, run_audit
 from leakguard.audit.images import ImageFiles, ImageTensor
 from leakguard.audit.scalars import scalars
-from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
-from leakguard.cli.audit import summary_line
+from leakguard.audit.store import EmbeddingStore
 from leakguard.fidelity.extractors import build_extractor
 from leakguard.fidelity.scores import fidelity_scores
 from leakguard.matchers.calibrate import calibration_path, load_calibration
 from leakguard.matchers.registry import MatcherConfig, build_matcher
 from training.config import Config
+from training.data.training_set import training_images
 from training.inference import generate
 
-EVAL_FILE = "eval.jsonl"
 OUTSIDE_DP = ("these numbers read the training images (and eval.members/nonmembers): they are the data "
               "holder's view, outside the (epsilon, delta) guarantee of the released networks")
 
@@ -41,14 +40,6 @@ def _name_path(item: str, key: str) -> tuple[str, str | None]:
     if path and not Path(path).expanduser().exists():
         raise FileNotFoundError(f"{key}: {name}'s file not found: {path}")
     return name, path or None
-
-
-def training_images(cfg: Config, dataset):
-    """The training set as the audit reads it: the dataset's files, or SynthFaces' images in memory."""
-    if cfg.data.path is not None:
-        return ImageFiles(cfg.data.path)
-    pixels = torch.from_numpy(np.array(dataset.render_all()))  # a copy: the cache is read-only
-    return ImageTensor(pixels, name=f"SynthFaces {dataset.name}", identities=dataset.identities)
 
 
 @dataclass
@@ -80,10 +71,10 @@ class Evaluator:
                                       f"calibration file {calibration_path(weights)}")
         extractors = [build_extractor(*_name_path(item, "eval.fidelity"), device=device, batch_size=e.batch)
                       for item in e.fidelity]
-        training = training_images(cfg, dataset)
+        training = training_images(cfg.data, dataset)
         if matchers:
             training.identities  # an error naming the file when the training set has no identities
-        store = EmbeddingStore(e.cache or DEFAULT_ROOT)
+        store = EmbeddingStore(e.cache)
         return cls(cfg, training, members, nonmembers, matchers, calibrations, extractors, store)
 
     def seeds(self) -> list[int]:
@@ -128,7 +119,7 @@ class Evaluator:
         line["seconds"] = time.perf_counter() - start
         tags["Timing/eval_sec"] = line["seconds"]
         state.reporter.write(state.nimg, tags)
-        with open(run_dir / EVAL_FILE, "a") as f:
+        with open(run_dir / run_files.EVAL, "a") as f:
             f.write(strict_json(finite_or_null(line), indent=None) + "\n")
         return line
 

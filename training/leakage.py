@@ -20,19 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from leakguard.audit.audit import check_calibration
-from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
+from leakguard.audit.store import EmbeddingStore
 from leakguard.matchers.calibrate import calibration_from_scores, calibration_path, load_calibration, pair_scores
 from leakguard.matchers.registry import MatcherConfig, build_matcher
 from leakguard.regularizer import IdentityBank, IdentityLeakagePenalty, private_centroids
 from training.config import Config
-from training.dp.setup import budget_steps
+from training.data.training_set import training_images
+from training.dp.keys import BANK, IDENTITY_BANK, secret_generator
 
 log = logging.getLogger(__name__)
-BANK_MECHANISM = "identity_bank"  # the ledger's name for the private bank's release
-BANK_STREAM = 4                   # random stream under the secret key (training.dp.units uses 1, 2; noise 3)
 
 
 @dataclass
@@ -75,21 +73,15 @@ def threshold(cfg: Config, matcher, weights: Path, emb, ids) -> tuple[float, str
         raise ValueError(f"leakage_reg.fmr={r.fmr:g}: {e.args[0]}") from None
 
 
-def bank_generator(key: int, index: int) -> torch.Generator:
-    seed = int(np.random.SeedSequence([key, BANK_STREAM, index]).generate_state(1, np.uint64)[0])
-    return torch.Generator().manual_seed(seed)
-
-
 def build_leakage(cfg: Config, dataset, state) -> Leakage | None:
     """None when leakage_reg.weight is 0; otherwise every matcher, bank and threshold, built now."""
-    from training.evaluate import training_images  # the training set as the audit reads it
     r = cfg.leakage_reg
     if r.weight == 0:
         return None
     named = [_weights(item) for item in r.matchers]       # every file checked before any work
-    training = training_images(cfg, dataset)
+    training = training_images(cfg.data, dataset)
     ids = training.identities                             # an error naming the file when there are none
-    store = EmbeddingStore(r.cache or DEFAULT_ROOT)
+    store = EmbeddingStore(r.cache)
     batch = r.batch or state.batch_gpu
     penalties = []
     for index, (name, weights) in enumerate(named):
@@ -101,7 +93,7 @@ def build_leakage(cfg: Config, dataset, state) -> Leakage | None:
             bank = IdentityBank.from_embeddings(emb, ids, r.bank, state.device)
         else:
             units = np.unique(ids)  # the people: the public index of the bank's rows
-            bank = private_centroids(emb, ids, units, r.bank_noise, bank_generator(state.privacy.key, index),
+            bank = private_centroids(emb, ids, units, r.bank_noise, secret_generator(state.privacy.key, BANK, index),
                                      state.device)
         log.info("leakage_reg: %s bank of %d rows (%s%s), tau %.4f at FMR %g from %s", name, len(bank.rows), r.bank,
                  ", private" if bank.private else "", tau, r.fmr, source)
@@ -114,8 +106,7 @@ def build_leakage(cfg: Config, dataset, state) -> Leakage | None:
 def record_bank(cfg: Config, state, banks: int) -> None:
     """The private banks' release in the ledger, once per run (a resume finds it in the saved ledger)."""
     p = state.privacy
-    if p.ledger.steps(BANK_MECHANISM) == 0:
-        p.ledger.record(BANK_MECHANISM, cfg.leakage_reg.bank_noise, 1.0, steps=banks)
-        p.steps_allowed = budget_steps(cfg, p)   # a target epsilon now has the banks in it
+    if p.ledger.steps(IDENTITY_BANK) == 0:
+        p.ledger.record(IDENTITY_BANK, cfg.leakage_reg.bank_noise, 1.0, steps=banks)
         log.info("privacy: %d private identity bank(s) released at sigma %g: epsilon %.3f so far", banks,
                  cfg.leakage_reg.bank_noise, p.ledger.epsilon())

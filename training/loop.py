@@ -1,5 +1,6 @@
-"""The training loop: set up (or resume) a TrainState, then rounds until train.kimg, with ticks
-(stats, progress), fixed-seed image grids and snapshots on their schedules.
+"""The training loop: build the run (a TrainState, fresh or resumed, with its data, privacy, leakage
+penalty and evaluator, every refusal before anything is written), then rounds until train.kimg, with
+ticks (stats, progress), fixed-seed image grids and snapshots on their schedules.
 
     rounds:   steps.train_round  (G, path length, D, R1, EMA, ADA)
     ticks:    Reporter.flush -> TensorBoard + stats.jsonl, progress bar
@@ -12,24 +13,27 @@
 import logging
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from leakguard import run_files
 from leakguard.atomic import write_text
-from training import rundir, steps
-from training.config import Config, to_yaml
+from training import rundir
 from training.checkpoint import save_networks
+from training.config import Config, to_yaml
+from training.data.images import make_grid, save_png, to_uint8
 from training.data.loader import ChunkStream, describe, open_dataset
 from training.distributed import Dist
+from training.dp.audit_hooks import AuditHooks
+from training.dp.per_unit import trainable
+from training.dp.stream import UnitStream
 from training.evaluate import Evaluator
 from training.leakage import build_leakage
-from training.dp.stream import UnitStream
-from training.data.images import make_grid, save_png, to_uint8
 from training.report import Reporter
-from training.dp.per_unit import trainable
 from training.snapshot import load_snapshot, save_snapshot
 from training.state import TrainState, build_state
 from training.steps import stream_seed, train_round
@@ -60,14 +64,14 @@ def render_grid(state: TrainState, z: torch.Tensor, c: torch.Tensor) -> np.ndarr
 
 def save_grid(state: TrainState, run_dir: Path, latents) -> None:
     grid = render_grid(state, *latents)
-    save_png(grid, run_dir / "images" / f"fakes-{state.nimg:010d}.png")
+    save_png(grid, run_dir / run_files.IMAGES / f"fakes-{state.nimg:010d}.png")
     state.reporter.image("fakes", grid, state.nimg)
 
 
 def save_reals(dataset, run_dir: Path, n: int) -> None:
     idx = np.linspace(0, len(dataset) - 1, min(n, len(dataset))).astype(int)
     reals = np.stack([dataset[int(i)][0].transpose(1, 2, 0) for i in idx])
-    save_png(make_grid(reals), run_dir / "images" / "reals.png")
+    save_png(make_grid(reals), run_dir / run_files.IMAGES / "reals.png")
 
 
 def peak_memory_gb(device: torch.device) -> float:
@@ -109,46 +113,73 @@ def real_stream(state: TrainState, dataset):
 def budget_spent(state: TrainState) -> bool:
     """Under privacy.target_epsilon: whether the next round's D steps would pass it."""
     p = state.privacy
-    if p is None or p.steps_allowed is None:
+    if p is None or p.steps_allowed() is None:
         return False
-    return p.ledger.steps() + state.cfg.privacy.d_steps_per_g > p.steps_allowed
+    return p.ledger.steps() + state.cfg.privacy.d_steps_per_g > p.steps_allowed()
 
 
 def save_release(state: TrainState, run_dir: Path, units: int) -> None:
     """release.pt: the networks and their privacy record, without the secret key a snapshot holds."""
-    save_networks(run_dir / "release.pt", {"G": state.G, "D": state.D, "G_ema": state.G_ema},
+    save_networks(run_dir / run_files.RELEASE, {"G": state.G, "D": state.D, "G_ema": state.G_ema},
                   extra={"privacy": state.privacy.record(units), "nimg": state.nimg})
 
 
-def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = None,
-          canaries=None) -> TrainState:
-    """Trains until cfg.train.kimg; rank 0 writes `run_dir`. Returns the final state. `canaries`: for a DP
-    audit (training.dpaudit), a function (D's trainable parameter shapes, q, C) -> white-box canaries."""
+@dataclass
+class Run:
+    """A run built and checked, before anything is written."""
+    state: TrainState
+    dataset: object                   # training.data.loader.open_dataset(cfg.data)
+    run_dir: Path | None              # None on ranks other than 0
+    evaluator: Evaluator | None       # rank 0 with eval.every_kimg
+
+
+def build_run(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = None,
+              audit: AuditHooks | None = None) -> Run:
+    """Everything that can refuse the run (config, data, the snapshot, the leakage penalty's and the
+    evaluation's files) is checked here, before anything is written: a refused resume leaves the run
+    folder exactly as it was. `audit`: a DP audit's hooks in the private D step (training.dpaudit)."""
     main = dist.is_main
     dataset = open_dataset(cfg.data)
-    # Everything that can refuse the run (config, data, the snapshot) is checked before anything is
-    # written: a refused resume leaves the run folder exactly as it was.
-    state = build_state(cfg, dataset, dist, Reporter(None))
+    state = build_state(cfg, dataset, dist, Reporter(run_dir if main else None))  # its files open at the first write
     state.dataset_info = describe(dataset)
     if resume is not None:
         load_snapshot(resume, state)
     state.leakage = build_leakage(cfg, dataset, state)  # after the resume: the private bank's ledger entry is there
-    if canaries is not None:
+    if audit is not None:
         if state.privacy is None or dist.world > 1:
-            raise ValueError("gradient canaries need a DP run (privacy.unit) in one process")
-        state.privacy.canaries = canaries([param.shape for _, param in trainable(state.D)], state.privacy.q,
-                                          state.privacy.max_grad_norm)
-    if state.privacy is not None and steps.BROKEN_SKIP_NOISE:
-        log.warning("LEAKGUARD_BROKEN_DP=skip-noise: the private D step adds NO noise while the ledger claims it; "
-                    "this run has no privacy guarantee (a test of the DP audit)")
+            raise ValueError("a DP audit's hooks (gradient canaries, a skipped noise) need a DP run (privacy.unit) "
+                             "in one process")
+        state.privacy.audit = audit
+        audit.start([param.shape for _, param in trainable(state.D)], state.privacy.q, state.privacy.max_grad_norm)
     evaluator = Evaluator.build(cfg, dataset, state.device) if main else None  # a missing file stops it here
-    if main:
-        (run_dir / "images").mkdir(parents=True, exist_ok=True)
-        write_text(run_dir / "config.yaml", to_yaml(cfg))
-        if resume is not None:
-            rundir.trim_stats(run_dir, state.nimg)
-            log.info("resumed from %s at %.1f kimg", resume, state.nimg / 1000)
-    state.reporter = reporter = Reporter(run_dir if main else None)
+    return Run(state, dataset, run_dir if main else None, evaluator)
+
+
+def open_run_folder(run: Run, resume: Path | None) -> None:
+    """Rank 0: the resolved config, the images folder, and on resume the logs cut back to the snapshot."""
+    state, run_dir = run.state, run.run_dir
+    (run_dir / run_files.IMAGES).mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / run_files.CONFIG, to_yaml(state.cfg))
+    if resume is not None:
+        rundir.trim_stats(run_dir, state.nimg)
+        log.info("resumed from %s at %.1f kimg", resume, state.nimg / 1000)
+
+
+def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = None,
+          audit: AuditHooks | None = None) -> TrainState:
+    """Trains until cfg.train.kimg; rank 0 writes `run_dir`. Returns the final state."""
+    run = build_run(cfg, dist, run_dir, resume, audit)
+    if run.run_dir is not None:
+        open_run_folder(run, resume)
+    run_rounds(run)
+    return run.state
+
+
+def run_rounds(run: Run) -> None:
+    """The loop itself: rounds until train.kimg (or the privacy budget), with ticks, grids, evaluations and
+    snapshots on their schedules, and under DP release.pt at the end."""
+    state, dataset, run_dir, evaluator = run.state, run.dataset, run.run_dir, run.evaluator
+    cfg, main = state.cfg, run.run_dir is not None
     stream = real_stream(state, dataset)
     latents = grid_latents(state)
     if main and state.nimg == 0:
@@ -163,7 +194,10 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
     tick_start, tick_nimg = time.perf_counter(), state.nimg
     while state.nimg < total and not budget_spent(state):
         before = state.nimg
-        train_round(state, next(stream))
+        if state.privacy is None:
+            train_round(state, reals=next(stream))
+        else:
+            train_round(state, private=next(stream))
         bar.update(min((state.nimg - before) / 1000, bar.total - bar.n))  # the last round may pass the total
         stop = budget_spent(state)
         if stop:
@@ -180,12 +214,11 @@ def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = N
             for text in evaluator.summary(evaluator.evaluate(state, run_dir)):
                 log.info("eval at %.1f kimg: %s", state.nimg / 1000, text)
         if main and (done or crossed(before, state.nimg, cfg.train.snapshot_kimg)):
-            save_snapshot(state, run_dir / rundir.CHECKPOINTS, cfg.train.keep_snapshots)
+            save_snapshot(state, run_dir / run_files.CHECKPOINTS, cfg.train.keep_snapshots)
         if done:
             break
     if main and state.privacy is not None:
         save_release(state, run_dir, len(state.privacy.sampler.table))
-    dist.barrier()
+    state.dist.barrier()
     bar.close()
-    reporter.close()
-    return state
+    state.reporter.close()

@@ -41,6 +41,11 @@ def r1_penalty(real_img: torch.Tensor, real_logits: torch.Tensor) -> torch.Tenso
     penalty can be differentiated with respect to D's weights.
     """
     (grad,) = torch.autograd.grad(real_logits.sum(), real_img, create_graph=True)  # [N, C, H, W]
+    return r1_of_grad(grad)
+
+
+def r1_of_grad(grad: torch.Tensor) -> torch.Tensor:
+    """|grad_x D(x)|^2 per image from the input gradient [N, C, H, W] (the private D step takes it by vjp)."""
     return _wide(grad).square().sum(dim=[1, 2, 3])  # [N]
 
 

@@ -5,13 +5,10 @@ from a name imported out of a file.
 """
 from torch import nn
 
+from leakguard.torch_files import CheckpointError
 from training.networks import NETWORK_CLASSES
 
 _PLAIN = (str, int, float, bool, type(None))
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read, named in the message."""
 
 
 def plain(value, where: str = "kwargs"):

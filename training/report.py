@@ -1,7 +1,8 @@
 """The one logger: `report(name, value)` collects means between ticks; `flush(nimg)` writes them to
 TensorBoard and stats.jsonl with the step counted in images seen; `write(nimg, values)` writes numbers
 other packages computed (e.g. leakguard.audit.scalars of an audit) the same way. Only rank 0 writes;
-elsewhere the reporter is disabled and every call is a no-op.
+elsewhere the reporter is disabled and every call is a no-op. Its files open at the first write, so a
+run whose start is refused (a bad snapshot, a missing file) leaves its folder as it was.
 """
 import json
 from pathlib import Path
@@ -9,20 +10,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from leakguard import run_files
 from leakguard.atomic import finite_or_null
 
 
 class Reporter:
     def __init__(self, run_dir: Path | None):
         self.enabled = run_dir is not None
+        self.run_dir = run_dir
         self._sums: dict[str, list] = {}  # name -> [sum tensor or float, count]
         self._writer = None
         self._stats = None
-        if self.enabled:
+
+    def _open(self) -> None:
+        if self._writer is None:
             # Here, not at import: TensorBoard costs seconds to import, and only rank 0 of a run needs it.
             from torch.utils.tensorboard import SummaryWriter
-            self._writer = SummaryWriter(log_dir=str(run_dir))
-            self._stats = open(Path(run_dir) / "stats.jsonl", "a")
+            self._writer = SummaryWriter(log_dir=str(self.run_dir))
+            self._stats = open(Path(self.run_dir) / run_files.STATS, "a")
 
     def report(self, name: str, value) -> None:
         """Adds a scalar or every element of a tensor to the running mean of `name`. Tensors stay on
@@ -52,6 +57,7 @@ class Reporter:
         NaN or infinite value is null (stats.jsonl is strict JSON)."""
         if not self.enabled:
             return {}
+        self._open()
         for k, v in values.items():
             self._writer.add_scalar(k, v, global_step=nimg)
         line = finite_or_null({"nimg": nimg, **{k: float(v) for k, v in values.items()}})
@@ -63,11 +69,12 @@ class Reporter:
     def image(self, name: str, array: np.ndarray, nimg: int) -> None:
         """One [H, W, C] uint8 image."""
         if self.enabled:
+            self._open()
             self._writer.add_image(name, array, global_step=nimg, dataformats="HWC")
             self._writer.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self._writer is not None:
             self._writer.close()
             self._stats.close()
-            self.enabled = False
+        self.enabled = False

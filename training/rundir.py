@@ -5,9 +5,11 @@ import re
 import zipfile
 from pathlib import Path
 
+from leakguard import run_files
+
 log = logging.getLogger("leakguard.train")
 
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = run_files.CHECKPOINTS
 SNAPSHOT_RE = re.compile(r"^snapshot-(\d{10})\.pt$")
 
 
@@ -92,14 +94,14 @@ def remove_stale_temporaries(folder: Path) -> None:
 
 def run_dir_of(snapshot: Path) -> Path | None:
     """The run folder a snapshot belongs to (runs/<name>-<n>/checkpoints/x.pt), or None."""
-    if snapshot.parent.name == CHECKPOINTS and (snapshot.parent.parent / "config.yaml").is_file():
+    if snapshot.parent.name == CHECKPOINTS and (snapshot.parent.parent / run_files.CONFIG).is_file():
         return snapshot.parent.parent
     return None
 
 
 def trim_stats(run_dir: Path, nimg: int) -> None:
     """Drops stats.jsonl and eval.jsonl lines logged after `nimg`: on resume they are computed again."""
-    for stats in (run_dir / "stats.jsonl", run_dir / "eval.jsonl"):
+    for stats in (run_dir / run_files.STATS, run_dir / run_files.EVAL):
         if not stats.is_file():
             continue
         keep = [line for line in stats.read_text().splitlines()

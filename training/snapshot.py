@@ -14,22 +14,15 @@ import numpy as np
 import torch
 
 from leakguard.atomic import atomic_open
-from leakguard.torch_files import load_failure
+from leakguard.torch_files import NETWORKS_FORMAT, SNAPSHOT_FORMAT, read_checkpoint
 from leakguard.privacy import PrivacyLedgerError
-from training.config import from_dict, to_dict
-from training.dp.setup import budget_steps, key_from_words, key_words, set_key
+from training.config import RESUMABLE_CHANGES, config_differences, from_dict, to_dict
+from training.dp.setup import key_from_words, key_words, set_key
 from training.records import CheckpointError, load_state_dict_exact, network_record, plain
 from training.rundir import list_snapshots, remove_stale_temporaries, snapshot_name
 from training.state import TrainState
 
-FORMAT = "leakguard.train/1"
-
-# Keys that may differ between a snapshot's config and the resumed run: they change how long or
-# how verbosely training runs, or where data lives, never what it computes.
-RESUMABLE_CHANGES = ("name", "run_dir", "resume", "data.path", "data.workers", "train.kimg", "train.batch_gpu",
-                     "train.tick_kimg", "train.snapshot_kimg", "train.image_kimg", "train.keep_snapshots",
-                     "train.grid_images", "train.device", "train.progress")  # and every eval.* key
-
+FORMAT = SNAPSHOT_FORMAT
 
 def rng_state() -> dict:
     np_state = np.random.get_state()
@@ -98,43 +91,13 @@ def load_privacy(path: Path, saved: dict | None, state: TrainState) -> None:
         raise CheckpointError(str(e)) from None
     # With privacy.target_epsilon, sigma was solved for the first run's train.kimg; it stays.
     p.sigma = float(saved["sigma"])
-    if state.cfg.privacy.target_epsilon is not None:
-        p.steps_allowed = budget_steps(state.cfg, p)
     set_key(p, key_from_words(saved["key"]))
 
 
 def read_snapshot(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"resume checkpoint not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for files that are not checkpoints
-        raise CheckpointError(f"{path}: not a LeakGuard training snapshot ({load_failure(e)})") from None
-    fmt = data.get("format") if isinstance(data, dict) else None
-    if fmt != FORMAT:
-        # "leakguard.networks/1" is training.checkpoint.FORMAT, which imports this module.
-        hint = (" (it holds networks only; a run resumes from runs/<name>-<n>/checkpoints/snapshot-*.pt)"
-                if fmt == "leakguard.networks/1" else "")
-        raise CheckpointError(f"{path}: format {fmt!r} is not a training snapshot ({FORMAT!r}){hint}")
-    return data
-
-
-def flatten(d: dict, prefix: str = "") -> dict:
-    """{'a': {'b': 1}} -> {'a.b': 1}: a config as dotted keys."""
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
-
-
-def config_differences(saved: dict, current: dict) -> list[str]:
-    """'key: saved -> current' for every key that may not change on resume."""
-    a, b = flatten(saved), flatten(current)
-    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-            if k not in RESUMABLE_CHANGES and not k.startswith("eval.") and a.get(k) != b.get(k)]
+    return read_checkpoint(path, (FORMAT,), "a LeakGuard training snapshot", missing="resume checkpoint not found",
+                           hints={NETWORKS_FORMAT: " (it holds networks only; a run resumes from "
+                                                   "runs/<name>-<n>/checkpoints/snapshot-*.pt)"})
 
 
 def load_snapshot(path: Path, state: TrainState) -> None:

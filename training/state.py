@@ -12,6 +12,7 @@ from training.augment.ada import AdaController
 from training.config import Config
 from training.distributed import Dist, broadcast_module
 from training.dp.setup import PrivacyState, build_privacy, key_from_words, key_words
+from training.leakage import Leakage
 from training.networks import Discriminator, Generator
 from training.report import Reporter
 
@@ -36,7 +37,7 @@ class TrainState:
     skipped_steps: int = 0               # optimizer steps dropped for non-finite gradients
     dataset_info: dict = field(default_factory=dict)  # data.loader.describe(dataset): resume refuses other data
     privacy: PrivacyState | None = None  # under privacy.unit: DP-SGD on D (training.dp) and its ledger
-    leakage: object = None               # training.leakage.Leakage under leakage_reg.weight > 0 (built by the loop)
+    leakage: Leakage | None = None       # under leakage_reg.weight > 0: the regularizer (built by the loop)
 
     @property
     def device(self) -> torch.device:

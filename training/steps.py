@@ -14,9 +14,9 @@ released once and counted in the ledger: training.leakage).
 Each step runs its chunks (gradient accumulation), backpropagates the sum of per-sample losses
 divided by the global batch, sums gradients over ranks and steps the optimizer. Random numbers in
 a chunk come from a stream seeded by (seed, round, step, chunk), so results do not depend on how
-a batch is split over processes or accumulation passes, and resuming at a round is exact.
+a batch is split over processes or accumulation passes, and resuming at a round is exact. `indices`
+below are always chunk indices (which seed those streams), never identities.
 """
-import os
 from contextlib import contextmanager
 
 import numpy as np
@@ -27,17 +27,13 @@ from leakguard.regularizer import leakage_terms
 from training import losses
 from training.data import Chunk, UnitChunk
 from training.data.sampler import chunk_ids
-from training.distributed import sum_gradients
+from training.distributed import sum_gradients, sum_tensors
+from training.dp.keys import D_STEP, NOISE, secret_generator
 from training.dp.per_unit import per_unit_grads, trainable
-from training.dp.setup import MECHANISM
 from training.state import TrainState
 
-# A deliberately broken DP step, for the DP audit's own check that it catches a real bug (tools/dp_audit_example.py,
-# tests/training/test_dp_audit.py): the noise is skipped while the ledger still records it. The loop warns
-# when it is set; never set it otherwise.
-BROKEN_SKIP_NOISE = os.environ.get("LEAKGUARD_BROKEN_DP") == "skip-noise"
+# Public random streams (train.seed); the secret ones of a private run are in training.dp.keys.
 STREAMS = {"G": 1, "G_pl": 2, "D": 3, "D_r1": 4, "grid": 5, "D_dp_fake": 6, "D_dp_real": 7, "G_leak": 8}
-NOISE_STREAM = 3  # under the secret key, beside training.dp.units' SAMPLE and PICK
 
 
 def stream_seed(seed: int, round_idx: int, stream: str, chunk: int) -> int:
@@ -47,7 +43,10 @@ def stream_seed(seed: int, round_idx: int, stream: str, chunk: int) -> int:
 @contextmanager
 def chunk_rng(state: TrainState, stream: str, chunk: int, step: int | None = None):
     """Seeds torch's global generators (the networks' noise inputs and the augmentation draw from
-    them) for one chunk of one step; private D steps are counted by `step`, not by round."""
+    them) for one chunk of one step; private D steps are counted by `step`, not by round. The global
+    state is left as the chunk leaves it, not restored: every draw of a step comes from its own
+    stream, so nothing in training reads what was there before (a snapshot saves it for what runs
+    outside the steps)."""
     torch.manual_seed(stream_seed(state.cfg.train.seed, state.round if step is None else step, stream, chunk))
     yield
 
@@ -103,9 +102,8 @@ def backward(state: TrainState, per_sample: torch.Tensor, gain: float = 1.0, bat
     (per_sample.sum() * (gain / (batch or state.cfg.train.batch))).backward()
 
 
-def optimizer_step(state: TrainState, opt: torch.optim.Optimizer, module: torch.nn.Module, name: str) -> None:
-    """Sums gradients over ranks, then steps unless a gradient is NaN or infinite (train.nan_guard)."""
-    params = sum_gradients(module, state.dist)
+def optimizer_step(state: TrainState, opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], name: str) -> None:
+    """Steps on `params`' gradients, already summed over ranks, unless one is NaN or infinite (train.nan_guard)."""
     if state.cfg.train.nan_guard and params:
         finite = torch.stack([p.grad.isfinite().all() for p in params]).all()
         if not bool(finite):
@@ -117,57 +115,57 @@ def optimizer_step(state: TrainState, opt: torch.optim.Optimizer, module: torch.
     opt.zero_grad(set_to_none=True)
 
 
-def g_step(state: TrainState, ids: list[int]) -> None:
+def g_step(state: TrainState, indices: list[int]) -> None:
     with grads_for(state, state.G):
-        for index in ids:
+        for index in indices:
             with chunk_rng(state, "G", index):
                 z, c = latents(state, state.batch_gpu)
                 img, _ = run_G(state, z, c)
                 loss = losses.g_nonsaturating(run_D(state, img, c))  # [n]
             backward(state, loss)
             state.reporter.report("Loss/G/loss", loss)
-        optimizer_step(state, state.opt_G, state.G, "G")
+        optimizer_step(state, state.opt_G, sum_gradients(state.G, state.dist), "G")
 
 
-def pl_step(state: TrainState, ids: list[int], gain: float) -> None:
+def pl_step(state: TrainState, indices: list[int], gain: float) -> None:
     """Path-length regularization on batch / pl_batch_shrink fakes; `gain` is the lazy interval."""
-    cfg = state.cfg.loss
-    n = max(1, state.batch_gpu // cfg.pl_batch_shrink)
+    loss_cfg = state.cfg.loss
+    n = max(1, state.batch_gpu // loss_cfg.pl_batch_shrink)
     total = torch.zeros([2], device=state.device)  # [sum of lengths, count]
     with grads_for(state, state.G):
-        for index in ids:
+        for index in indices:
             with chunk_rng(state, "G_pl", index):
                 z, c = latents(state, n)
                 img, ws = run_G(state, z, c)
                 lengths = losses.path_lengths(img, ws)  # [n]
-            penalty = losses.pl_penalty(lengths, state.pl_mean) * cfg.pl_weight
-            backward(state, penalty, gain, batch=n * len(ids) * state.dist.world)
+            penalty = losses.pl_penalty(lengths, state.pl_mean) * loss_cfg.pl_weight
+            backward(state, penalty, gain, batch=n * len(indices) * state.dist.world)
             total += torch.stack([lengths.detach().sum(), torch.tensor(float(n), device=state.device)])
             state.reporter.report("Loss/pl_penalty", penalty)
-        optimizer_step(state, state.opt_G, state.G, "G_pl")
+        optimizer_step(state, state.opt_G, sum_gradients(state.G, state.dist), "G_pl")
     state.dist.all_sum(total)
-    state.pl_mean.lerp_(total[0] / total[1], cfg.pl_decay)
+    state.pl_mean.lerp_(total[0] / total[1], loss_cfg.pl_decay)
     state.reporter.report("Loss/pl_mean", state.pl_mean)
 
 
-def leak_step(state: TrainState, ids: list[int], gain: float) -> None:
+def leak_step(state: TrainState, indices: list[int], gain: float) -> None:
     """The identity-leakage penalty (leakguard.regularizer) on leakage_reg.batch fakes per chunk, summed over
     matchers, times leakage_reg.weight; `gain` is the lazy interval. The fakes are not style-mixed: the
     penalty is about the faces a release shows, which come from one latent each."""
     leak = state.leakage
     above = {p.name: 0.0 for p in leak.penalties}
     with grads_for(state, state.G):
-        for index in ids:
+        for index in indices:
             with chunk_rng(state, "G_leak", index):
                 z, c = latents(state, leak.batch)
                 img = state.G.synthesis(state.G.mapping(z, c, update_emas=False))  # unmixed: as a release renders
                 terms = leakage_terms(leak.penalties, img)
             penalty = terms.penalty * leak.weight                                             # [n]
-            backward(state, penalty, gain, batch=leak.batch * len(ids) * state.dist.world)
+            backward(state, penalty, gain, batch=leak.batch * len(indices) * state.dist.world)
             state.reporter.report("Loss/leak_reg", penalty)
             for name, fraction in terms.above.items():
-                above[name] += fraction / len(ids)
-        optimizer_step(state, state.opt_G, state.G, "G_leak")
+                above[name] += fraction / len(indices)
+        optimizer_step(state, state.opt_G, sum_gradients(state.G, state.dist), "G_leak")
     for name, fraction in above.items():
         state.reporter.report(f"Leakage/{name}/above_threshold", fraction)
 
@@ -210,7 +208,7 @@ def d_step(state: TrainState, chunks: list[Chunk]) -> None:
             state.reporter.report("Loss/scores/fake", fake_logits)
             state.reporter.report("Loss/scores/real", real_logits)
             state.reporter.report("Loss/signs/real", real_logits.sign())
-        optimizer_step(state, state.opt_D, state.D, "D")
+        optimizer_step(state, state.opt_D, sum_gradients(state.D, state.dist), "D")
     update_w_avg(state, w_sum)
 
 
@@ -224,13 +222,12 @@ def r1_step(state: TrainState, chunks: list[Chunk], gain: float) -> None:
                 penalty = losses.r1_penalty(real, run_D(state, real, chunk.c)) * (gamma / 2)  # [n]
             backward(state, penalty, gain)
             state.reporter.report("Loss/r1_penalty", penalty)
-        optimizer_step(state, state.opt_D, state.D, "D_r1")
+        optimizer_step(state, state.opt_D, sum_gradients(state.D, state.dist), "D_r1")
 
 
 def noise_generator(state: TrainState, t: int) -> torch.Generator:
-    """The generator of step t's DP noise, seeded under the run's secret key."""
-    seed = int(np.random.SeedSequence([state.privacy.key, NOISE_STREAM, t]).generate_state(1, np.uint64)[0])
-    return torch.Generator(device=state.device).manual_seed(seed)
+    """The generator of step t's DP noise, seeded under the run's secret key: the same on every rank."""
+    return secret_generator(state.privacy.key, NOISE, t, device=state.device)
 
 
 def augment_units(state: TrainState, img: torch.Tensor) -> torch.Tensor:
@@ -241,46 +238,66 @@ def augment_units(state: TrainState, img: torch.Tensor) -> torch.Tensor:
     return state.augment(img.flatten(0, 1)).view_as(img)
 
 
-def dp_d_step(state: TrainState, ids: list[int], units: list[UnitChunk]) -> None:
-    """DP-SGD on D (Abadi et al. 2016) at the privacy unit, one private D step t:
+def fake_term(state: TrainState, indices: list[int], t: int, w_sum: torch.Tensor) -> None:
+    """softplus(D(G(z))) on fakes into D's .grad: it reads no private data (G and D are post-processing of
+    earlier private steps), so it is neither clipped nor noised."""
+    for index in indices:
+        with chunk_rng(state, "D_dp_fake", index, step=t):
+            fake, c = fakes_for_D(state, state.batch_gpu, w_sum)
+            fake_logits = run_D(state, fake, c)
+            fake_loss = losses.d_logistic_fake(fake_logits)  # [n]
+        backward(state, fake_loss)
+        state.reporter.report("Loss/D/fake", fake_loss)
+        state.reporter.report("Loss/scores/fake", fake_logits)
 
-        per-unit gradients of the real terms (R1 inside, every r1_interval steps) -> clip to C
-        -> sum (this rank's units; over ranks in optimizer_step) -> noise N(0, sigma^2 C^2) once (rank 0)
-        -> / expected batch -> + the fake term -> Adam step -> ledger
 
-    The fake term reads no private data (fakes from G, scored by D: both post-processing of earlier
-    private steps) and is not clipped. Nothing computed from real images is logged."""
-    p, loss = state.privacy, state.cfg.loss
-    t = p.ledger.steps(MECHANISM)
-    r1_weight = loss.r1_gamma / 2 * loss.r1_interval if loss.r1_gamma > 0 and t % loss.r1_interval == 0 else 0.0
+def clipped_sum(state: TrainState, params: list[torch.nn.Parameter], units: list[UnitChunk], t: int,
+                r1_weight: float) -> list[torch.Tensor]:
+    """Per-unit gradients of the real terms, each clipped to C, summed over this rank's units (one tensor
+    per parameter)."""
+    summed = [torch.zeros_like(param) for param in params]
+    for chunk in units:
+        with chunk_rng(state, "D_dp_real", chunk.index, step=t):
+            img = augment_units(state, chunk.img)
+        clip_and_accumulate(per_unit_grads(state.D, img, chunk.c, chunk.weight, r1_weight),
+                            state.privacy.max_grad_norm, summed)
+    return summed
+
+
+def dp_d_step(state: TrainState, indices: list[int], units: list[UnitChunk]) -> None:
+    """DP-SGD on D (Abadi et al. 2016) at the privacy unit, private D step t, in its stages:
+
+        fake term       softplus(D(G(z))) into D's .grad (no private data: not clipped)
+        per-unit grads  of each unit's real terms (R1 inside, every r1_interval steps), clipped to C, summed
+        sum over ranks  the clipped sums and the fake term's gradients
+        noise once      N(0, sigma^2 C^2) on the global sum (every rank draws the same noise from the key)
+        scale           / expected batch, + the fake term
+        step            Adam, then the ledger records the step
+
+    A DP audit's hooks (training.dp.audit_hooks) act around the noise. Nothing computed from real
+    images is logged."""
+    p, loss_cfg = state.privacy, state.cfg.loss
+    t = p.ledger.steps(D_STEP)
+    r1_on = loss_cfg.r1_gamma > 0 and t % loss_cfg.r1_interval == 0
+    r1_weight = loss_cfg.r1_gamma / 2 * loss_cfg.r1_interval if r1_on else 0.0
     w_sum = torch.zeros([state.G.w_dim + 1], device=state.device)  # [sum of w, count]
     with grads_for(state, state.D):
-        for index in ids:
-            with chunk_rng(state, "D_dp_fake", index, step=t):
-                fake, c = fakes_for_D(state, state.batch_gpu, w_sum)
-                fake_logits = run_D(state, fake, c)
-                fake_loss = losses.d_logistic_fake(fake_logits)  # [n]
-            backward(state, fake_loss)
-            state.reporter.report("Loss/D/fake", fake_loss)
-            state.reporter.report("Loss/scores/fake", fake_logits)
+        fake_term(state, indices, t, w_sum)
         params = [param for _, param in trainable(state.D)]
-        summed = [torch.zeros_like(param) for param in params]
-        for chunk in units:
-            with chunk_rng(state, "D_dp_real", chunk.index, step=t):
-                img = augment_units(state, chunk.img)
-            clip_and_accumulate(per_unit_grads(state.D, img, chunk.c, chunk.weight, r1_weight), p.max_grad_norm,
-                                summed)
-        if p.canaries is not None:  # a DP audit's white-box canaries: units whose clipped gradient is C e_j
-            p.canaries.insert(summed, t)
-        if state.dist.is_main and not BROKEN_SKIP_NOISE:
+        summed = clipped_sum(state, params, units, t, r1_weight)
+        if p.audit is not None:
+            p.audit.insert(summed, t)
+        sum_gradients(state.D, state.dist)
+        sum_tensors(summed, state.dist)
+        if p.audit is None or not p.audit.skip_noise:
             add_noise(summed, p.sigma, p.max_grad_norm, noise_generator(state, t))
-        if p.canaries is not None:  # ... and what the audit sees: the released noisy sum, at their coordinates
-            p.canaries.observe(summed)
+        if p.audit is not None:
+            p.audit.observe(summed)
         for param, g in zip(params, summed):
             g.div_(p.expected_batch)
             param.grad = g if param.grad is None else param.grad.add_(g)
-        optimizer_step(state, state.opt_D, state.D, "D")
-    p.ledger.record(MECHANISM, p.sigma, p.q)
+        optimizer_step(state, state.opt_D, params, "D")
+    p.ledger.record(D_STEP, p.sigma, p.q)
     update_w_avg(state, w_sum)
 
 
@@ -298,23 +315,25 @@ def update_ema(state: TrainState) -> None:
             b_ema.copy_(b)
 
 
-def train_round(state: TrainState, reals: list[Chunk] | list[list[UnitChunk]]) -> None:
-    """One round: G, lazily path length and the leakage penalty, then D — d_step and lazily R1, or under DP d_steps_per_g
-    private D steps (`reals` holds one list of UnitChunks per step) — then EMA and the ADA update."""
-    cfg = state.cfg.loss
-    ids = fake_chunks(state)
-    g_step(state, ids)
-    if cfg.pl_weight > 0 and state.round % cfg.pl_interval == 0:
-        pl_step(state, ids, gain=cfg.pl_interval)
+def train_round(state: TrainState, reals: list[Chunk] | None = None,
+                private: list[list[UnitChunk]] | None = None) -> None:
+    """One round: G, lazily path length and the leakage penalty, then D — d_step and lazily R1 on the round's
+    `reals`, or under DP d_steps_per_g private D steps (`private`: one list of UnitChunks per step) — then EMA
+    and the ADA update."""
+    loss_cfg = state.cfg.loss
+    indices = fake_chunks(state)
+    g_step(state, indices)
+    if loss_cfg.pl_weight > 0 and state.round % loss_cfg.pl_interval == 0:
+        pl_step(state, indices, gain=loss_cfg.pl_interval)
     if state.leakage is not None and state.leakage.due(state.round, state.nimg):
-        leak_step(state, ids, gain=state.leakage.interval)
+        leak_step(state, indices, gain=state.leakage.interval)
     if state.privacy is None:
         d_step(state, reals)
-        if cfg.r1_gamma > 0 and state.round % cfg.r1_interval == 0:
-            r1_step(state, reals, gain=cfg.r1_interval)
+        if loss_cfg.r1_gamma > 0 and state.round % loss_cfg.r1_interval == 0:
+            r1_step(state, reals, gain=loss_cfg.r1_interval)
     else:
-        for units in reals:
-            dp_d_step(state, ids, units)
+        for units in private:
+            dp_d_step(state, indices, units)
     update_ema(state)
     state.nimg += state.cfg.train.batch
     state.round += 1

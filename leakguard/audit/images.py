@@ -138,6 +138,10 @@ class ImageTensor:
         return self._identities
 
     @property
+    def has_identities(self) -> bool:
+        return self._identities is not None
+
+    @property
     def identity_names(self) -> dict[int, str]:
         return {}  # ids only: in-memory sets carry no folder names
 

@@ -4,50 +4,30 @@ leakguard.audit.audit.run_audit returns (numbers) and the leaking pairs' pixels 
     json_path, html_path = write_report("runs/audit", report, images={"synth": {"leak_pairs": pairs}})
 
 report.html is one self-contained file: plain HTML and CSS, no JavaScript, no external resources;
-every plot and face is a base64 PNG data URI. Plots are drawn on matplotlib `Figure` objects, which
-render through Agg without pyplot, so no backend is chosen and no window opens, even in a notebook.
+every plot and face is a base64 PNG data URI. Escaping, CSS, number formats and figures come from
+the shared page toolkit, leakguard.html (plots on matplotlib `Figure` objects: Agg, no pyplot, no window).
 Training faces are private data: unless `show_training_images`, they are never encoded into the
 file; a grey box stands in their place. Every string from the report is passed through html.escape.
 report.json is strict JSON: a number that is NaN or infinite (a leak ratio whose chance rate is 0)
 is written as null, and the HTML, drawn from the report itself, says which it was.
 
-Formats, the same in every table: rates in percent (two decimals, more below 0.1% so three
-significant digits show; an interval shares the decimals of its smallest value), intervals as
-"estimate [low, high]", AUC and scores with three decimals, thresholds with four, FMRs as %g.
+Formats, the same in every table (leakguard.html's): rates in percent (two decimals, more below 0.1%
+so three significant digits show; an interval shares the decimals of its smallest value), intervals
+as "estimate [low, high]", AUC and scores with three decimals, thresholds with four, FMRs as %g.
 """
-import base64
-import html
-import io
-import math
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PIL import Image
 
+from leakguard import run_files
 from leakguard.atomic import finite_or_null, write_json, write_text
+from leakguard.html import (CSS, ci_html, escape, figure_png, fmt_ci, fmt_fmr, fmt_num, fmt_pct, img_tag,
+                            mpl_literal, new_figure, nonfinite_text, png_bytes, table_row)
 
 HIDDEN_TEXT = "training image hidden (--show-training-images)"
 MISSING_TEXT = "training image not available"
-FACE_PX = 256                # faces larger than this are downscaled before embedding (file size)
 LEVEL = 0.95                 # interval coverage, unless report["settings"]["level"] says otherwise
-
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; padding: 0 1em; color: #222; }
-h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
-.meta, .note { color: #555; font-size: 0.9em; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; vertical-align: top; }
-th { background: #f2f2f2; } td.l, th.l { text-align: left; } th[colspan] { text-align: center; }
-.ci { white-space: nowrap; }
-.wide { overflow-x: auto; } .wide table { font-size: 0.8em; } .wide th, .wide td { padding: 0.2em 0.4em; }
-img.plot { max-width: 100%; display: block; margin: 0.5em 0; }
-.pairs { display: flex; flex-wrap: wrap; gap: 1em; }
-.pair { border: 1px solid #ccc; padding: 0.4em; text-align: center; font-size: 0.85em; }
-.pair img, .hidden { width: 128px; height: 128px; display: inline-block; vertical-align: top; }
-.hidden { background: #999; color: #fff; font-size: 0.8em; box-sizing: border-box; padding: 2.5em 0.5em 0; }
-.warn { border: 1px solid #c90; background: #fff8e6; padding: 0.4em 0.8em; margin: 0.5em 0; font-size: 0.9em; }
-"""
 
 
 def write_report(out_dir, report: dict, images: Optional[dict] = None,
@@ -57,114 +37,18 @@ def write_report(out_dir, report: dict, images: Optional[dict] = None,
     None), ...]}} in the order of report["matchers"][name]["top_pairs"]."""
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    json_path, html_path = out / "report.json", out / "report.html"
+    json_path, html_path = out / run_files.REPORT_JSON, out / run_files.REPORT_HTML
     # The numbers first: they survive a missing matplotlib or a failing plot.
     write_json(json_path, finite_or_null(report))  # a non-finite number (a leak ratio at chance 0) is null
     write_text(html_path, render_html(report, images, show_training_images))
     return json_path, html_path
 
 
-# ---- numbers and strings ------------------------------------------------------------------------
-
-def _e(x) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def _bad(x) -> Optional[str]:
-    """The text for a value that is no finite number, else None."""
-    if x is None:
-        return "–"
-    if isinstance(x, float) and math.isnan(x):
-        return "n/a"
-    if isinstance(x, float) and math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    return None
-
-
-def _pct_decimals(*xs) -> int:
-    """Two decimals, more when the smallest nonzero value is below 0.1%, to show three significant digits."""
-    small = [abs(100 * x) for x in xs if _bad(x) is None and x != 0]
-    return 2 if not small or min(small) >= 0.1 else min(8, 2 - math.floor(math.log10(min(small))))
-
-
-def fmt_pct(x, decimals: Optional[int] = None) -> str:
-    """0.0125 -> '1.25%'; 2.5e-06 -> '0.000250%'."""
-    if _bad(x):
-        return _bad(x)
-    return f"{100 * x:.{_pct_decimals(x) if decimals is None else decimals}f}%"
-
-
-def fmt_num(x, decimals: int = 3) -> str:
-    return _bad(x) or f"{x:.{decimals}f}"
-
+# ---- numbers -------------------------------------------------------------------------------------
 
 def fmt_ratio(x) -> str:
     """leak / chance: '12.5', '3.21', '∞' (chance 0), 'n/a' (both 0)."""
-    return _bad(x) or (f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}")
-
-
-def fmt_ci(x, ci, fmt=fmt_pct) -> str:
-    """'1.25% [0.98%, 1.52%]': the estimate and its interval (percentages with shared decimals), or
-    the estimate alone."""
-    if not ci or len(ci) != 2:
-        return fmt(x)
-    if fmt is fmt_pct:
-        d = _pct_decimals(x, *ci)
-        return f"{fmt_pct(x, d)} [{fmt_pct(ci[0], d)}, {fmt_pct(ci[1], d)}]"
-    return f"{fmt(x)} [{fmt(ci[0])}, {fmt(ci[1])}]"
-
-
-def _ci_html(x, ci, fmt=fmt_pct, mark: str = "") -> str:
-    """fmt_ci as HTML, the interval (and a mark after it) kept on one line so a narrow cell breaks
-    before it."""
-    estimate, _, interval = fmt_ci(x, ci, fmt).partition(" [")
-    return _e(estimate) + (f' <span class="ci">[{_e(interval + mark)}</span>' if interval else _e(mark))
-
-
-def fmt_fmr(x) -> str:
-    return _bad(x) or f"{x:g}"
-
-
-def _mpl(text: str) -> str:
-    """A string matplotlib draws literally: '$' would start mathtext."""
-    return str(text).replace("$", r"\$")
-
-
-# ---- images --------------------------------------------------------------------------------------
-
-def png_bytes(image: np.ndarray, max_px: int = FACE_PX, where: str = "report image") -> bytes:
-    """[H, W, 3|4|1] or [H, W] uint8 -> PNG, downscaled to at most max_px on the longer side."""
-    a = np.asarray(image)
-    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"{where}: expected uint8 [H, W], [H, W, 3] or [H, W, 4], "
-                         f"got {a.dtype} {list(a.shape)}")
-    im = Image.fromarray(a[:, :, 0] if a.ndim == 3 and a.shape[2] == 1 else a)
-    if max(im.size) > max_px:
-        scale = max_px / max(im.size)
-        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.LANCZOS)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _img(png: bytes, alt: str, cls: str) -> str:
-    return f'<img class="{cls}" alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-
-
-def _figure_png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def _new_figure(width: float, height: float, panels: int = 1):
-    try:
-        from matplotlib.figure import Figure  # lazily: report.json needs no matplotlib
-    except ImportError as err:
-        raise ImportError("report.html needs matplotlib for its plots: pip install matplotlib "
-                          "(report.json was written)") from err
-    fig = Figure(figsize=(width, height))
-    return fig, fig.subplots(1, panels, squeeze=False)[0]
+    return nonfinite_text(x) or (f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}")
 
 
 # ---- plots ---------------------------------------------------------------------------------------
@@ -194,9 +78,9 @@ def plot_histograms(m: dict) -> Optional[bytes]:
     curves = [c for c in curves if c[1] is not None]
     if not curves:
         return None
-    points = [p for p in m.get("leakage") or [] if _bad(p.get("threshold")) is None]
+    points = [p for p in m.get("leakage") or [] if nonfinite_text(p.get("threshold")) is None]
     lo, hi = _x_range(edges, [d for _, d, _ in curves], [p["threshold"] for p in points])
-    fig, axes = _new_figure(11, 3.6, 2)
+    fig, axes = new_figure(11, 3.6, 2)
     for ax, log in zip(axes, (False, True)):
         for label, d, color in curves:
             ax.stairs(d, edges, label=label, color=color, linewidth=1.4)
@@ -216,7 +100,7 @@ def plot_histograms(m: dict) -> Optional[bytes]:
     rows = [(handles[:len(curves)], labels[:len(curves)]), (handles[len(curves):], labels[len(curves):])]
     for r, (h, l) in enumerate(row for row in rows if row[0]):
         fig.legend(h, l, loc="upper center", bbox_to_anchor=(0.5, -0.07 * r), ncol=len(h), frameon=False)
-    return _figure_png(fig)
+    return figure_png(fig)
 
 
 def _x_range(edges: np.ndarray, densities: list, thresholds: list) -> tuple[float, float]:
@@ -241,14 +125,14 @@ def plot_roc(membership: dict) -> Optional[bytes]:
     lows = [0.5 / negatives] if negatives else ([positive.min() / 2] if len(positive) else [1e-3])
     lows += [float(k) / 2 for k in membership.get("tpr_at_fpr") or {}]
     left = min(lows)
-    fig, axes = _new_figure(11, 4.4, 2)
+    fig, axes = new_figure(11, 4.4, 2)
     for ax, log in zip(axes, (False, True)):
         diag = np.logspace(np.log10(left), 0, 200) if log else np.array([0.0, 1.0])
         ax.plot(diag, diag, color="grey", linewidth=1, linestyle="--", label="chance (TPR = FPR)")
         ax.plot(fpr, tpr, color="tab:red", linewidth=1.6, label=f"ROC, AUC {auc}")
         for i, (key, value) in enumerate(sorted((membership.get("tpr_at_fpr") or {}).items(),
                                                 key=lambda kv: -float(kv[0]))):
-            if _bad(value) is None:
+            if nonfinite_text(value) is None:
                 ax.plot([float(key)], [value], marker="os^D"[i % 4], color="black", linestyle="none",
                         label=f"TPR at FPR {key} = {fmt_pct(value)}")
         ax.set_ylim(-0.02, 1.02)
@@ -264,7 +148,7 @@ def plot_roc(membership: dict) -> Optional[bytes]:
     fig.tight_layout()
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
-    return _figure_png(fig)
+    return figure_png(fig)
 
 
 def plot_leak_rates(matchers: dict) -> Optional[bytes]:
@@ -275,24 +159,24 @@ def plot_leak_rates(matchers: dict) -> Optional[bytes]:
         return None
     names = list(matchers)
     short = sum(len(_short(n)) for n in names) <= 16     # fits under the bars unrotated
-    fig, axes = _new_figure(max(4.0, 3.2 * len(fmrs)), 3.8, len(fmrs))
+    fig, axes = new_figure(max(4.0, 3.2 * len(fmrs)), 3.8, len(fmrs))
     colors = [f"C{i % 10}" for i in range(len(names))]
     for ax, fmr in zip(axes, fmrs):
         for i, name in enumerate(names):
             p = next((q for q in (matchers[name] or {}).get("leakage") or [] if q.get("fmr") == fmr), None)
-            if p is None or _bad(p.get("leak_rate")):
+            if p is None or nonfinite_text(p.get("leak_rate")):
                 continue
             rate, ci = p["leak_rate"], p.get("leak_rate_ci")
             yerr = [[max(0.0, rate - ci[0])], [max(0.0, ci[1] - rate)]] if ci and len(ci) == 2 else None
             ax.bar(i, rate, width=0.5, color=colors[i], yerr=yerr, capsize=4, zorder=2,
                    hatch=None if p.get("supported", True) else "//", edgecolor="black", linewidth=0.5)
             bounds = p.get("chance_rate_bounds") or [p.get("chance_rate")] * 2
-            if _bad(bounds[0]) is None and _bad(bounds[1]) is None:
+            if nonfinite_text(bounds[0]) is None and nonfinite_text(bounds[1]) is None:
                 ax.fill_between([i - 0.4, i + 0.4], bounds[0], bounds[1], color="grey", alpha=0.35, linewidth=0,
                                 zorder=1)
-            if _bad(p.get("chance_rate")) is None:
+            if nonfinite_text(p.get("chance_rate")) is None:
                 ax.hlines(p["chance_rate"], i - 0.4, i + 0.4, color="black", linewidth=2, zorder=3)
-        ax.set_xticks(range(len(names)), [_mpl(_short(n)) for n in names], rotation=0 if short else 30,
+        ax.set_xticks(range(len(names)), [mpl_literal(_short(n)) for n in names], rotation=0 if short else 30,
                       ha="center" if short else "right", rotation_mode="anchor")
         ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_ylim(bottom=0)
@@ -302,7 +186,7 @@ def plot_leak_rates(matchers: dict) -> Optional[bytes]:
     _chance_legend(fig, any(not p.get("supported", True)
                             for m in matchers.values() for p in (m or {}).get("leakage") or []))
     fig.tight_layout()
-    return _figure_png(fig)
+    return figure_png(fig)
 
 
 def _short(name: str, n: int = 24) -> str:
@@ -329,12 +213,12 @@ def render_html(report: dict, images: Optional[dict] = None, show_training_image
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>LeakGuard audit report</title>", f"<style>{CSS}</style></head><body>",
              "<h1>LeakGuard audit report</h1>",
-             f'<p class="meta">created {_e(report.get("created", "?"))} · LeakGuard '
-             f'{_e(report.get("leakguard_version", "?"))} · report format {_e(report.get("format", "?"))}</p>',
+             f'<p class="meta">created {escape(report.get("created", "?"))} · LeakGuard '
+             f'{escape(report.get("leakguard_version", "?"))} · report format {escape(report.get("format", "?"))}</p>',
              "<h2>Summary</h2>", _summary_table(matchers, level)]
     bars = plot_leak_rates(matchers) if matchers else None
     if bars:
-        parts += ["<h2>Leak rate per matcher</h2>", _img(bars, "leak rate per matcher at each FMR", "plot")]
+        parts += ["<h2>Leak rate per matcher</h2>", img_tag(bars, "leak rate per matcher at each FMR", "plot")]
     parts += ["<h2>Inputs</h2>", _inputs_table(report.get("inputs") or {}),
               "<h2>Settings</h2>", _kv_table(report.get("settings") or {})]
     for i, (name, m) in enumerate(matchers.items()):
@@ -342,12 +226,6 @@ def render_html(report: dict, images: Optional[dict] = None, show_training_image
         parts.append(_matcher_section(i, name, m or {}, pairs, show_training_images, level))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
-
-
-def _row(cells, header: bool = False, left: int = 1) -> str:
-    """cells are HTML already; the first `left` cells are aligned left."""
-    tag, cls = ("th" if header else "td"), ' class="l"'
-    return "<tr>" + "".join(f'<{tag}{cls if j < left else ""}>{c}</{tag}>' for j, c in enumerate(cells)) + "</tr>"
 
 
 def _fmrs(matchers: dict) -> list:
@@ -374,16 +252,16 @@ def _summary_table(matchers: dict, level: float) -> str:
     fmrs, tprs = _fmrs(matchers), _tpr_keys(matchers)
     pct = f"{100 * level:g}%"
     top = ['<th class="l" rowspan="2">matcher</th>']
-    top += [f'<th colspan="3">FMR {_e(fmt_fmr(f))}</th>' for f in fmrs]
+    top += [f'<th colspan="3">FMR {escape(fmt_fmr(f))}</th>' for f in fmrs]
     top += [f'<th colspan="{1 + len(tprs)}">identity membership</th>']
     ci = f' <span class="ci">[{pct} CI]</span>'
     sub = [f"leak rate{ci}", "chance", "ratio"] * len(fmrs)
-    sub += [f"AUC{ci}"] + [f"TPR at FPR {_e(k)}{ci}" for k in tprs]
-    rows = ['<div class="wide"><table>', "<tr>" + "".join(top) + "</tr>", _row(sub, header=True, left=0)]
+    sub += [f"AUC{ci}"] + [f"TPR at FPR {escape(k)}{ci}" for k in tprs]
+    rows = ['<div class="wide"><table>', "<tr>" + "".join(top) + "</tr>", table_row(sub, header=True, left=0)]
     any_unsupported = False
     for i, (name, m) in enumerate(matchers.items()):
         m = m or {}
-        cells = [f'<a href="#m{i}">{_e(name)}</a>']
+        cells = [f'<a href="#m{i}">{escape(name)}</a>']
         for f in fmrs:
             p = next((q for q in m.get("leakage") or [] if q.get("fmr") == f), None)
             if p is None:
@@ -391,16 +269,16 @@ def _summary_table(matchers: dict, level: float) -> str:
                 continue
             mark = "" if p.get("supported", True) else " †"
             any_unsupported |= bool(mark)
-            cells += [_ci_html(p.get("leak_rate"), p.get("leak_rate_ci"), mark=mark),
-                      _e(fmt_pct(p.get("chance_rate"))), _e(fmt_ratio(p.get("ratio")))]
+            cells += [ci_html(p.get("leak_rate"), p.get("leak_rate_ci"), mark=mark),
+                      escape(fmt_pct(p.get("chance_rate"))), escape(fmt_ratio(p.get("ratio")))]
         ms = m.get("membership")
         if ms:
-            cells.append(_ci_html(ms.get("auc"), ms.get("auc_ci"), fmt_num))
-            cells += [_ci_html((ms.get("tpr_at_fpr") or {}).get(k), (ms.get("tpr_at_fpr_ci") or {}).get(k))
+            cells.append(ci_html(ms.get("auc"), ms.get("auc_ci"), fmt_num))
+            cells += [ci_html((ms.get("tpr_at_fpr") or {}).get(k), (ms.get("tpr_at_fpr_ci") or {}).get(k))
                       for k in tprs]
         else:
             cells += ['<span class="note">not run</span>'] + ["–"] * len(tprs)
-        rows.append(_row(cells))
+        rows.append(table_row(cells))
     rows.append("</table></div>")
     notes = ["Leak rate: the fraction of generated samples whose best score against the training identities "
              "reaches the matcher's threshold at that FMR. Chance: the rate expected if the generator had "
@@ -412,12 +290,12 @@ def _summary_table(matchers: dict, level: float) -> str:
     if any(not (m or {}).get("membership") for m in matchers.values()):
         notes.append("Membership not run: it needs held-out images of training identities (--members) "
                      "and images of people never in training (--nonmembers).")
-    return "\n".join(rows) + "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
+    return "\n".join(rows) + "".join(f'<p class="note">{escape(n)}</p>' for n in notes)
 
 
 def _value(v) -> str:
     if isinstance(v, float):
-        return _bad(v) or f"{v:g}"
+        return nonfinite_text(v) or f"{v:g}"
     if isinstance(v, (list, tuple)):
         return ", ".join(_value(x) for x in v)
     return "–" if v is None else str(v)
@@ -426,7 +304,7 @@ def _value(v) -> str:
 def _kv_table(d: dict) -> str:
     if not d:
         return '<p class="note">none recorded</p>'
-    return "<table>" + "".join(_row([_e(k), _e(_value(v))], left=2) for k, v in d.items()) + "</table>"
+    return "<table>" + "".join(table_row([escape(k), escape(_value(v))], left=2) for k, v in d.items()) + "</table>"
 
 
 def _inputs_table(inputs: dict) -> str:
@@ -435,19 +313,20 @@ def _inputs_table(inputs: dict) -> str:
     keys = []
     for d in inputs.values():
         keys += [k for k in (d or {}) if k not in keys and k != "source"]
-    rows = ["<table>", _row(["set", "source"] + [_e(k) for k in keys], header=True, left=2)]
+    rows = ["<table>", table_row(["set", "source"] + [escape(k) for k in keys], header=True, left=2)]
     for name, d in inputs.items():
         if d is None:
-            rows.append(_row([_e(name), '<span class="note">not given</span>'] + [""] * len(keys), left=2))
+            rows.append(table_row([escape(name), '<span class="note">not given</span>'] + [""] * len(keys), left=2))
         else:
-            rows.append(_row([_e(name), _e(d.get("source", "?"))] + [_e(_value(d.get(k))) for k in keys], left=2))
+            rows.append(table_row([escape(name), escape(d.get("source", "?"))]
+                                  + [escape(_value(d.get(k))) for k in keys], left=2))
     rows.append("</table>")
     return "\n".join(rows)
 
 
 def _matcher_section(i: int, name: str, m: dict, pairs: list, show_training: bool, level: float) -> str:
     rr, rg = m.get("rr") or {}, m.get("rg") or {}
-    parts = [f'<h2 id="m{i}">Matcher {_e(name)}</h2>', "<table>"]
+    parts = [f'<h2 id="m{i}">Matcher {escape(name)}</h2>', "<table>"]
     facts = [("version", m.get("version")), ("embedding dim", m.get("embedding_dim")),
              ("threshold source", m.get("threshold_source"))]
     for kind in ("genuine", "impostor"):
@@ -459,20 +338,20 @@ def _matcher_section(i: int, name: str, m: dict, pairs: list, show_training: boo
     facts += [("R-R EER", fmt_pct(rr.get("eer"))), ("R-G best score mean", fmt_num(rg.get("mean"))),
               ("KS(R-G best, R-R genuine)", fmt_num(rg.get("ks_vs_genuine"))),
               ("KS(R-G best, R-R impostor)", fmt_num(rg.get("ks_vs_impostor")))]
-    parts += [_row([_e(k), _e(_value(v))], left=2) for k, v in facts if v is not None] + ["</table>"]
+    parts += [table_row([escape(k), escape(_value(v))], left=2) for k, v in facts if v is not None] + ["</table>"]
     parts += [_warnings(m.get("warnings") or []),
               "<h3>Identity leakage</h3>", _leakage_table(m.get("leakage") or [], level),
               _published_table(m.get("published"), level)]
     hist = plot_histograms(m)
     if hist:
-        parts.append(_img(hist, f"score histograms of {name}", "plot"))
+        parts.append(img_tag(hist, f"score histograms of {name}", "plot"))
     parts.append("<h3>Identity membership</h3>")
     ms = m.get("membership")
     if ms:
         parts.append(_membership_table(ms, level))
         roc = plot_roc(ms)
         if roc:
-            parts.append(_img(roc, f"membership ROC of {name}", "plot"))
+            parts.append(img_tag(roc, f"membership ROC of {name}", "plot"))
     else:
         parts.append('<p class="note">Not run: it needs --members and --nonmembers.</p>')
     parts += [_leakers_table(m), _pairs_grid(name, m.get("top_pairs") or [], pairs, show_training)]
@@ -482,28 +361,28 @@ def _matcher_section(i: int, name: str, m: dict, pairs: list, show_training: boo
 def _threshold_html(p: dict) -> str:
     ci = p.get("threshold_ci")
     if not ci or None in ci:
-        return _e(fmt_num(p.get("threshold"), 4))
-    return (f'{_e(fmt_num(p.get("threshold"), 4))} <span class="ci">[{_e(fmt_num(ci[0], 4))}, '
-            f'{_e(fmt_num(ci[1], 4))}]</span>')
+        return escape(fmt_num(p.get("threshold"), 4))
+    return (f'{escape(fmt_num(p.get("threshold"), 4))} <span class="ci">[{escape(fmt_num(ci[0], 4))}, '
+            f'{escape(fmt_num(ci[1], 4))}]</span>')
 
 
 def _warnings(warnings: list) -> str:
     if not warnings:
         return ""
     return ('<div class="warn"><b>Read before trusting these numbers:</b><ul>'
-            + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul></div>")
+            + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul></div>")
 
 
 def _published_table(pub: Optional[dict], level: float) -> str:
     if not pub:
         return ""
     pct = f"{100 * level:g}%"
-    facts = [("rule", _e(pub.get("rule"))), ("source", _e(pub.get("source"))),
-             (f"leak rate [{pct} CI]", _ci_html(pub.get("leak_rate"), pub.get("leak_rate_ci"))),
-             ("leaking samples", _e(_value(pub.get("leaking_samples")))),
-             ("mean nearest distance", _e(fmt_num(pub.get("nearest_distance_mean"))))]
+    facts = [("rule", escape(pub.get("rule"))), ("source", escape(pub.get("source"))),
+             (f"leak rate [{pct} CI]", ci_html(pub.get("leak_rate"), pub.get("leak_rate_ci"))),
+             ("leaking samples", escape(_value(pub.get("leaking_samples")))),
+             ("mean nearest distance", escape(fmt_num(pub.get("nearest_distance_mean"))))]
     return ("<h4>At the matcher's published operating point</h4><table>"
-            + "".join(_row([_e(k), v], left=2) for k, v in facts) + "</table>")
+            + "".join(table_row([escape(k), v], left=2) for k, v in facts) + "</table>")
 
 
 def _provenance(leakage: list) -> str:
@@ -514,8 +393,9 @@ def _provenance(leakage: list) -> str:
                p.get("calibration_identities"))
         if key[0] and key not in seen:
             seen.append(key)
-    return "".join(f'<p class="note">Thresholds from {_e(src)}: {_e(_value(g))} genuine and {_e(_value(i))} '
-                   f"impostor pairs of {_e(_value(k))} identities.</p>" for src, g, i, k in seen)
+    return "".join(f'<p class="note">Thresholds from {escape(src)}: {escape(_value(g))} genuine and '
+                   f"{escape(_value(i))} impostor pairs of {escape(_value(k))} identities.</p>"
+                   for src, g, i, k in seen)
 
 
 def _leakage_table(leakage: list, level: float) -> str:
@@ -524,28 +404,28 @@ def _leakage_table(leakage: list, level: float) -> str:
     pct = f"{100 * level:g}%"
     head = ["FMR", "observed FMR", f"threshold [{pct} CI over identities]", "supported", f"leak rate [{pct} CI]", "leaking samples",
             "chance rate [bounds]", "ratio"]
-    rows = ["<table>", _row(head, header=True, left=0)]
+    rows = ["<table>", table_row(head, header=True, left=0)]
     for p in leakage:
-        rows.append(_row([
-            _e(fmt_fmr(p.get("fmr"))), _e(fmt_fmr(p.get("fmr_observed"))), _threshold_html(p),
-            "yes" if p.get("supported", True) else "no †", _ci_html(p.get("leak_rate"), p.get("leak_rate_ci")),
-            _e(_value(p.get("leaking_samples"))), _ci_html(p.get("chance_rate"), p.get("chance_rate_bounds")),
-            _e(fmt_ratio(p.get("ratio")))], left=0))
+        rows.append(table_row([
+            escape(fmt_fmr(p.get("fmr"))), escape(fmt_fmr(p.get("fmr_observed"))), _threshold_html(p),
+            "yes" if p.get("supported", True) else "no †", ci_html(p.get("leak_rate"), p.get("leak_rate_ci")),
+            escape(_value(p.get("leaking_samples"))), ci_html(p.get("chance_rate"), p.get("chance_rate_bounds")),
+            escape(fmt_ratio(p.get("ratio")))], left=0))
     rows.append("</table>")
-    rows += [f'<p class="note">† {_e(p["why_unsupported"])}: its leak rate is not a finding.</p>'
+    rows += [f'<p class="note">† {escape(p["why_unsupported"])}: its leak rate is not a finding.</p>'
              for p in leakage if not p.get("supported", True) and p.get("why_unsupported")]
     return "\n".join(rows) + _provenance(leakage)
 
 
 def _membership_table(ms: dict, level: float) -> str:
     pct = f"{100 * level:g}%"
-    facts = [("attack score", _e(f"{_value(ms.get('score'))} (k = {_value(ms.get('k'))})")),
-             ("member identities", _e(_value(ms.get("members")))),
-             ("non-member identities", _e(_value(ms.get("nonmembers")))),
-             (f"AUC [{pct} CI]", _ci_html(ms.get("auc"), ms.get("auc_ci"), fmt_num))]
+    facts = [("attack score", escape(f"{_value(ms.get('score'))} (k = {_value(ms.get('k'))})")),
+             ("member identities", escape(_value(ms.get("members")))),
+             ("non-member identities", escape(_value(ms.get("nonmembers")))),
+             (f"AUC [{pct} CI]", ci_html(ms.get("auc"), ms.get("auc_ci"), fmt_num))]
     for k, v in sorted((ms.get("tpr_at_fpr") or {}).items(), key=lambda kv: -float(kv[0])):
-        facts.append((f"TPR at FPR {k} [{pct} CI]", _ci_html(v, (ms.get("tpr_at_fpr_ci") or {}).get(k))))
-    return "<table>" + "".join(_row([_e(k), v], left=2) for k, v in facts) + "</table>"
+        facts.append((f"TPR at FPR {k} [{pct} CI]", ci_html(v, (ms.get("tpr_at_fpr_ci") or {}).get(k))))
+    return "<table>" + "".join(table_row([escape(k), v], left=2) for k, v in facts) + "</table>"
 
 
 def _leakers_table(m: dict) -> str:
@@ -554,11 +434,11 @@ def _leakers_table(m: dict) -> str:
     if fmr is None:
         fmrs = [p.get("fmr") for p in m.get("leakage") or []]
         fmr = fmrs[len(fmrs) // 2] if fmrs else None
-    head = f"<h3>Top leakers at FMR {_e(fmt_fmr(fmr))}</h3>"
+    head = f"<h3>Top leakers at FMR {escape(fmt_fmr(fmr))}</h3>"
     if not leakers:
         return head + '<p class="note">No training identity has a leaking sample.</p>'
-    rows = [_row(["training identity", "leaking generated samples"], header=True, left=0)]
-    rows += [_row([_e(_identity(x.get("identity"), x.get("name"))), _e(_value(x.get("count")))], left=0)
+    rows = [table_row(["training identity", "leaking generated samples"], header=True, left=0)]
+    rows += [table_row([escape(_identity(x.get("identity"), x.get("name"))), escape(_value(x.get("count")))], left=0)
              for x in leakers]
     return head + "<table>" + "".join(rows) + "</table>"
 
@@ -586,16 +466,17 @@ def _pairs_grid(name: str, top_pairs: list, pairs: list, show_training: bool) ->
         g_index, t_index = _value(t.get("generated_index")), _value(t.get("training_index"))
         gen, train = pairs[j] if j < len(pairs) else (None, None)
         where = f"images[{name!r}]['leak_pairs'][{j}]"
-        faces = [_img(png_bytes(gen, where=where + "[0]"), f"generated {g_index}", "face") if gen is not None
+        faces = [img_tag(png_bytes(gen, where=where + "[0]"), f"generated {g_index}", "face") if gen is not None
                  else '<div class="hidden">generated image not available</div>']
         if not show_training:
-            faces.append(f'<div class="hidden">{_e(HIDDEN_TEXT)}</div>')
+            faces.append(f'<div class="hidden">{escape(HIDDEN_TEXT)}</div>')
         elif train is None:
-            faces.append(f'<div class="hidden">{_e(MISSING_TEXT)}</div>')
+            faces.append(f'<div class="hidden">{escape(MISSING_TEXT)}</div>')
         else:
-            faces.append(_img(png_bytes(train, where=where + "[1]"), f"training {t_index}", "face"))
-        caption = (f"score {_e(fmt_num(t.get('score')))}<br>generated {_e(t.get('generated_name') or g_index)} · "
-                   f"training {_e(t.get('training_name') or t_index)} "
-                   f"(identity {_e(_identity(t.get('identity'), t.get('identity_name')))})")
+            faces.append(img_tag(png_bytes(train, where=where + "[1]"), f"training {t_index}", "face"))
+        caption = (f"score {escape(fmt_num(t.get('score')))}<br>"
+                   f"generated {escape(t.get('generated_name') or g_index)} · "
+                   f"training {escape(t.get('training_name') or t_index)} "
+                   f"(identity {escape(_identity(t.get('identity'), t.get('identity_name')))})")
         cells.append(f'<div class="pair">{" ".join(faces)}<br>{caption}</div>')
     return head + '<div class="pairs">' + "\n".join(cells) + "</div>"

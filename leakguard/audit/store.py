@@ -18,9 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from leakguard.atomic import AtomicFile, write_json
+from leakguard.cache_dirs import embeddings_root
 from leakguard.matchers.base import Matcher
-
-DEFAULT_ROOT = Path(os.environ.get("LEAKGUARD_CACHE", "~/.cache/leakguard")).expanduser() / "embeddings"
 
 
 def _safe(text: str) -> str:
@@ -28,8 +27,9 @@ def _safe(text: str) -> str:
 
 
 class EmbeddingStore:
-    def __init__(self, root: str | os.PathLike = DEFAULT_ROOT):
-        self.root = Path(root).expanduser()
+    def __init__(self, root: str | os.PathLike | None = None):
+        """`root`: the cache folder; None: $LEAKGUARD_CACHE/embeddings (~/.cache/leakguard/embeddings)."""
+        self.root = Path(root).expanduser() if root is not None else embeddings_root()
 
     def path(self, images, matcher: Matcher) -> Path:
         key = hashlib.sha256(f"{images.fingerprint}\0{matcher.version}".encode()).hexdigest()[:24]

@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from leakguard import run_files
 from leakguard.audit.audit import AuditInputs, AuditSettings, check_published, run_audit
 from leakguard.audit.images import ImageFiles
 from leakguard.audit.report import write_report
-from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
+from leakguard.audit.store import EmbeddingStore
+from leakguard.cache_dirs import embeddings_root
 from leakguard.cli.options import check_new_files, check_output_folder, parse_matcher, parse_published, resolve_device
 from leakguard.matchers.calibrate import calibration_path, load_calibration
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
@@ -41,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser, sources=None) -> None:
     p.add_argument("--show-training-images", action="store_true", help="put real training images in the report")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--batch", type=int, default=64, help="images per matcher forward pass")
-    p.add_argument("--cache", type=Path, default=DEFAULT_ROOT, help=f"embedding cache (default {DEFAULT_ROOT})")
+    p.add_argument("--cache", type=Path, default=embeddings_root(),
+                   help=f"embedding cache (default {embeddings_root()})")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for intervals (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap and pair-sampling seed")
 
@@ -62,7 +65,7 @@ def run(args, make_generated: MakeGenerated | None = None) -> None:
     """Audits args.generated, or the images `make_generated(device)` returns (called once the
     matchers are built, so a bad --matcher fails before any image is rendered)."""
     check_output_folder(args.out, "--out")      # before the audit runs, not after
-    check_new_files([args.out / "report.json", args.out / "report.html"], "--out", args.force)
+    check_new_files([args.out / run_files.REPORT_JSON, args.out / run_files.REPORT_HTML], "--out", args.force)
     check_output_folder(args.cache, "--cache")
     check_published(args.published, [name for name, _ in args.matchers])
     device = resolve_device(args.device)

@@ -15,7 +15,8 @@ import torch
 
 from leakguard.atomic import write_json
 from leakguard.audit.images import ImageFiles
-from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
+from leakguard.audit.store import EmbeddingStore
+from leakguard.cache_dirs import embeddings_root
 from leakguard.cli.audit import MakeGenerated
 from leakguard.cli.options import check_new_files, check_output_folder, resolve_device
 from leakguard.fidelity.extractors import build_extractor, extractor_names
@@ -53,7 +54,8 @@ def add_arguments(p: argparse.ArgumentParser, sources=None) -> None:
     p.add_argument("--k", type=positive, default=3, help="neighbours for precision/recall (default 3)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--batch", type=positive, default=64, help="images per forward pass")
-    p.add_argument("--cache", type=Path, default=DEFAULT_ROOT, help=f"feature cache (default {DEFAULT_ROOT})")
+    p.add_argument("--cache", type=Path, default=embeddings_root(),
+                   help=f"feature cache (default {embeddings_root()})")
     p.add_argument("--seed", type=int, default=0, help="KID subset seed")
 
 

@@ -17,7 +17,8 @@ from typing import Callable, Iterator
 import torch
 
 from leakguard.audit.images import ImageFiles
-from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
+from leakguard.audit.store import EmbeddingStore
+from leakguard.cache_dirs import embeddings_root
 from leakguard.cli.audit import build_matchers
 from leakguard.cli.options import check_output_folder, finite_float, parse_matcher, resolve_device
 from leakguard.filter.gates import build_gate
@@ -52,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser, sources=None) -> None:
                    help="write the removed images and show the removed pairs (with training images) in filter.html")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--batch", type=int, default=64, help="candidates per batch and per matcher forward pass")
-    p.add_argument("--cache", type=Path, default=DEFAULT_ROOT, help=f"embedding cache (default {DEFAULT_ROOT})")
+    p.add_argument("--cache", type=Path, default=embeddings_root(),
+                   help=f"embedding cache (default {embeddings_root()})")
     p.set_defaults(alignment=None)
 
 

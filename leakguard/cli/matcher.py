@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from leakguard.audit.images import ImageFiles
-from leakguard.audit.store import DEFAULT_ROOT, EmbeddingStore
+from leakguard.audit.store import EmbeddingStore
+from leakguard.cache_dirs import embeddings_root
 from leakguard.cli.options import add_subcommands, check_output_file
 from leakguard.identity_data import read_identity_images
 from leakguard.matchers.calibrate import MAX_PAIRS, calibrate, calibration_path, save_calibration
@@ -73,7 +74,8 @@ def add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pairs", type=int, default=MAX_PAIRS,
                    help=f"score all pairs up to this many, sample beyond (default {MAX_PAIRS:,})")
     p.add_argument("--seed", type=int, default=0, help="seed of the pair sample (default 0)")
-    p.add_argument("--cache", type=Path, default=DEFAULT_ROOT, help=f"embedding cache (default {DEFAULT_ROOT})")
+    p.add_argument("--cache", type=Path, default=embeddings_root(),
+                   help=f"embedding cache (default {embeddings_root()})")
 
 
 def run_calibrate(args) -> None:

@@ -16,11 +16,9 @@ import json
 import math
 from pathlib import Path
 
-import torch
-
 from leakguard.cli.options import add_subcommands, finite_float
 from leakguard.privacy import ACCOUNTANTS, epsilon, noise_multiplier
-from leakguard.torch_files import load_failure
+from leakguard.privacy.record import read_privacy_record
 
 
 def _rate(text: str) -> float:
@@ -91,21 +89,6 @@ def run_noise(args) -> None:
           f"delta {args.delta:g}, {args.accountant}, q {args.sample_rate:g}, {args.steps} steps)")
 
 
-def read_record(path: Path) -> dict | None:
-    """The privacy record of a LeakGuard checkpoint (release.pt) or training snapshot; None if it has none."""
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for files that are not checkpoints
-        raise ValueError(f"{path}: not a LeakGuard checkpoint ({load_failure(e)})") from None
-    if not isinstance(data, dict) or not str(data.get("format", "")).startswith("leakguard."):
-        raise ValueError(f"{path}: not a LeakGuard checkpoint or training snapshot")
-    if isinstance(data.get("privacy"), dict):
-        return data["privacy"]["record"]
-    return (data.get("extra") or {}).get("privacy")
-
-
 def add_show_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", type=Path, help="release.pt, a snapshot, or any LeakGuard checkpoint")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
@@ -113,7 +96,7 @@ def add_show_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_show(args) -> None:
     """Print a checkpoint's privacy record: unit, epsilon, delta, sigma, q, steps, what it covers."""
-    record = read_record(args.checkpoint)
+    record = read_privacy_record(args.checkpoint)
     if record is None:
         print(json.dumps({"privacy": None}) if args.json else
               f"{args.checkpoint}: no privacy record (trained without DP, privacy.unit=none): no guarantee")

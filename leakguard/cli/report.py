@@ -8,7 +8,8 @@ example:
 import argparse
 from pathlib import Path
 
-from leakguard.cli.privacy import read_record
+from leakguard import run_files
+from leakguard.privacy.record import read_privacy_record
 from leakguard.run_report import write_run_report
 
 
@@ -18,10 +19,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def privacy_record(run_dir: Path) -> dict | None:
     """release.pt's record, else the newest snapshot's, else None (a non-private run)."""
-    candidates = [run_dir / "release.pt", *sorted((run_dir / "checkpoints").glob("snapshot-*.pt"), reverse=True)]
+    snapshots = sorted((run_dir / run_files.CHECKPOINTS).glob("snapshot-*.pt"), reverse=True)
+    candidates = [run_dir / run_files.RELEASE, *snapshots]
     for path in candidates:
         if path.is_file():
-            return read_record(path)
+            return read_privacy_record(path)
     return None
 
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
+from leakguard.cache_dirs import fidelity_root
 from leakguard.fidelity.synth_features import SynthFacesFeatures
 from leakguard.matchers.base import Matcher
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
 INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
-CACHE = Path(os.environ.get("LEAKGUARD_CACHE", "~/.cache/leakguard")).expanduser() / "fidelity"
 
 
 def _sha256(path: Path) -> str:
@@ -45,12 +45,12 @@ class InceptionFeatures:
     embedding_dim = 2048
 
     def __init__(self, path: str | os.PathLike | None = None, device: str | torch.device = "cpu", batch_size: int = 64):
-        self.path = Path(path).expanduser() if path is not None else CACHE / INCEPTION_FILE
+        self.path = Path(path).expanduser() if path is not None else fidelity_root() / INCEPTION_FILE
         if not self.path.is_file():
             where = "the path given" if path is not None else "the cache (no path given)"
             raise FileNotFoundError(
                 f"Inception weights not found at {self.path} ({where}); download {INCEPTION_FILE} from "
-                f"{INCEPTION_URL} and pass --features inception=PATH, or put it at {CACHE / INCEPTION_FILE}")
+                f"{INCEPTION_URL} and pass --features inception=PATH, or put it at {fidelity_root() / INCEPTION_FILE}")
         try:
             with warnings.catch_warnings():  # the published file is TorchScript; torch.jit.load is its loader
                 warnings.simplefilter("ignore", DeprecationWarning)

@@ -168,7 +168,7 @@ class PairScores:
     impostor_sampled: bool
 
 
-def _check_inputs(embeddings, ids) -> tuple[np.ndarray, np.ndarray]:
+def check_embeddings(embeddings, ids) -> tuple[np.ndarray, np.ndarray]:
     """-> (float32 [N, D] unit rows, int64 [N] identity labels 0..K-1), or errors naming the problem."""
     if isinstance(embeddings, torch.Tensor):
         embeddings = embeddings.detach().cpu().float().numpy()
@@ -213,7 +213,7 @@ def _exact_scores(e: np.ndarray, labels: Optional[np.ndarray], same: bool, chunk
     return np.concatenate(out)
 
 
-def _score_pairs(e: np.ndarray, i: np.ndarray, j: np.ndarray, chunk_rows: int) -> np.ndarray:
+def dot_products(e: np.ndarray, i: np.ndarray, j: np.ndarray, chunk_rows: int) -> np.ndarray:
     """Dot products e[i[k]] . e[j[k]] -> float32 [len(i)]. Few images for the pairs asked: the upper
     triangle of the score matrix, chunk_rows rows at a time, with the wanted entries picked out (a matmul
     computes a score about 100x faster than gathering two rows for it: bench/matchers.py). Many images:
@@ -277,7 +277,7 @@ def pair_scores(embeddings, ids, max_pairs: int = MAX_PAIRS, sample_pairs: Optio
     """Genuine and impostor scores of embeddings [N, D] (unit rows) with identity ids [N]: every pair
     of a kind when there are at most max_pairs of it, else sample_pairs (default max_pairs) drawn
     with `seed`. chunk_rows: rows scored at once in exact mode (default: about 16M scores a chunk)."""
-    e, labels = _check_inputs(embeddings, ids)
+    e, labels = check_embeddings(embeddings, ids)
     n = len(e)
     sizes = np.bincount(labels)
     if len(sizes) < 2:
@@ -298,7 +298,7 @@ def pair_scores(embeddings, ids, max_pairs: int = MAX_PAIRS, sample_pairs: Optio
 
     genuine_sampled = genuine_total > max_pairs
     if genuine_sampled:
-        genuine = _score_pairs(e, *_sample_genuine(labels, sample_pairs, rng_genuine), chunk_rows)
+        genuine = dot_products(e, *_sample_genuine(labels, sample_pairs, rng_genuine), chunk_rows)
     else:  # identity by identity: never the N x N matrix when only the genuine pairs are wanted
         order = np.argsort(labels, kind="stable")
         bounds = np.concatenate([[0], np.cumsum(sizes)])
@@ -306,7 +306,7 @@ def pair_scores(embeddings, ids, max_pairs: int = MAX_PAIRS, sample_pairs: Optio
                                   for a, b in zip(bounds[:-1], bounds[1:]) if b - a > 1])
     impostor_sampled = impostor_total > max_pairs
     if impostor_sampled:
-        impostor = _score_pairs(e, *_sample_impostors(labels, sample_pairs, rng_impostor), chunk_rows)
+        impostor = dot_products(e, *_sample_impostors(labels, sample_pairs, rng_impostor), chunk_rows)
     else:
         impostor = _exact_scores(e, labels, False, chunk_rows)
     return PairScores(genuine, impostor, len(sizes), genuine_total, impostor_total, genuine_sampled, impostor_sampled)
@@ -316,7 +316,7 @@ def pair_scores(embeddings, ids, max_pairs: int = MAX_PAIRS, sample_pairs: Optio
 # Statistics of the scores
 
 
-def _allowed_false_matches(fmr: float, m: int) -> int:
+def allowed_false_matches(fmr: float, m: int) -> int:
     """The largest K with K / m <= fmr, as the float division a reader would check it with."""
     k = int(math.floor(fmr * m))
     while k < m and (k + 1) / m <= fmr:
@@ -326,7 +326,7 @@ def _allowed_false_matches(fmr: float, m: int) -> int:
     return k
 
 
-def _above(x: float) -> float:
+def float32_above(x: float) -> float:
     """The smallest float32 greater than x (a float32 value)."""
     return float(np.nextafter(np.float32(x), np.float32(np.inf)))
 
@@ -360,7 +360,7 @@ def equal_error_rate(gen: np.ndarray, imp: np.ndarray) -> tuple[float, float]:
         return a1, t1
     nxt = [float(s[k]) for s in (gen, imp) for k in [int(np.searchsorted(s, np.float32(t1), "right"))]
            if k < len(s)]
-    t2 = min(nxt) if nxt else _above(max(gen[-1], imp[-1]))
+    t2 = min(nxt) if nxt else float32_above(max(gen[-1], imp[-1]))
     a2, b2 = _rates(gen, imp, t2)
     lam = (a1 - b1) / ((a1 - b1) - (a2 - b2))
     return a1 + lam * (a2 - a1), t1 + lam * (t2 - t1)
@@ -372,8 +372,8 @@ def operating_point(gen: np.ndarray, imp: np.ndarray, fmr: float, identities: in
     if not 0 < fmr < 1:
         raise ValueError(f"calibrate: target FMR {fmr!r} must be in (0, 1)")
     m = len(imp)
-    k = _allowed_false_matches(fmr, m)
-    t = _above(imp[m - 1 - k])            # just above d_(K+1), the (K+1)-th largest impostor score
+    k = allowed_false_matches(fmr, m)
+    t = float32_above(imp[m - 1 - k])     # just above d_(K+1), the (K+1)-th largest impostor score
     fmr_observed, _ = _rates(gen, imp, t)
     tar = (len(gen) - int(np.searchsorted(gen, np.float32(t), "left"))) / len(gen)  # not 1 - fnmr: exact count
     why = why_unsupported(fmr, m, identities)
@@ -385,7 +385,7 @@ def why_unsupported(fmr: float, impostor_pairs: int, identities: int | None) -> 
     """'' when `impostor_pairs` pairs from `identities` people (None: not known) support a threshold at
     `fmr` (module doc), else why not, in words a report can show."""
     reasons = []
-    if _allowed_false_matches(fmr, impostor_pairs) < MIN_FALSE_MATCHES:
+    if allowed_false_matches(fmr, impostor_pairs) < MIN_FALSE_MATCHES:
         need = math.ceil(MIN_FALSE_MATCHES / fmr - 1e-9)
         reasons.append(f"{impostor_pairs:,} impostor pairs (it needs {need:,}, {MIN_FALSE_MATCHES} / FMR)")
     if identities is not None and identities < MIN_IDENTITIES:
@@ -417,7 +417,8 @@ def calibrate_scores(scores: PairScores, fmrs: Sequence[float] = FMRS, bins: int
     points = [operating_point(gen, imp, float(f), scores.num_identities) for f in fmrs]
     warnings = [f"FMR {p.fmr:g} is below 1 / {len(imp)} impostor pairs: the data cannot resolve it; its "
                 f"threshold {p.threshold:.6g} only lies above every impostor score seen"
-                if _allowed_false_matches(p.fmr, len(imp)) == 0 else p.why_unsupported for p in points if not p.supported]
+                if allowed_false_matches(p.fmr, len(imp)) == 0 else p.why_unsupported
+                for p in points if not p.supported]
     eer, eer_threshold = equal_error_rate(gen, imp)
     return dict(genuine=summarize(gen, scores.genuine_total, scores.genuine_sampled, bins),
                 impostor=summarize(imp, scores.impostor_total, scores.impostor_sampled, bins),

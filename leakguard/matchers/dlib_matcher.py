@@ -79,7 +79,8 @@ def largest_face(detector, rgb: np.ndarray, upsample: int):
     return rects[best]
 
 
-def _check_on_missing(where: str, on_missing: str):
+def check_on_missing(where: str, on_missing: str):
+    """Refuses an on_missing that is not one of ON_MISSING; `where` names the caller in the error."""
     if on_missing not in ON_MISSING:
         raise ValueError(f"{where}: on_missing={on_missing!r}; expected one of {', '.join(ON_MISSING)}")
 
@@ -111,7 +112,7 @@ class DlibMatcher(Matcher):
             raise ValueError(f"matcher dlib: landmarks={landmarks!r}; expected one of {', '.join(LANDMARK_MODELS)}")
         if num_jitters < 1 or upsample < 0:
             raise ValueError(f"matcher dlib: num_jitters={num_jitters} must be >= 1 and upsample={upsample} >= 0")
-        _check_on_missing("matcher dlib", on_missing)
+        check_on_missing("matcher dlib", on_missing)
         dlib = import_dlib()
         if weights is None:
             weights = packaged_model("dlib_face_recognition_resnet_model_v1.dat")

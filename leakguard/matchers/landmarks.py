@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from leakguard.matchers import align
-from leakguard.matchers.dlib_matcher import (NoFaceFound, _check_on_missing, import_dlib, largest_face,
+from leakguard.matchers.dlib_matcher import (NoFaceFound, check_on_missing, import_dlib, largest_face,
                                              packaged_model, to_rgb_uint8)
 
 # The 68-point iBUG 300-W markup: eye contours 36-41 (image left) and 42-47 (image right), the nose
@@ -34,7 +34,7 @@ class DlibLandmarks:
     def __init__(self, upsample: int = 1, on_missing: str = "error"):
         if upsample < 0:
             raise ValueError(f"DlibLandmarks: upsample={upsample} must be >= 0")
-        _check_on_missing("DlibLandmarks", on_missing)
+        check_on_missing("DlibLandmarks", on_missing)
         dlib = import_dlib()
         self.upsample = upsample
         self.on_missing = on_missing

@@ -23,6 +23,8 @@ MATCHERS: dict[str, type[Matcher]] = {
     "synth": SynthMatcher,
     "synth_b": SynthMatcherB,
 }
+# The matchers whose embedding keeps the autograd graph to the pixels: the leakage regularizer's choices.
+DIFFERENTIABLE: tuple[str, ...] = tuple(name for name, cls in MATCHERS.items() if cls.differentiable)
 
 
 @dataclass

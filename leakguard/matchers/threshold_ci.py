@@ -16,8 +16,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from leakguard.matchers.calibrate import (CHUNK_ELEMENTS, Calibration, _above, _allowed_false_matches, _check_inputs,
-                                          _score_pairs)
+from leakguard.matchers.calibrate import (CHUNK_ELEMENTS, Calibration, allowed_false_matches, check_embeddings,
+                                          dot_products, float32_above)
 
 MAX_PAIRS = 2_000_000   # impostor pairs kept for the bootstrap (16 MB of scores and labels)
 RESAMPLES = 200
@@ -27,7 +27,7 @@ LEVEL = 0.95
 def impostor_pairs(embeddings, ids, max_pairs: int = MAX_PAIRS):
     """(scores descending float32 [M], identity labels a [M], b [M], K) of every impostor pair, or None
     when there are more than max_pairs."""
-    e, labels = _check_inputs(embeddings, ids)
+    e, labels = check_embeddings(embeddings, ids)
     n = len(e)
     counts = np.bincount(labels)
     m = (n * (n - 1) - int((counts * (counts - 1)).sum())) // 2
@@ -36,7 +36,7 @@ def impostor_pairs(embeddings, ids, max_pairs: int = MAX_PAIRS):
     i, j = np.triu_indices(n, 1)
     keep = labels[i] != labels[j]
     i, j = i[keep], j[keep]
-    scores = _score_pairs(e, i, j, max(1, CHUNK_ELEMENTS // n))   # calibrate's scoring, in bounded memory
+    scores = dot_products(e, i, j, max(1, CHUNK_ELEMENTS // n))   # calibrate's scoring, in bounded memory
     order = np.argsort(-scores, kind="stable")
     return scores[order], labels[i][order], labels[j][order], len(counts)
 
@@ -53,8 +53,8 @@ def bootstrap_thresholds(pairs, fmrs: Sequence[float], resamples: int = RESAMPLE
         if total == 0:
             continue
         for f_i, f in enumerate(fmrs):
-            allowed = _allowed_false_matches(f, total)
-            out[r, f_i] = _above(scores[int(np.searchsorted(cum, allowed + 1))])  # the (K+1)-th largest
+            allowed = allowed_false_matches(f, total)
+            out[r, f_i] = float32_above(scores[int(np.searchsorted(cum, allowed + 1))])  # the (K+1)-th largest
     return out
 
 

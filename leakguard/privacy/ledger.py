@@ -112,9 +112,8 @@ class PrivacyLedger:
         self.mechanisms = mechanisms
 
     def record_summary(self) -> dict:
-        """The numbers a privacy record states (strict-JSON plain data)."""
-        main = self.mechanisms[-1] if self.mechanisms else None
+        """The numbers a privacy record states (strict-JSON plain data); the record's owner adds its own
+        mechanism's sigma and q (the ledger cannot tell which of its mechanisms is the main one)."""
         return {"epsilon": self.epsilon(), "delta": self.delta, "accountant": self.accountant,
                 "opacus_version": opacus_version(),
-                "mechanisms": [asdict(m) for m in self.mechanisms],
-                "sigma": main.sigma if main else None, "q": main.q if main else None, "steps": self.steps()}
+                "mechanisms": [asdict(m) for m in self.mechanisms], "steps": self.steps()}

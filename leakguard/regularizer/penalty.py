@@ -17,13 +17,14 @@ cluster is pushed as hard as one at the edge (a squared hinge would barely move 
 The margin (default 0.05 in cosine, about the width of the threshold's bootstrap interval) aims
 below tau so that a fake does not sit on the edge where another sample of calibration people would
 put the threshold. Gradients reach the generator through the matcher's differentiable alignment and
-network; the bank is a constant. Several matchers: their penalties add up (SumOfPenalties).
+network; the bank is a constant. Several matchers: their penalties add up (leakage_terms).
 """
 from dataclasses import dataclass
 
 import torch
 
 from leakguard.matchers.base import Matcher
+from leakguard.matchers.registry import DIFFERENTIABLE
 from leakguard.regularizer.bank import IdentityBank
 
 
@@ -37,7 +38,7 @@ class IdentityLeakagePenalty:
     def __post_init__(self):
         if not getattr(self.matcher, "differentiable", False):
             raise ValueError(f"matcher {self.matcher.name} is not differentiable; the leakage penalty needs one of "
-                             "arcface_torch, facenet, sphereface, synth, synth_b")
+                             f"{', '.join(DIFFERENTIABLE)}")
         if self.margin < 0:
             raise ValueError(f"leakage penalty margin={self.margin}: must be >= 0")
 

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from leakguard.audit.report import _figure_png, _mpl, _new_figure
+from leakguard.html import figure_png, mpl_literal, new_figure
 from leakguard.sweep.pareto import EPSILON, axis_label
 
 NO_DP = "no DP (ε = ∞)"
@@ -56,7 +56,7 @@ def _points(ax, names: list[str], pos: np.ndarray, y: np.ndarray, front: np.ndar
     order = np.lexsort((y[front], pos[front]))
     ax.step(pos[front][order], y[front][order], where="post", color="tab:red", lw=1.2, zorder=2)
     for name, px, py in zip(names, pos, y):
-        ax.annotate(_mpl(name), (px, py), xytext=(4, 4), textcoords="offset points", fontsize=7)
+        ax.annotate(mpl_literal(name), (px, py), xytext=(4, 4), textcoords="offset points", fontsize=7)
 
 
 def pareto_plot(groups: Sequence[dict], axis: str, fid: str, front: np.ndarray) -> bytes:
@@ -64,7 +64,7 @@ def pareto_plot(groups: Sequence[dict], axis: str, fid: str, front: np.ndarray) 
     x = np.array([g["means"].get(axis, math.nan) for g in groups], np.float64)  # [G]
     y = np.array([g["means"].get(fid, math.nan) for g in groups], np.float64)   # [G]
     shown = ~(np.isnan(x) | np.isnan(y))
-    fig, (ax,) = _new_figure(8, 5)
+    fig, (ax,) = new_figure(8, 5)
     pos = x.copy()  # [G] where each group is drawn
     band = _band(x[shown]) if np.isposinf(x[shown]).any() else None
     if band:
@@ -78,8 +78,8 @@ def pareto_plot(groups: Sequence[dict], axis: str, fid: str, front: np.ndarray) 
             np.asarray(front, bool)[shown])
     if axis.startswith("auc@"):
         ax.axvline(0.5, color="0.5", ls=":", lw=1)  # a chance-level membership attack
-    ax.set_xlabel(_mpl(axis_label(axis)), fontsize=9)
-    ax.set_ylabel(_mpl(axis_label(fid)), fontsize=9)
+    ax.set_xlabel(mpl_literal(axis_label(axis)), fontsize=9)
+    ax.set_ylabel(mpl_literal(axis_label(fid)), fontsize=9)
     drawn, missing = int(shown.sum()), int((~shown).sum())
     ax.set_title(f"{drawn} group{'s' * (drawn != 1)}" + (f" ({missing} without this number, not drawn)"
                                                          if missing else ""), fontsize=9)
@@ -87,4 +87,4 @@ def pareto_plot(groups: Sequence[dict], axis: str, fid: str, front: np.ndarray) 
         _infinite_ticks(ax, *band, any_finite=bool(np.isfinite(x[shown]).any()))
     ax.tick_params(labelsize=8)
     ax.legend(fontsize=7, loc="best")
-    return _figure_png(fig)
+    return figure_png(fig)

@@ -11,8 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
+from leakguard import run_files
 from leakguard.atomic import write_text
-from leakguard.audit.report import CSS, _e, _img, _row, fmt_ci, fmt_num
+from leakguard.html import CSS, escape, fmt_ci, fmt_num, img_tag, table_row
 from leakguard.sweep.pareto import EPSILON, axis_label, fidelity_axis, fronts, group_columns, short_name
 from leakguard.sweep.plot import pareto_plot
 from leakguard.sweep.trial import STATUSES
@@ -31,7 +32,7 @@ FORMATS = {"leak": (None, "leak {}"), "auc": (fmt_num, "AUC {}"), "fd": (lambda 
 def write_report(sweep_dir, rows: Sequence[dict], groups: Sequence[dict], spec_text: str | None = None) -> Path:
     """Writes SWEEP/report.html atomically and returns its path."""
     sweep_dir = Path(sweep_dir).expanduser()
-    return write_text(sweep_dir / "report.html", render_report(sweep_dir.name, rows, groups, spec_text))
+    return write_text(sweep_dir / run_files.REPORT_HTML, render_report(sweep_dir.name, rows, groups, spec_text))
 
 
 def _status_line(rows: Sequence[dict]) -> str:
@@ -43,13 +44,13 @@ def _cell(g: dict, col: str, on_front: bool) -> str:
     fmt, _ = FORMATS[col.partition("@")[0]]
     mean, ci = g["means"].get(col), g["intervals"].get(col)
     text = "–" if mean is None else fmt_ci(mean, ci) if fmt is None else fmt_ci(mean, ci, fmt)
-    return _e(text) + (f" {STAR}" if on_front else "")
+    return escape(text) + (f" {STAR}" if on_front else "")
 
 
 def _epsilon(g: dict, on_front: bool) -> str:
     eps = g["means"].get(EPSILON)
     text = "none (no DP)" if not g["private"] else f"{fmt_num(eps, 3)} ({g['privacy_unit']})"
-    return _e(text) + (f" {STAR}" if on_front else "")
+    return escape(text) + (f" {STAR}" if on_front else "")
 
 
 def _groups_table(groups: Sequence[dict], front: dict) -> str:
@@ -57,20 +58,21 @@ def _groups_table(groups: Sequence[dict], front: dict) -> str:
         return '<p class="note">No trial has finished.</p>'
     shown = [c for c in group_columns(groups) if c.partition("@")[0] in FORMATS]
     head = ["group", "overrides", "seeds", "interval", "ε", "δ"] + [
-        _e(FORMATS[c.partition("@")[0]][1].format(c.partition("@")[2])) for c in shown] + ["sec/kimg",
-                                                                                           "non-dominated on"]
-    rows = ['<table class="groups">', _row(head, header=True, left=2)]
+        escape(FORMATS[c.partition("@")[0]][1].format(c.partition("@")[2])) for c in shown] + ["sec/kimg",
+                                                                                               "non-dominated on"]
+    rows = ['<table class="groups">', table_row(head, header=True, left=2)]
     for i, g in enumerate(groups):
         star = {axis: bool(f[i]) for axis, f in front.items()}
-        overrides = "<br>".join(_e(f"{k}={v if isinstance(v, str) else json.dumps(v)}")
+        overrides = "<br>".join(escape(f"{k}={v if isinstance(v, str) else json.dumps(v)}")
                                 for k, v in g["overrides"].items()) or "–"
         seeds = f"{g['n_seeds']} ({', '.join(map(str, g['seeds']))})"
         interval = f"t, {g['n_seeds']} seeds" if g["interval"] == "t" else "trial's own"
         delta = "–" if g["delta"] is None else format(g["delta"], "g")
-        on = "<br>".join(_e(short_name(a)) for a, s in star.items() if s) or "–"
-        rows.append(_row([_e(g["group"]), overrides, _e(seeds), _e(interval), _epsilon(g, star.get(EPSILON, False)),
-                          _e(delta)] + [_cell(g, c, star.get(c, False)) for c in shown]
-                         + [_e(fmt_num(g["means"].get("sec_per_kimg"), 1)), on], left=2))
+        on = "<br>".join(escape(short_name(a)) for a, s in star.items() if s) or "–"
+        rows.append(table_row([escape(g["group"]), overrides, escape(seeds), escape(interval),
+                               _epsilon(g, star.get(EPSILON, False)), escape(delta)]
+                              + [_cell(g, c, star.get(c, False)) for c in shown]
+                              + [escape(fmt_num(g["means"].get("sec_per_kimg"), 1)), on], left=2))
     rows.append("</table>")
     return "\n".join(rows)
 
@@ -82,15 +84,15 @@ def _notes(groups: Sequence[dict]) -> str:
              "the trial's own 95% interval from its evaluation (leak rates and AUC only)."]
     notes += [f"Group {g['group']}: {', '.join(g['incomplete'])} not reported by every seed, so left out of its "
               "means." for g in groups if g["incomplete"]]
-    return "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
+    return "".join(f'<p class="note">{escape(n)}</p>' for n in notes)
 
 
 def _plots(groups: Sequence[dict], front: dict) -> str:
     fid = fidelity_axis(group_columns(groups))
     if fid is None:
         return '<p class="note">No finished group has an FD: there is no fidelity axis to plot against.</p>'
-    return "\n".join(f"<h3>{_e(axis_label(axis))}</h3>"
-                     + _img(pareto_plot(groups, axis, fid, f), f"Pareto plot: {axis} against {fid}", "plot")
+    return "\n".join(f"<h3>{escape(axis_label(axis))}</h3>"
+                     + img_tag(pareto_plot(groups, axis, fid, f), f"Pareto plot: {axis} against {fid}", "plot")
                      for axis, f in front.items())
 
 
@@ -98,22 +100,22 @@ def _unfinished(rows: Sequence[dict]) -> str:
     rest = sorted((r for r in rows if r["status"] != "done"), key=lambda r: (r["status"] != "failed", r["trial"]))
     if not rest:
         return '<p class="note">Every trial finished.</p>'
-    body = [_row([_e(r["trial"]), _e(r["status"]), f'<pre class="err">{_e(r["error"] or "–")}</pre>'], left=3)
-            for r in rest]
-    return "<table>" + _row(["trial", "status", "error"], header=True, left=3) + "".join(body) + "</table>"
+    body = [table_row([escape(r["trial"]), escape(r["status"]),
+                       f'<pre class="err">{escape(r["error"] or "–")}</pre>'], left=3) for r in rest]
+    return "<table>" + table_row(["trial", "status", "error"], header=True, left=3) + "".join(body) + "</table>"
 
 
 def render_report(title: str, rows: Sequence[dict], groups: Sequence[dict], spec_text: str | None) -> str:
     front = fronts(groups)
-    spec = f"<pre>{_e(spec_text)}</pre>" if spec_text else '<p class="note">no spec given</p>'
-    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_e(title)}: sweep</title>
+    spec = f"<pre>{escape(spec_text)}</pre>" if spec_text else '<p class="note">no spec given</p>'
+    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{escape(title)}: sweep</title>
 <style>{CSS}
 pre {{ background: #f6f6f6; padding: 8px; font-size: 12px; white-space: pre-wrap; }}
 pre.err {{ margin: 0; background: none; padding: 0; text-align: left; }}
 table.groups td {{ white-space: nowrap; }}</style></head><body>
-<h1>Sweep {_e(title)}</h1>
-<p class="meta">{_e(_status_line(rows))}; {len(groups)} groups of finished trials.</p>
-<div class="warn"><b>Privacy:</b> {_e(PRIVACY_STATEMENT)}</div>
+<h1>Sweep {escape(title)}</h1>
+<p class="meta">{escape(_status_line(rows))}; {len(groups)} groups of finished trials.</p>
+<div class="warn"><b>Privacy:</b> {escape(PRIVACY_STATEMENT)}</div>
 <h2>Groups</h2><div class="wide">{_groups_table(groups, front)}</div>{_notes(groups)}
 <h2>Privacy against fidelity</h2>{_plots(groups, front) if groups else '<p class="note">nothing to plot</p>'}
 <h2>Trials that did not finish</h2>{_unfinished(rows)}

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
+from leakguard import run_files
 from leakguard.atomic import finite_or_null, write_json, write_text
 from leakguard.sweep.trial import trial_row
 
@@ -97,7 +98,7 @@ def write_results(rows: Sequence[dict], sweep_dir) -> tuple[Path, Path]:
     """SWEEP/results.json and SWEEP/results.csv, each written atomically; returns both paths."""
     sweep_dir = Path(sweep_dir).expanduser()
     rows = list(rows)
-    json_path = write_json(sweep_dir / "results.json",
+    json_path = write_json(sweep_dir / run_files.RESULTS_JSON,
                            finite_or_null({"trials": rows, "groups": group_rows(rows)}))
     columns = csv_columns(rows)
     buf = io.StringIO()
@@ -106,7 +107,7 @@ def write_results(rows: Sequence[dict], sweep_dir) -> tuple[Path, Path]:
     for row in rows:
         flat = _flat(row)
         writer.writerow([_cell(flat.get(c)) for c in columns])
-    return json_path, write_text(sweep_dir / "results.csv", buf.getvalue())
+    return json_path, write_text(sweep_dir / run_files.RESULTS_CSV, buf.getvalue())
 
 
 def t_interval(x: np.ndarray, level: float = LEVEL) -> list[float] | None:

@@ -14,9 +14,9 @@ import math
 import statistics
 from pathlib import Path
 
-from leakguard.cli.privacy import read_record
+from leakguard import run_files
+from leakguard.privacy.record import read_privacy_record
 
-TRIAL_FILE, EVAL_FILE, STATS_FILE, RELEASE_FILE = "trial.json", "eval.jsonl", "stats.jsonl", "release.pt"
 STATUSES = ("pending", "running", "done", "failed")
 REQUIRED = ("name", "group", "overrides", "seed", "status")
 FIDELITY = (("fd", ""), ("kid", "_kid"), ("kid_std", "_kid_std"), ("precision", "_precision"), ("recall", "_recall"))
@@ -31,7 +31,7 @@ def _refuse_constant(name: str):
 
 def read_trial(trial_dir: Path) -> dict:
     """trial.json, checked: the keys every row needs and a status the runner writes."""
-    path = trial_dir / TRIAL_FILE
+    path = trial_dir / run_files.TRIAL
     if not path.is_file():
         raise ValueError(f"{path}: missing; every trial folder holds the trial.json its runner wrote")
     try:
@@ -101,8 +101,8 @@ def eval_metrics(line: dict, where: str) -> tuple[dict, dict, dict]:
 
 def _privacy(trial_dir: Path, final: dict, where: str) -> dict:
     """release.pt's guarantee; a run whose evaluations carry a privacy section must have one."""
-    release = trial_dir / RELEASE_FILE
-    record = read_record(release) if release.is_file() else None
+    release = trial_dir / run_files.RELEASE
+    record = read_privacy_record(release) if release.is_file() else None
     if record is None:
         if final.get("privacy"):
             raise ValueError(f"{release}: no privacy record, though {where} has a privacy section: a private "
@@ -117,12 +117,13 @@ def _privacy(trial_dir: Path, final: dict, where: str) -> dict:
 
 def _finished(trial_dir: Path) -> dict:
     """The measured part of a done trial's row."""
-    evals = read_jsonl(trial_dir / EVAL_FILE)
-    stats = read_jsonl(trial_dir / STATS_FILE)
+    evals = read_jsonl(trial_dir / run_files.EVAL)
+    stats = read_jsonl(trial_dir / run_files.STATS)
     if not evals:
-        raise ValueError(f"{trial_dir / EVAL_FILE}: no evaluation; the sweep needs eval.every_kimg and matchers set")
+        raise ValueError(f"{trial_dir / run_files.EVAL}: no evaluation; the sweep needs eval.every_kimg and "
+                         "matchers set")
     n, final = max(evals, key=lambda item: (item[1]["nimg"], item[0]))  # the last of equal nimg
-    where = f"{trial_dir / EVAL_FILE}:{n}"
+    where = f"{trial_dir / run_files.EVAL}:{n}"
     metrics, intervals, extractors = eval_metrics(final, where)
     timing = [float(s["Timing/sec_per_kimg"]) for _, s in stats
               if isinstance(s.get("Timing/sec_per_kimg"), (int, float))]

@@ -21,7 +21,8 @@ from leakguard.audit.store import EmbeddingStore
 from leakguard.matchers.calibrate import calibrate
 from leakguard.matchers.synth import SynthMatcher
 from tests.synth_matcher import RES
-from training.synthfaces import SynthFaces, export_zip
+from training.data.build import export_zip
+from training.synthfaces import SynthFaces
 
 PEOPLE = 30
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("matplotlib")
-from leakguard.audit.report import (HIDDEN_TEXT, MISSING_TEXT, fmt_ci, fmt_num, fmt_pct, fmt_ratio, png_bytes,
-                                    render_html, write_report)
+from leakguard.audit.report import HIDDEN_TEXT, MISSING_TEXT, fmt_ratio, render_html, write_report
+from leakguard.html import fmt_ci, fmt_num, fmt_pct, png_bytes
 
 EVIL = 'arc<script>alert("x")</script> & $1'     # html and matplotlib's mathtext must take it literally
 FMRS = [0.01, 0.001, 0.0001]

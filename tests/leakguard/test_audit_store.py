@@ -12,7 +12,8 @@ from leakguard.audit.store import EmbeddingStore
 from leakguard.identity_data import IdentityDataError, read_identity_images
 from leakguard.matchers import align
 from leakguard.matchers.torch_matcher import TorchMatcher
-from training.synthfaces import SynthFaces, export_zip
+from training.data.build import export_zip
+from training.synthfaces import SynthFaces
 
 
 class Counting(TorchMatcher):

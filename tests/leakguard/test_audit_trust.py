@@ -13,7 +13,8 @@ from tests.synth_matcher import RES
 from training.checkpoint import save_networks
 from training.cli import main
 from training.cli.generate import random_generator
-from training.synthfaces import SynthFaces, export_zip
+from training.data.build import export_zip
+from training.synthfaces import SynthFaces
 
 
 @pytest.fixture(scope="module")

@@ -221,7 +221,7 @@ def test_sampled_pair_scores_equal_their_dot_products(monkeypatch, dense_gain):
     rng = np.random.default_rng(0)
     i, j = rng.integers(0, 20, 57), rng.integers(0, 20, 57)
     i[:4], j[:4] = [0, 2, 3, 19], [19, 3, 2, 0]                      # chunk edges of chunk_rows=3, both orders
-    got = calibrate_module._score_pairs(e, i, j, chunk_rows=3)
+    got = calibrate_module.dot_products(e, i, j, chunk_rows=3)
     want = [np.dot(e[a].astype(np.float64), e[b].astype(np.float64)) for a, b in zip(i, j)]
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=1e-6)

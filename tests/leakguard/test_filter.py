@@ -21,7 +21,8 @@ from leakguard.filter.summary import summarize, write_filter_json
 from leakguard.matchers.calibrate import calibrate
 from leakguard.matchers.synth import SynthMatcher, SynthMatcherB
 from tests.leakguard.test_audit_ground_truth import PEOPLE, faces, perturb
-from training.synthfaces import SynthFaces, export_zip
+from training.data.build import export_zip
+from training.synthfaces import SynthFaces
 
 FMR = 1e-3
 

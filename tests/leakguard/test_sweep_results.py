@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from leakguard.cli.privacy import read_record
+from leakguard.privacy.record import read_privacy_record
 from leakguard.sweep.pareto import fronts, pareto_front, privacy_axes
 from leakguard.sweep.report import write_report
 from leakguard.sweep.results import group_rows, read_rows, trial_row, write_results
@@ -52,7 +52,7 @@ def test_rows_equal_the_final_evaluation_and_the_privacy_record(sweep):
         timings = [json.loads(s)["Timing/sec_per_kimg"] for s in (folder / "stats.jsonl").read_text().splitlines()]
         assert row["sec_per_kimg"] == statistics.median(timings) and row["kimg_trained"] == 2.0
         if (folder / "release.pt").is_file():
-            record = read_record(folder / "release.pt")
+            record = read_privacy_record(folder / "release.pt")
             assert (row["private"], row["epsilon"], row["delta"], row["privacy_unit"]) == (
                 True, record["epsilon"], record["delta"], record["unit"])
             assert "outside any DP guarantee" in row["note"]

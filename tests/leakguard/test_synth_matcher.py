@@ -23,10 +23,11 @@ from leakguard.matchers.nets.synth_nets import SynthNetA, SynthNetB, build_net
 from leakguard.matchers.synth import SynthMatcher, SynthMatcherB, load_checkpoint
 from leakguard.matchers.synth_training import TrainSettings, ensure_synth_matcher, save_checkpoint, train_matcher
 from leakguard.matchers.weights import WeightsMissing
+from training.data.build import export_zip
 from training.data.zip_format import DatasetZipWriter, Record
 from tests.synth_matcher import MATCHER_PEOPLE, MATCHER_SETTINGS
 from tests.synth_matcher import RES as MATCHER_RES
-from training.synthfaces import SynthFaces, export_zip
+from training.synthfaces import SynthFaces
 
 RES = 32
 TRAIN = dict(num_identities=60, images_per_identity=10, identity_offset=100000)  # matcher training people

@@ -12,6 +12,7 @@ from tests.training.dp.test_dp_training import DP
 from tests.training.tiny import TINY
 from training import steps
 from training.cli import main
+from training.dp.audit_hooks import AuditHooks
 from training.dpaudit.canaries import CANARY_OFFSET, inclusion, synthfaces_canaries
 
 
@@ -88,8 +89,7 @@ def test_the_broken_switch_skips_the_noise_and_the_ledger_still_claims_it(tmp_pa
     state, _ = run(tmp_path, 0.004)
     assert len(calls) == state.privacy.ledger.steps() > 0                  # the correct step adds noise each time
     calls.clear()
-    monkeypatch.setattr(steps, "BROKEN_SKIP_NOISE", True)
-    state, _ = run(tmp_path / "broken", 0.004)
+    state, _ = run(tmp_path / "broken", 0.004, audit=AuditHooks(skip_noise=True))
     assert calls == [] and state.privacy.ledger.steps() > 0 and state.privacy.ledger.epsilon() > 0
 
 
@@ -119,7 +119,7 @@ def test_white_box_canaries_catch_a_run_that_skips_the_noise(tmp_path, capsys, m
     record = report["gradient_canaries"]
     assert record["m"] == 400 and record["steps"] == 16 and len(report["scores"]["gradient"]) == 400
     assert white["tests"] == 2 * len(white["tried"])             # two scores (D logit, gradient) share the 5%
-    monkeypatch.setattr(steps, "BROKEN_SKIP_NOISE", True)
+    monkeypatch.setenv("LEAKGUARD_BROKEN_DP", "skip-noise")
     out, broken, _ = audit(tmp_path / "broken", capsys, *flags, overrides=overrides)
     assert broken["claimed"]["epsilon"] == pytest.approx(claim)    # the ledger claims the same
     caught = broken["bounds"]["gradient"]

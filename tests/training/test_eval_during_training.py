@@ -9,8 +9,9 @@ from tests.chromium import chromium, coloured_pixels, screenshot, without_images
 from tests.training.tiny import tiny_config
 from training import loop, rundir
 from training.cli import main
+from training.data.build import export_zip
 from training.distributed import Dist
-from training.synthfaces import SynthFaces, export_zip
+from training.synthfaces import SynthFaces
 
 EVAL = ["eval.every_kimg=0.008", "eval.num_fakes=12", "eval.bootstrap=20", "eval.kid_subsets=5"]
 

@@ -12,9 +12,10 @@ from leakguard.matchers.synth import SynthMatcher
 from tests.leakguard.test_audit_ground_truth import faces, perturb
 from training.checkpoint import save_networks
 from training.cli import main
+from training.data.build import export_zip
 from training.inference import generate
 from training.networks import Generator
-from training.synthfaces import SynthFaces, export_zip
+from training.synthfaces import SynthFaces
 
 
 @pytest.fixture(scope="module")

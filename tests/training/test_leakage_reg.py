@@ -19,7 +19,8 @@ from training import loop, rundir
 from training.cli import main
 from training.config import ConfigError
 from training.distributed import Dist
-from training.leakage import BANK_MECHANISM, build_leakage
+from training.dp.keys import IDENTITY_BANK
+from training.leakage import build_leakage
 from training.report import Reporter
 from training.state import build_state, lazy_ratio
 from training.synthfaces import SynthFaces
@@ -161,12 +162,12 @@ def test_a_private_bank_is_in_the_ledger_at_the_gaussian_mechanisms_epsilon(tmp_
     leak = build_leakage(cfg, dataset, state)
     ledger = state.privacy.ledger
     assert leak.penalties[0].bank.private and len(leak.penalties[0].bank.rows) == 6
-    assert ledger.steps(BANK_MECHANISM) == 1
+    assert ledger.steps(IDENTITY_BANK) == 1
     assert ledger.epsilon() == pytest.approx(gaussian_epsilon(3.0, 1, ledger.delta), rel=1e-3)
     # the same key draws the same bank (a resume rebuilds it); the ledger is not charged twice
     again = build_leakage(cfg, dataset, state)
     assert torch.equal(again.penalties[0].bank.rows, leak.penalties[0].bank.rows)
-    assert ledger.steps(BANK_MECHANISM) == 1
+    assert ledger.steps(IDENTITY_BANK) == 1
 
 
 def test_a_private_run_counts_the_bank_once_with_its_d_steps_and_resumes(tmp_path, weights):
@@ -186,5 +187,5 @@ def test_a_private_run_counts_the_bank_once_with_its_d_steps_and_resumes(tmp_pat
     cfg2 = leak_config(tmp_path, weights, *DP, "leakage_reg.bank_noise=3.0", "leakage_reg.bank=centroid",
                        "train.kimg=0.012", "train.snapshot_kimg=0.004")
     resumed = loop.train(cfg2, Dist(), run_dir, resume=snap)
-    assert resumed.privacy.ledger.steps(BANK_MECHANISM) == 1
+    assert resumed.privacy.ledger.steps(IDENTITY_BANK) == 1
     assert resumed.privacy.ledger.steps("dp_d_step") == 3

@@ -29,7 +29,8 @@ def capture_grads(monkeypatch):
     """Replaces the optimizer step by a recorder of the summed gradients it would have applied."""
     seen = {}
 
-    def record(state, opt, module, name):
+    def record(state, opt, params, name):
+        module = state.G if any(p is q for p in params for q in state.G.parameters()) else state.D
         seen[name] = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
         opt.zero_grad(set_to_none=True)
     monkeypatch.setattr(steps, "optimizer_step", record)

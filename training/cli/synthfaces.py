@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from leakguard.cli.options import check_output_file
-from training.synthfaces import SynthFaces, check_options, export_zip
+from training.data.build import export_zip
+from training.synthfaces import SynthFaces, check_options
 
 FLAGS = {"resolution": "--resolution", "num_identities": "--identities", "images_per_identity": "--images-per-identity",
          "identity_offset": "--identity-offset", "overrep_identity": "--overrep-identity",

@@ -14,6 +14,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from leakguard import run_files
 from training import distributed, rundir
 from training.config import load_config, to_yaml
 
@@ -51,7 +52,7 @@ def run(args) -> None:
                 run_dir.rmdir()
             raise
         if dist.is_main:
-            print(f"done: {state.nimg / 1000:g} kimg; checkpoints in {run_dir / rundir.CHECKPOINTS}, "
+            print(f"done: {state.nimg / 1000:g} kimg; checkpoints in {run_dir / run_files.CHECKPOINTS}, "
                   f"fake grids in {run_dir / 'images'}", flush=True)
     finally:
         distributed.shutdown()

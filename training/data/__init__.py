@@ -1,6 +1,8 @@
 """Training data: image datasets (dataset.py) and how they are built (build.py) into the dataset zip
-(zip_format.py), the order rounds see them in (sampler.py), and the per-round chunks the training
-step consumes (loader.py). `Chunk` is the one type the step and the data layer share.
+(zip_format.py), the order rounds see them in (sampler.py), the per-round chunks the training
+step consumes (loader.py), and the training set as the audit reads it (training_set.py). `Chunk` (a plain
+step's real images) and `UnitChunk` (a private D step's units, built by training.dp.stream) are the types
+the steps and the data layer share.
 """
 from dataclasses import dataclass
 

@@ -302,3 +302,14 @@ def build_zip(images: Iterable[SourceImage], dest: str | Path, resolution: int |
         summary.identity_names_path = write_json(dest.with_suffix(".identities.json"),
                                                  {str(k): names[k] for k in sorted(names)})
     return summary
+
+
+def export_zip(path: str | os.PathLike, dataset) -> Path:
+    """Writes an in-memory dataset with identities (SynthFaces) as a StyleGAN2-ADA dataset zip with its
+    identities table (zip_format's layout)."""
+    with DatasetZipWriter(path) as writer:
+        for i in range(len(dataset)):
+            image, _ = dataset[i]  # [3, H, W]
+            pixels = np.ascontiguousarray(image.transpose(1, 2, 0))  # [H, W, 3], as the writer takes it
+            writer.add(Record(pixels=pixels, identity=dataset.get_identity(i)), source=f"{dataset.name} item {i}")
+    return writer.path

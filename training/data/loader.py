@@ -44,7 +44,7 @@ class ChunkStream:
     def __init__(self, dataset, batch: int, batch_gpu: int, rank: int, world: int, seed: int, start_round: int,
                  device: torch.device, workers: int):
         sampler = RoundSampler(len(dataset), batch, batch_gpu, rank, world, seed, start_round)
-        self.ids = chunk_ids(rank, world, batch // (batch_gpu * world))
+        self.indices = chunk_ids(rank, world, batch // (batch_gpu * world))
         self.batch_gpu = batch_gpu
         self.device = device
         self.loader = iter(torch.utils.data.DataLoader(
@@ -57,7 +57,7 @@ class ChunkStream:
         imgs = imgs.to(self.device, non_blocking=True).to(torch.float32) / 127.5 - 1
         labels = labels.to(self.device, non_blocking=True).to(torch.float32)
         return [Chunk(img=i, c=c, index=k) for i, c, k in
-                zip(imgs.split(self.batch_gpu), labels.split(self.batch_gpu), self.ids)]
+                zip(imgs.split(self.batch_gpu), labels.split(self.batch_gpu), self.indices)]
 
     def __iter__(self):
         return self

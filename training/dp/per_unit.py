@@ -4,6 +4,8 @@ For unit u with images x_j, weights w_j (1/count, 0 for padding) and labels c_j:
 
     L_u(theta) = sum_j w_j * [ softplus(-D(x_j)) + r1_weight * |grad_x D(x_j)|^2 ]
 
+with the real-image loss and R1 of training.losses, so a private and a plain D train on one definition.
+
 so R1 (r1_weight = gamma/2 times its lazy interval, or 0) sits inside the gradient that is clipped.
 A unit's images go through D together (minibatch-stddev groups, when on, form within one person);
 no two units ever share a forward pass. Under torch.func the ops run their pure-torch reference
@@ -12,8 +14,9 @@ no two units ever share a forward pass. Under torch.func the ops run their pure-
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call, grad, vjp, vmap
+
+from training import losses
 
 
 def trainable(D: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
@@ -22,15 +25,14 @@ def trainable(D: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
 
 def _unit_loss(params: dict, D: torch.nn.Module, constants: dict, img: torch.Tensor, c: torch.Tensor | None,
                weight: torch.Tensor, r1_weight: float) -> torch.Tensor:
-    def logits(x):  # [k, C, H, W] -> [k]
-        return functional_call(D, ({**constants, **params},), (x, c))[:, 0]
+    def logits(x):  # [k, C, H, W] -> [k, 1]
+        return functional_call(D, ({**constants, **params},), (x, c))
 
     if r1_weight:
         out, pullback = vjp(logits, img)
         (grad_x,) = pullback(torch.ones_like(out))  # [k, C, H, W]
-        r1 = grad_x.square().sum(dim=[1, 2, 3])      # [k]
-        return (weight * (F.softplus(-out) + r1_weight * r1)).sum()
-    return (weight * F.softplus(-logits(img))).sum()
+        return (weight * (losses.d_logistic_real(out) + r1_weight * losses.r1_of_grad(grad_x))).sum()
+    return (weight * losses.d_logistic_real(logits(img))).sum()
 
 
 def per_unit_grads(D: torch.nn.Module, img: torch.Tensor, c: torch.Tensor, weight: torch.Tensor,

@@ -1,17 +1,18 @@
 """The run's privacy state, from the config and the dataset: units, q, delta, sigma, the secret key,
-the ledger, and the privacy record every checkpoint carries."""
+the ledger, the D steps the budget still allows (derived from the ledger), and the privacy record every
+checkpoint carries."""
 import logging
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from leakguard.privacy import PrivacyLedger, noise_multiplier
 from training.config import Config
+from training.dp.audit_hooks import AuditHooks
+from training.dp.keys import D_STEP
 from training.dp.units import PoissonSampler, UnitTable
 
 log = logging.getLogger("leakguard.train")
-
-MECHANISM = "dp_d_step"  # the ledger's name for the private D step
 
 # What a private run's artefacts are and are not covered by its (epsilon, delta).
 COVERS = ["G", "G_ema", "D and both optimizers' states (post-processing of D's privatized gradients and, with "
@@ -52,10 +53,28 @@ class PrivacyState:
     ledger: PrivacyLedger
     key: int                      # secret: seeds sampling and noise
     known_key: bool               # privacy.secret_seed was set: the guarantee does not hold against its reader
-    steps_allowed: int | None     # with target_epsilon: the most D steps within it
-    canaries: object | None = None  # the DP audit's white-box canaries (leakguard.dpaudit.gradient), audit runs only
+    target_epsilon: float | None  # privacy.target_epsilon: training stops before the ledger would pass it
+    planned_steps: int            # private D steps until train.kimg, done ones included
+    audit: AuditHooks | None = None  # a DP audit's hooks in the private step (training.dpaudit); never in training
+    _budget: tuple | None = field(default=None, repr=False)  # (what the budget depends on, the budget)
 
-    def record(self, units: int, covers_networks: bool = True) -> dict:
+    def steps_allowed(self) -> int | None:
+        """With target_epsilon: the most ledger steps in all (done and planned until train.kimg) that keep
+        epsilon within it; None without a target. Derived from the ledger: the D steps already taken count
+        on both sides, so the answer stays the same as training takes them, and the accountant runs again
+        only when something else changes (another mechanism recorded, a resume loading its ledger)."""
+        if self.target_epsilon is None:
+            return None
+        others = tuple((m.name, m.sigma, m.q, m.steps) for m in self.ledger.mechanisms if m.name != D_STEP)
+        depends = (others, self.sigma, self.q, self.planned_steps, self.target_epsilon)
+        if self._budget is None or self._budget[0] != depends:
+            done = self.ledger.steps()
+            within = self.ledger.steps_within(self.target_epsilon, self.sigma, self.q,
+                                              limit=max(self.planned_steps - done, 0))
+            self._budget = (depends, done + within)
+        return self._budget[1]
+
+    def record(self, units: int) -> dict:
         """The privacy record of a checkpoint (plain data)."""
         summary = self.ledger.record_summary()
         return {"unit": self.unit, **summary, "sigma": self.sigma, "q": self.q,
@@ -99,22 +118,10 @@ def build_privacy(cfg: Config, dataset, batch_gpu: int, agree_key, source: str) 
                  sigma, p.target_epsilon, delta, steps, q)
     known = p.secret_seed is not None
     key = p.secret_seed if known else agree_key(secrets.randbits(128))
-    state = PrivacyState(unit=p.unit, sigma=float(sigma), max_grad_norm=p.max_grad_norm, q=q,
-                         expected_batch=expected, k=k, units_per_chunk=max(1, batch_gpu // k),
-                         sampler=PoissonSampler(table, q, k, key), ledger=PrivacyLedger(delta, p.accountant),
-                         key=key, known_key=known, steps_allowed=None)
-    state.steps_allowed = budget_steps(cfg, state)
-    return state
-
-
-def budget_steps(cfg: Config, p: PrivacyState) -> int | None:
-    """With privacy.target_epsilon: the most D steps in all (those done and those planned until
-    train.kimg) that keep the ledger within it; None without a target."""
-    if cfg.privacy.target_epsilon is None:
-        return None
-    done = p.ledger.steps()
-    planned = planned_rounds(cfg) * cfg.privacy.d_steps_per_g
-    return done + p.ledger.steps_within(cfg.privacy.target_epsilon, p.sigma, p.q, limit=max(planned - done, 0))
+    return PrivacyState(unit=p.unit, sigma=float(sigma), max_grad_norm=p.max_grad_norm, q=q,
+                        expected_batch=expected, k=k, units_per_chunk=max(1, batch_gpu // k),
+                        sampler=PoissonSampler(table, q, k, key), ledger=PrivacyLedger(delta, p.accountant),
+                        key=key, known_key=known, target_epsilon=p.target_epsilon, planned_steps=steps)
 
 
 def set_key(privacy: PrivacyState, key: int) -> None:

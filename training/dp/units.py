@@ -9,7 +9,7 @@ since an adversary who knows which units each step used loses nothing to the sam
 """
 import numpy as np
 
-SAMPLE, PICK = 1, 2  # random streams under the secret key
+from training.dp.keys import PICK, SAMPLE
 
 
 class UnitTable:

@@ -100,7 +100,7 @@ def write_training_zip(path: Path, base_images, base_ids, canaries: Canaries, in
     return path
 
 
-def write_record(path: Path, canaries: Canaries, included: np.ndarray, seed: int, unit: str) -> None:
+def write_canaries(path: Path, canaries: Canaries, included: np.ndarray, seed: int, unit: str) -> None:
     write_json(path, {"source": canaries.source, "unit": unit, "seed": seed, "m": len(canaries),
                       "images_per_canary": np.bincount(canaries.unit).tolist(),
                       "identity": canaries.identity.tolist(), "included": included.astype(int).tolist(),
@@ -108,7 +108,7 @@ def write_record(path: Path, canaries: Canaries, included: np.ndarray, seed: int
                               "evaluation or other dataset of LeakGuard holds them"})
 
 
-def read_record(path: Path) -> dict:
+def read_canaries(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no canary record; run `leakguard dp-audit` into that folder first")

@@ -21,13 +21,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from leakguard import run_files
 from leakguard.dpaudit.bound import audit_bound
 from leakguard.dpaudit.gradient import GradientCanaries
 from training import loop, rundir
-from training.config import Config
-from training.distributed import Dist
 from training.checkpoint import load_networks
-from training.dpaudit.canaries import Canaries, canaries_from_record, read_record, write_training_zip
+from training.config import Config
+from training.data.training_set import training_images
+from training.distributed import Dist
+from training.dp.audit_hooks import AuditHooks
+from training.dpaudit.canaries import Canaries, canaries_from_record, read_canaries, write_training_zip
 from training.inference import generate
 
 log = logging.getLogger(__name__)
@@ -35,14 +38,9 @@ log = logging.getLogger(__name__)
 
 def base_data(cfg: Config):
     """The base training images (uint8 [N, H, W, 3]) and identities (image index when it has none)."""
-    from training.data.loader import open_dataset
-    if cfg.data.path is None:
-        faces = open_dataset(cfg.data)
-        return np.ascontiguousarray(faces.render_all().transpose(0, 2, 3, 1)), faces.identities
-    from leakguard.audit.images import ImageFiles
-    files = ImageFiles(cfg.data.path)
-    ids = files.identities if files.has_identities else np.arange(len(files))
-    return np.concatenate([b.permute(0, 2, 3, 1).numpy() for b in files.batches(256)]), ids
+    images = training_images(cfg.data)
+    ids = images.identities if images.has_identities else np.arange(len(images))
+    return np.concatenate([b.permute(0, 2, 3, 1).numpy() for b in images.batches(256)]), ids
 
 
 @torch.no_grad()
@@ -68,8 +66,10 @@ def release_scores(G_ema, matcher, canaries: Canaries, fakes: int, device) -> np
     return (F.normalize(centroid, dim=1) @ gen.T).max(dim=1).values.numpy()
 
 
-def train_with_canaries(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path, make_canaries=None):
-    """Trains once on the base data plus the included canaries (OUT/train.zip); returns the final state."""
+def train_with_canaries(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path,
+                        hooks: AuditHooks | None = None):
+    """Trains once on the base data plus the included canaries (OUT/train.zip), with the audit's `hooks` in
+    the private D step; returns the final state."""
     images, ids = base_data(cfg)
     zip_path = write_training_zip(out / "train.zip", images, ids, canaries, included)
     cfg.data.path, cfg.data.synthfaces.overrep_identity = str(zip_path), None
@@ -78,20 +78,24 @@ def train_with_canaries(cfg: Config, canaries: Canaries, included: np.ndarray, o
     run_dir = rundir.new_run_dir(cfg.run_dir, cfg.name)
     log.info("dp-audit: training %s on %d base images and %d included canaries (%d images)", run_dir, len(images),
              int(included.sum()), int(included[canaries.unit].sum()))
-    return loop.train(cfg, Dist(), run_dir, canaries=make_canaries), run_dir
+    return loop.train(cfg, Dist(), run_dir, audit=hooks), run_dir
 
 
 def audit_run(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path, matcher=None,
-              fakes: int = 1000, gradient_canaries: int = 0, seed: int = 0) -> dict:
+              fakes: int = 1000, gradient_canaries: int = 0, seed: int = 0, skip_noise: bool = False) -> dict:
+    """`skip_noise`: train the DP run with its noise skipped while the ledger claims it (the audit's check
+    of itself on a known-broken implementation; no effect without DP)."""
     def make_canaries(shapes, q, C):
         return GradientCanaries(gradient_canaries, shapes, q, C, seed)
-    state, run_dir = train_with_canaries(cfg, canaries, included, out,
-                                         make_canaries if gradient_canaries else None)
+    private = cfg.privacy.unit != "none"
+    hooks = (AuditHooks(make_canaries if gradient_canaries else None, skip_noise)
+             if private and (gradient_canaries or skip_noise) else None)
+    state, run_dir = train_with_canaries(cfg, canaries, included, out, hooks)
     claimed = None if state.privacy is None else {"epsilon": state.privacy.ledger.epsilon(),
                                                   "delta": state.privacy.ledger.delta,
                                                   "unit": state.privacy.unit}
-    white = None if not gradient_canaries else {"scores": state.privacy.canaries.scores.copy(),
-                                                "record": state.privacy.canaries.record()}
+    white = None if not gradient_canaries else {"scores": hooks.canaries.scores.copy(),
+                                                "record": hooks.canaries.record()}
     return score_run(state.D, state.G_ema, claimed, canaries, included, run_dir, matcher, fakes, state.device, white)
 
 
@@ -121,13 +125,13 @@ def rescore(out: Path, matcher=None, fakes: int = 1000, device=torch.device("cpu
     """Scores an audit's finished run again (OUT/canaries.json, OUT/runs/audited-*/): its release.pt (a DP
     run, with the claim it records) or its last snapshot (a run without DP), the same canaries rebuilt
     from the record. No training; for scores added after the run."""
-    record = read_record(out / "canaries.json")
+    record = read_canaries(out / run_files.CANARIES)
     runs = sorted((out / "runs").glob("audited-*"))
     if len(runs) != 1:
         raise FileNotFoundError(f"{out / 'runs'}: expected one audited-* run folder, found {len(runs)}")
     run_dir = runs[0]
-    release = run_dir / "release.pt"
-    path = release if release.is_file() else (rundir.list_snapshots(run_dir / rundir.CHECKPOINTS) or [None])[-1]
+    release = run_dir / run_files.RELEASE
+    path = release if release.is_file() else (rundir.list_snapshots(run_dir / run_files.CHECKPOINTS) or [None])[-1]
     if path is None:
         raise FileNotFoundError(f"{run_dir}: neither release.pt nor a snapshot; the audited run did not finish")
     nets = load_networks(path, map_location=device)
@@ -139,7 +143,7 @@ def rescore(out: Path, matcher=None, fakes: int = 1000, device=torch.device("cpu
     canaries = canaries_from_record(record, resolution)
     included = np.asarray(record["included"], bool)
     return score_run(nets["D"].to(device), nets["G_ema"].to(device), claimed, canaries, included, run_dir, matcher,
-                     fakes, device, _observed(out / "report.json"))
+                     fakes, device, _observed(out / run_files.REPORT_JSON))
 
 
 def _observed(report: Path) -> dict | None:

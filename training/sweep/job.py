@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from leakguard import run_files
 from leakguard.atomic import write_json, write_text
 from leakguard.sweep.trial import read_trial
 from training import distributed, rundir
 from training.config import from_dict
 
-TRIAL_FILE = "trial.json"
-TRIALS = "trials"
+TRIAL_FILE, TRIALS = run_files.TRIAL, run_files.TRIALS
 log = logging.getLogger("leakguard.sweep")
 
 
@@ -44,7 +44,7 @@ def now() -> str:
 
 def latest_snapshot(folder: Path) -> Path | None:
     """The newest snapshot of the trial that is intact (a kill mid-write leaves a damaged or temporary one)."""
-    for snap in reversed(rundir.list_snapshots(folder / rundir.CHECKPOINTS)):
+    for snap in reversed(rundir.list_snapshots(folder / run_files.CHECKPOINTS)):
         if rundir.damaged(snap) is None:
             return snap
     return None

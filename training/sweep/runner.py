@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from leakguard import run_files
 from leakguard.atomic import write_json, write_text
-from training.config import ConfigError, to_dict
-from training.snapshot import flatten
+from training.config import ConfigError, changed_keys, flatten, to_dict
 from training.sweep.job import TRIAL_FILE, TRIALS, TrialJob, now, read_trial, trial_dir, update_trial
 from training.sweep.spec import SweepSpec, Trial, expand
 
@@ -48,13 +48,13 @@ def plan(spec: SweepSpec, spec_text: str, out: Path) -> list[Trial]:
                                          "kimg": spec.kimg, "status": "pending", "error": None, "started": None,
                                          "finished": None, "resumed_from": None, "executor": spec.executor,
                                          "job_id": None, "overrides_applied": t.dotlist, "config": config})
-    write_text(out / "spec.yaml", spec_text)
+    write_text(out / run_files.SPEC, spec_text)
     return trials
 
 
 def _same_config(folder: Path, old: dict, new: dict) -> None:
     a, b = flatten(old), flatten(new)
-    changed = sorted(k for k in set(a) | set(b) if k not in RUN_KEYS and a.get(k) != b.get(k))
+    changed = changed_keys(old, new, RUN_KEYS)
     if changed:
         shown = ", ".join(f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:5])
         raise ConfigError(f"{folder / TRIAL_FILE}: trial {folder.name!r} was planned with another config ({shown}); "
@@ -102,7 +102,7 @@ def tabulate(out: Path, name: str) -> list[dict]:
         raise ValueError(f"{e}; the sweep's trials are kept: fix or delete that trial's folder, then "
                          f"`leakguard sweep report {out}` (or rerun the sweep) writes the table") from None
     results.write_results(rows, out)
-    spec = out / "spec.yaml"
+    spec = out / run_files.SPEC
     report.write_report(out, rows, results.group_rows(rows), spec.read_text() if spec.is_file() else None)
     return rows
 
@@ -115,7 +115,7 @@ def write_status(out: Path, name: str) -> dict:
                                                "executor", "job_id")})
     counts = {s: sum(t["status"] == s for t in trials) for s in ("pending", "running", "done", "failed")}
     status = {"sweep": name, "updated": now(), "counts": counts, "trials": trials}
-    write_json(out / "status.json", status)
+    write_json(out / run_files.STATUS, status)
     return status
 
 

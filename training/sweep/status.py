@@ -3,12 +3,13 @@
 import json
 from pathlib import Path
 
+from leakguard import run_files
 from training.sweep.job import TRIAL_FILE, TRIALS, read_trial
 
 
 def _last_stats(folder: Path) -> dict:
     """The newest value of each key among the last lines of stats.jsonl (ticks and evaluations log different keys)."""
-    path = folder / "stats.jsonl"
+    path = folder / run_files.STATS
     if not path.is_file():
         return {}
     with open(path, "rb") as f:

@@ -1,13 +1,10 @@
-"""SynthFaces as a torch Dataset (rendered lazily, cached in memory) and its export to a dataset zip."""
+"""SynthFaces as a torch Dataset (rendered lazily, cached in memory)."""
 import multiprocessing
 import operator
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from training.data.zip_format import DatasetZipWriter, Record
 from training.synthfaces.params import MAX_SEED, identity_params, nuisance_params
 from training.synthfaces.render import MAX_RESOLUTION, MIN_RESOLUTION, render_face
 
@@ -163,13 +160,3 @@ class SynthFaces(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         return f"SynthFaces({self.name!r}, {len(self)} images, cached {int(self._cached.sum())})"
-
-
-def export_zip(path: str | os.PathLike, dataset: SynthFaces) -> Path:
-    """Writes `dataset` as a StyleGAN2-ADA dataset zip with identities (training.data.zip_format layout)."""
-    with DatasetZipWriter(path) as writer:
-        for i in range(len(dataset)):
-            image, _ = dataset[i]  # [3, H, W]
-            pixels = np.ascontiguousarray(image.transpose(1, 2, 0))  # [H, W, 3], as the writer takes it
-            writer.add(Record(pixels=pixels, identity=dataset.get_identity(i)), source=f"{dataset.name} item {i}")
-    return writer.path

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from leakguard.fidelity.extractors import CACHE
+from leakguard.cache_dirs import fidelity_root
 from leakguard.fidelity.synth_features import (FeatureNet, FeatureNetSettings, load_feature_net, r2_scores,
                                                save_feature_net, train_feature_net)
 from training.synthfaces.dataset import SynthFaces
@@ -23,8 +23,8 @@ MAX_INPUT = 64  # px: larger images are resized to this for the net (SynthFaces 
 
 
 def default_path(resolution: int) -> Path:
-    """Where the cached feature net for `resolution` px images lives: CACHE/synthfaces-RES.pt."""
-    return CACHE / f"synthfaces-{resolution}.pt"
+    """Where the cached feature net for `resolution` px images lives: $LEAKGUARD_CACHE/fidelity/synthfaces-RES.pt."""
+    return fidelity_root() / f"synthfaces-{resolution}.pt"
 
 
 def train_on_synthfaces(resolution: int, people: int = DEFAULT_PEOPLE, images_per_identity: int = DEFAULT_IMAGES,

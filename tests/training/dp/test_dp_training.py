@@ -35,10 +35,10 @@ def dp_config(tmp_path, *overrides):
     return tiny_config(tmp_path, *DP, *overrides)
 
 
-def run(tmp_path, kimg, *overrides, resume=None, run_dir=None):
+def run(tmp_path, kimg, *overrides, resume=None, run_dir=None, audit=None):
     cfg = dp_config(tmp_path, f"train.kimg={kimg}", "train.snapshot_kimg=0.012", *overrides)
     run_dir = run_dir or rundir.new_run_dir(cfg.run_dir, cfg.name)
-    return loop.train(cfg, Dist(), run_dir, resume), run_dir
+    return loop.train(cfg, Dist(), run_dir, resume, audit), run_dir
 
 
 def oracle_epsilon(sigma, q, steps, delta):
@@ -133,7 +133,8 @@ def test_privacy_show_prints_the_record(dp_run, capsys):
 
 def test_the_audit_runs_on_a_private_release(dp_run, synth_matcher_weights, tmp_path):
     from training.cli import main
-    from training.synthfaces import SynthFaces, export_zip
+    from training.data.build import export_zip
+    from training.synthfaces import SynthFaces
     _, run_dir = dp_run
     train = export_zip(tmp_path / "train.zip", SynthFaces(32, num_identities=6, images_per_identity=4, seed=0))
     out = tmp_path / "audit"
@@ -201,8 +202,8 @@ def capture_step(state, units, monkeypatch):
     """dp_d_step's gradient of D, as handed to the optimizer."""
     seen = {}
 
-    def capture(state_, opt, module, name):
-        seen["grad"] = torch.cat([p.grad.flatten().clone() for p in module.parameters()])
+    def capture(state_, opt, params, name):
+        seen["grad"] = torch.cat([p.grad.flatten().clone() for p in params])
         opt.zero_grad(set_to_none=True)
 
     monkeypatch.setattr(steps, "optimizer_step", capture)

@@ -31,5 +31,5 @@ def test_dp_presets_earn_the_epsilon_their_comments_state(preset, units, sigma, 
     p = build_privacy(cfg, data, cfg.train.batch_gpu or cfg.train.batch, lambda key: key, preset)
     assert p.sigma == pytest.approx(sigma, abs=0.01)
     assert p.q == pytest.approx(q) and p.ledger.delta == pytest.approx(delta)
-    assert planned_rounds(cfg) * cfg.privacy.d_steps_per_g == steps == p.steps_allowed
+    assert planned_rounds(cfg) * cfg.privacy.d_steps_per_g == steps == p.steps_allowed()
     assert p.ledger.epsilon_after(p.sigma, p.q, steps) <= cfg.privacy.target_epsilon
