@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from training.cli import main
+from training.data.build import export_zip
 from training.synthfaces import (BEARDS, GLASSES, HAIR_STYLES, IDENTITY_RANGES, IdentityParams, Nuisance, SynthFaces,
-                                 export_zip, identity_params, nuisance_params, parts, render_face)
+                                 identity_params, nuisance_params, parts, render_face)
 from training.synthfaces.render import Canvas, composite
 
 REPO = Path(__file__).resolve().parents[2]
