@@ -81,8 +81,15 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         raise ValueError(f"atomic_open: mode {mode!r} does not write a new file; use 'w', 'wb' or 'x'")
     if "b" not in mode and encoding is None:
         encoding = "utf-8"
-    with AtomicFile(path) as out, open(out.tmp, mode.replace("x", "w"), encoding=encoding) as f:
-        yield f
+    with AtomicFile(path) as out:
+        try:
+            with open(out.tmp, mode.replace("x", "w"), encoding=encoding) as f:
+                yield f
+        except OSError as e:
+            if e.filename is not None or e.errno is None:
+                raise
+            # e.g. a full disk inside a writer (torch.save): name the file the user asked for
+            raise OSError(e.errno, e.strerror, str(out.path)) from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -215,6 +215,8 @@ def load_config(preset: str | Path | None = None, overrides: list[str] | None = 
     cfg = OmegaConf.structured(Config)
     if preset is not None:
         path = Path(preset)
+        if path.is_dir():
+            raise IsADirectoryError(f"--config {path} is a folder; name a YAML preset (e.g. configs/synthfaces32.yaml)")
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         try:
@@ -280,6 +282,9 @@ def config_differences(saved: dict, current: dict) -> list[str]:
             if not k.startswith("eval.")]
 
 
+MAX_KIMG = 1e6  # kimg: a billion images, 20x the longest published StyleGAN2 run
+
+
 def check(cfg: Config) -> None:
     """Value checks the type system cannot express."""
     r = cfg.data.resolution
@@ -298,7 +303,9 @@ def check(cfg: Config) -> None:
         require(getattr(cfg.loss, key) >= 1, f"loss.{key}", getattr(cfg.loss, key), "a positive number of rounds")
     require(cfg.loss.pl_batch_shrink >= 1, "loss.pl_batch_shrink", cfg.loss.pl_batch_shrink, "an integer >= 1")
     require(0 <= cfg.loss.style_mixing <= 1, "loss.style_mixing", cfg.loss.style_mixing, "a probability in [0, 1]")
-    require(cfg.train.kimg > 0, "train.kimg", cfg.train.kimg, "a positive number of kimg")
+    require(0 < cfg.train.kimg <= MAX_KIMG, "train.kimg", cfg.train.kimg,
+            f"a positive number of kimg up to {MAX_KIMG:g} (StyleGAN2's longest runs are 25000-50000)")
+    require(0 <= cfg.train.seed < 2 ** 63, "train.seed", cfg.train.seed, "a seed in [0, 2^63)")
     for key in ("tick_kimg", "snapshot_kimg", "image_kimg"):
         require(getattr(cfg.train, key) > 0, f"train.{key}", getattr(cfg.train, key), "a positive number of kimg")
     check_privacy(cfg)
@@ -323,7 +330,7 @@ def check_leakage_reg(cfg: Config) -> None:
     require(0 < r.fmr < 1, "leakage_reg.fmr", r.fmr, "a false-match rate in (0, 1)")
     require(r.threshold_source in ("calibration", "training"), "leakage_reg.threshold_source", r.threshold_source,
             "calibration | training")
-    require(r.margin >= 0, "leakage_reg.margin", r.margin, "a cosine margin >= 0")
+    require(0 <= r.margin <= 2, "leakage_reg.margin", r.margin, "a cosine margin in [0, 2]")
     require(r.bank in ("centroid", "images"), "leakage_reg.bank", r.bank, "centroid | images")
     require(r.interval >= 1, "leakage_reg.interval", r.interval, "a positive number of rounds")
     require(r.start_kimg >= 0, "leakage_reg.start_kimg", r.start_kimg, "kimg >= 0")

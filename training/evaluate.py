@@ -1,15 +1,15 @@
 """Evaluation during training: G_ema renders the fixed fakes (eval.first_seed.., eval.num_fakes), the
 audit library scores leakage and membership per matcher, and the fidelity metrics score the fakes per
 feature extractor against the training set. One line per evaluation goes to eval.jsonl, the headline
-numbers to TensorBoard (Audit/..., Fidelity/...).
+numbers to TensorBoard and stats.jsonl (Audit/..., Fidelity/...) unless the run is private.
 
     evaluator = Evaluator.build(cfg, dataset, device)   # at start: a missing file stops the run here
     evaluator.evaluate(state, run_dir)                  # at every eval.every_kimg and at the end
 
 The training set is embedded once per matcher and extractor (the embedding store caches it on disk
 by content and version; a resume finds it there). The evaluation reads training images, so under
-differential privacy its numbers are the data holder's view, outside the released guarantee: every
-eval.jsonl line says so.
+differential privacy its numbers are the data holder's view, outside the released guarantee: they go to
+eval.jsonl only (every line says so), never to the logs the privacy record covers.
 """
 import time
 from dataclasses import dataclass
@@ -35,11 +35,32 @@ OUTSIDE_DP = ("these numbers read the training images (and eval.members/nonmembe
               "holder's view, outside the (epsilon, delta) guarantee of the released networks")
 
 
+PACKS = ("arcface",)  # the matchers whose weights are a folder (an InsightFace model pack)
+
+
 def _name_path(item: str, key: str) -> tuple[str, str | None]:
     name, _, path = item.partition("=")
+    if path and Path(path).expanduser().is_dir() and name not in PACKS:
+        raise IsADirectoryError(f"{key}: {name}'s weights {path} is a folder; name the weights file")
     if path and not Path(path).expanduser().exists():
         raise FileNotFoundError(f"{key}: {name}'s file not found: {path}")
     return name, path or None
+
+
+def check_files(cfg: Config) -> None:
+    """Every file the evaluation names is there (matcher weights or model packs, feature extractors, the
+    membership sets); the start (Evaluator.build) and `leakguard train --dry-run` both check with this."""
+    e = cfg.eval
+    if e.every_kimg is None:
+        return
+    for item in e.matchers:
+        _name_path(item, "eval.matchers")
+    for item in e.fidelity:
+        _name_path(item, "eval.fidelity")
+    for key in ("members", "nonmembers"):
+        path = getattr(e, key)
+        if path is not None and not Path(path).expanduser().exists():
+            raise FileNotFoundError(f"eval.{key}: not found: {path}")
 
 
 @dataclass
@@ -59,6 +80,7 @@ class Evaluator:
         e = cfg.eval
         if e.every_kimg is None:
             return None
+        check_files(cfg)
         members = ImageFiles(e.members) if e.members else None
         nonmembers = ImageFiles(e.nonmembers) if e.nonmembers else None
         matchers, calibrations = [], {}
@@ -82,7 +104,7 @@ class Evaluator:
         return list(range(e.first_seed, e.first_seed + e.num_fakes))
 
     def evaluate(self, state, run_dir: Path) -> dict:
-        """Scores G_ema now; appends to run_dir/eval.jsonl, logs to TensorBoard, returns the line."""
+        """Scores G_ema now; appends to run_dir/eval.jsonl, logs to TensorBoard (not under DP), returns the line."""
         e, start = self.cfg.eval, time.perf_counter()
         was_training = state.G_ema.training
         pixels = generate(state.G_ema, self.seeds(), state.device, batch=state.batch_gpu)   # [N, H, W, 3]
@@ -118,7 +140,8 @@ class Evaluator:
                                "note": OUTSIDE_DP}
         line["seconds"] = time.perf_counter() - start
         tags["Timing/eval_sec"] = line["seconds"]
-        state.reporter.write(state.nimg, tags)
+        if state.privacy is None:  # under DP the covered logs hold no real-image statistic: eval.jsonl only
+            state.reporter.write(state.nimg, tags)
         with open(run_dir / run_files.EVAL, "a") as f:
             f.write(strict_json(finite_or_null(line), indent=None) + "\n")
         return line

@@ -13,6 +13,9 @@ from training.data.images import to_uint8
 from training.networks import Generator
 
 
+MAX_PSI = 10.0  # |psi| beyond this moves w so far past w_avg that the images are saturated noise
+
+
 def load_generator(path: str | os.PathLike, which: str = "G_ema") -> Generator:
     """`which` ('G_ema' or 'G') from a LeakGuard checkpoint, training snapshot or official pickle."""
     nets = load_any(path)
@@ -46,6 +49,9 @@ def generate(G: Generator, seeds: list[int], device, trunc: float = 1.0, trunc_c
     """[len(seeds), H, W, C] uint8 images of `seeds`, rendered `batch` at a time on `device`."""
     if batch < 1:
         raise ValueError(f"--batch must be >= 1, got {batch}")
+    if not -MAX_PSI <= trunc <= MAX_PSI:
+        raise ValueError(f"truncation psi (--trunc) {trunc:g} is out of range: expected a value in [-{MAX_PSI:g}, "
+                         f"{MAX_PSI:g}] (1 = none; 0.5-0.7 trades variety for typical faces)")
     G = G.to(device).eval()
     out = []
     for i in range(0, len(seeds), batch):

@@ -48,9 +48,40 @@ class Leakage:
 def _weights(item: str) -> tuple[str, Path]:
     name, _, weights = item.partition("=")
     path = Path(weights).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"leakage_reg.matchers: {name}'s weights {path} is a folder; name the weights file")
     if not path.is_file():
         raise FileNotFoundError(f"leakage_reg.matchers: {name}'s weights file not found: {path}")
     return name, path
+
+
+def check_files(cfg: Config) -> list[tuple[str, Path]]:
+    """(name, weights) of every regularizer matcher, each file there, and with threshold_source=calibration
+    each calibration file there, readable and holding leakage_reg.fmr; [] when the regularizer is off.
+    The start (build_leakage) and `leakguard train --dry-run` both check with this."""
+    r = cfg.leakage_reg
+    if r.weight == 0:
+        return []
+    named = [_weights(item) for item in r.matchers]
+    if r.threshold_source == "calibration":
+        for name, weights in named:
+            calibration_at_fmr(r.fmr, name, weights)
+    return named
+
+
+def calibration_at_fmr(fmr: float, name: str, weights: Path):
+    """The matcher's calibration file, loaded, and its point at `fmr`; errors name the file and the key."""
+    path = calibration_path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"leakage_reg.matchers: {name} has no calibration file {path}; calibrate it "
+                                f"on people outside the training set (`leakguard matcher calibrate --matcher "
+                                f"{name} --weights {weights} --data OTHER_PEOPLE.zip`), or set "
+                                f"leakage_reg.threshold_source=training (not under privacy.unit)")
+    cal = load_calibration(path)
+    try:
+        return cal, cal.point(fmr)
+    except KeyError as e:
+        raise ValueError(f"leakage_reg.fmr={fmr:g}: {e.args[0]}") from None
 
 
 def threshold(cfg: Config, matcher, weights: Path, emb, ids) -> tuple[float, str]:
@@ -59,18 +90,10 @@ def threshold(cfg: Config, matcher, weights: Path, emb, ids) -> tuple[float, str
     if r.threshold_source == "training":
         cal = calibration_from_scores(pair_scores(emb, ids), np.shape(emb), matcher=matcher.version, fmrs=(r.fmr,))
         return cal.point(r.fmr).threshold, "training set (R-R pairs)"
+    cal, point = calibration_at_fmr(r.fmr, matcher.name, weights)
     path = calibration_path(weights)
-    if not path.is_file():
-        raise FileNotFoundError(f"leakage_reg.matchers: {matcher.name} has no calibration file {path}; calibrate it "
-                                f"on people outside the training set (`leakguard matcher calibrate --matcher "
-                                f"{matcher.name} --weights {weights} --data OTHER_PEOPLE.zip`), or set "
-                                f"leakage_reg.threshold_source=training (not under privacy.unit)")
-    cal = load_calibration(path)
     check_calibration(cal, matcher, f"leakage_reg.matchers: {path}")
-    try:
-        return cal.point(r.fmr).threshold, f"calibration file {path}"
-    except KeyError as e:
-        raise ValueError(f"leakage_reg.fmr={r.fmr:g}: {e.args[0]}") from None
+    return point.threshold, f"calibration file {path}"
 
 
 def build_leakage(cfg: Config, dataset, state) -> Leakage | None:
@@ -78,7 +101,7 @@ def build_leakage(cfg: Config, dataset, state) -> Leakage | None:
     r = cfg.leakage_reg
     if r.weight == 0:
         return None
-    named = [_weights(item) for item in r.matchers]       # every file checked before any work
+    named = check_files(cfg)                              # every file checked before any work
     training = training_images(cfg.data, dataset)
     ids = training.identities                             # an error naming the file when there are none
     store = EmbeddingStore(r.cache)

@@ -9,6 +9,7 @@ ticks (stats, progress), fixed-seed image grids and snapshots on their schedules
     eval:     with eval.every_kimg, training.evaluate: leakage, membership and fidelity -> eval.jsonl
     privacy:  under privacy.unit, Privacy/epsilon every tick, no reals.png, a stop before the step that
               would pass privacy.target_epsilon, and release.pt (networks + privacy record) at the end
+    signals:  SIGINT or SIGTERM finish the round, write a snapshot and raise training.stop.TrainingStopped
 """
 import logging
 import resource
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from leakguard import run_files
 from leakguard.atomic import write_text
+from leakguard.folder_lock import FolderLock
 from training import rundir
 from training.checkpoint import save_networks
 from training.config import Config, to_yaml
@@ -37,6 +39,7 @@ from training.report import Reporter
 from training.snapshot import load_snapshot, save_snapshot
 from training.state import TrainState, build_state
 from training.steps import stream_seed, train_round
+from training.stop import StopSignals, TrainingStopped
 
 log = logging.getLogger("leakguard.train")
 
@@ -167,17 +170,39 @@ def open_run_folder(run: Run, resume: Path | None) -> None:
 
 def train(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None = None,
           audit: AuditHooks | None = None) -> TrainState:
-    """Trains until cfg.train.kimg; rank 0 writes `run_dir`. Returns the final state."""
-    run = build_run(cfg, dist, run_dir, resume, audit)
+    """Trains until cfg.train.kimg; rank 0 writes `run_dir`, which it holds locked (a second process in it is
+    refused, naming the first). Returns the final state; raises TrainingStopped after a snapshot when a
+    SIGINT or SIGTERM arrives."""
+    lock = FolderLock(run_dir, "training run") if dist.is_main else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        run = build_run(cfg, dist, run_dir, resume, audit)
+        if run.run_dir is not None:
+            open_run_folder(run, resume)
+        with StopSignals() as signals:
+            run_rounds(run, signals)
+        return run.state
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def stop_after_signal(run: Run, signal_name: str) -> None:
+    """After a signal: a snapshot of the finished round (rank 0), every rank past it, then TrainingStopped."""
+    state = run.state
+    snapshot = None
     if run.run_dir is not None:
-        open_run_folder(run, resume)
-    run_rounds(run)
-    return run.state
+        snapshot = save_snapshot(state, run.run_dir / run_files.CHECKPOINTS, state.cfg.train.keep_snapshots)
+    state.dist.barrier()
+    state.reporter.close()
+    log.info("stopping on %s at %.1f kimg: wrote %s", signal_name, state.nimg / 1000, snapshot or "(rank 0's)")
+    raise TrainingStopped(signal_name, state.nimg, snapshot, run.run_dir)
 
 
-def run_rounds(run: Run) -> None:
+def run_rounds(run: Run, signals: StopSignals | None = None) -> None:
     """The loop itself: rounds until train.kimg (or the privacy budget), with ticks, grids, evaluations and
-    snapshots on their schedules, and under DP release.pt at the end."""
+    snapshots on their schedules, and under DP release.pt at the end; `signals` stop it after a round."""
     state, dataset, run_dir, evaluator = run.state, run.dataset, run.run_dir, run.evaluator
     cfg, main = state.cfg, run.run_dir is not None
     stream = real_stream(state, dataset)
@@ -217,6 +242,9 @@ def run_rounds(run: Run) -> None:
             save_snapshot(state, run_dir / run_files.CHECKPOINTS, cfg.train.keep_snapshots)
         if done:
             break
+        if signals is not None and (received := signals.agreed(state.dist)):
+            bar.close()
+            stop_after_signal(run, received)
     if main and state.privacy is not None:
         save_release(state, run_dir, len(state.privacy.sampler.table))
     state.dist.barrier()

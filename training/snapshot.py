@@ -100,12 +100,13 @@ def read_snapshot(path: Path) -> dict:
                                                    "runs/<name>-<n>/checkpoints/snapshot-*.pt)"})
 
 
-def load_snapshot(path: Path, state: TrainState) -> None:
-    """Restores `state` from a snapshot; a config or architecture that differs is an error."""
+def check_resumable(path: Path, cfg, dataset_info: dict) -> dict:
+    """The snapshot's data, once its config and dataset are known to fit this run (`leakguard train --dry-run`
+    runs this too); a config or dataset that differs is an error listing the keys."""
     data = read_snapshot(path)
     # The saved config must still fit the schema; sections added since it was written take their defaults.
     saved = to_dict(from_dict(data["config"], f"{path}: config"))
-    diffs = config_differences(saved, to_dict(state.cfg))
+    diffs = config_differences(saved, to_dict(cfg))
     private = [d for d in diffs if d.startswith("privacy.")]
     if private:
         raise CheckpointError(f"{path}: cannot resume, the privacy settings differ from the snapshot's in "
@@ -114,10 +115,16 @@ def load_snapshot(path: Path, state: TrainState) -> None:
     if diffs:
         raise CheckpointError(f"{path}: cannot resume, the config differs from the snapshot's in "
                               f"{'; '.join(diffs)} (only {', '.join(RESUMABLE_CHANGES)} may change)")
-    saved_data, data_now = data["extra"].get("dataset"), state.dataset_info
-    if saved_data != data_now:
+    saved_data = data["extra"].get("dataset")
+    if saved_data != dataset_info:
         raise CheckpointError(f"{path}: cannot resume, the snapshot was trained on {saved_data} "
-                              f"but the dataset now is {data_now}")
+                              f"but the dataset now is {dataset_info}")
+    return data
+
+
+def load_snapshot(path: Path, state: TrainState) -> None:
+    """Restores `state` from a snapshot; a config, dataset or architecture that differs is an error."""
+    data = check_resumable(path, state.cfg, state.dataset_info)
     for name in ("G", "D", "G_ema"):
         load_state_dict_exact(getattr(state, name), data["networks"][name]["state_dict"],
                               f"{path}: network {name!r}")

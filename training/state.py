@@ -79,9 +79,9 @@ def build_networks(cfg: Config, resolution: int, channels: int, c_dim: int) -> t
     return G, D
 
 
-def build_state(cfg: Config, dataset, dist: Dist, reporter: Reporter) -> TrainState:
-    """Fresh networks (seeded by train.seed, identical on all ranks), optimizers and augmentation."""
-    world = dist.world
+def batch_per_pass(cfg: Config, world: int) -> int:
+    """Images per forward pass per process (train.batch_gpu, or train.batch / processes), checked against the
+    batch and D's minibatch-stddev groups; `leakguard train --dry-run` checks it too."""
     batch_gpu = cfg.train.batch_gpu or cfg.train.batch // world
     if batch_gpu < 1 or cfg.train.batch % (batch_gpu * world) != 0:
         raise ValueError(f"train.batch={cfg.train.batch} must be a multiple of train.batch_gpu={batch_gpu} "
@@ -91,6 +91,12 @@ def build_state(cfg: Config, dataset, dist: Dist, reporter: Reporter) -> TrainSt
         raise ValueError(f"train.batch_gpu={batch_gpu} (images per forward pass; train.batch / processes when not "
                          f"set) must be a multiple of model.mbstd_group={cfg.model.mbstd_group}: D's minibatch-"
                          f"stddev groups form within one pass; change train.batch, train.batch_gpu or model.mbstd_group")
+    return batch_gpu
+
+
+def build_state(cfg: Config, dataset, dist: Dist, reporter: Reporter) -> TrainState:
+    """Fresh networks (seeded by train.seed, identical on all ranks), optimizers and augmentation."""
+    batch_gpu = batch_per_pass(cfg, dist.world)
     torch.manual_seed(cfg.train.seed)
     G, D = build_networks(cfg, dataset.resolution, dataset.num_channels, dataset.label_dim)
     G, D = G.to(dist.device).train(), D.to(dist.device).train()

@@ -12,6 +12,7 @@ examples:
 """
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from leakguard import run_files
@@ -24,7 +25,9 @@ log = logging.getLogger("leakguard.train")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="YAML preset merged over the schema (configs/*.yaml)")
     p.add_argument("--resume", metavar="PATH", help="snapshot file, run folder, or 'auto' (same as resume=...)")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config and check everything the start checks (files, data, DP, the "
+                        "snapshot), building no network and writing nothing; exit 2 naming what would stop it")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.kimg=200")
 
 
@@ -32,7 +35,11 @@ def run(args) -> None:
     overrides = list(args.overrides) + ([f"resume={args.resume}"] if args.resume else [])
     cfg = load_config(args.config, overrides)
     if args.dry_run:
+        from training.preflight import check_start
         print(to_yaml(cfg), end="")
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        for line in check_start(cfg, world):
+            print(f"# ok: {line}")
         return
     # The loop pulls in TensorBoard and the data stack; other subcommands should not pay for that.
     from training import loop

@@ -6,11 +6,13 @@ from training.config import DataConfig
 from training.data import Chunk
 from training.data.dataset import ImageDataset
 from training.data.sampler import RoundSampler, chunk_ids
+from training.stop import ignore_in_worker
 from training.synthfaces import SynthFaces
 
 
-def open_dataset(cfg: DataConfig):
-    """An ImageDataset for data.path, or SynthFaces (rendered into memory) when data.path is null."""
+def open_dataset(cfg: DataConfig, render: bool = True):
+    """An ImageDataset for data.path, or SynthFaces (rendered into memory unless `render` is False: its
+    identities and size are known without drawing a face) when data.path is null."""
     if cfg.path is not None:
         return ImageDataset(cfg.path, resolution=cfg.resolution, use_labels=cfg.use_labels, xflip=cfg.xflip,
                             skip_bad=cfg.skip_bad, max_size=cfg.max_size)
@@ -21,7 +23,8 @@ def open_dataset(cfg: DataConfig):
     faces = SynthFaces(resolution=cfg.resolution, num_identities=s.num_identities,
                        images_per_identity=s.images_per_identity, identity_offset=s.identity_offset,
                        overrep_identity=s.overrep_identity, overrep_images=s.overrep_images, seed=s.seed)
-    faces.render_all()
+    if render:
+        faces.render_all()
     return faces
 
 
@@ -49,7 +52,7 @@ class ChunkStream:
         self.device = device
         self.loader = iter(torch.utils.data.DataLoader(
             dataset, batch_sampler=sampler, num_workers=workers, collate_fn=_collate,
-            pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+            pin_memory=device.type == "cuda", persistent_workers=workers > 0, worker_init_fn=ignore_in_worker,
             prefetch_factor=2 if workers > 0 else None))
 
     def __next__(self) -> list[Chunk]:

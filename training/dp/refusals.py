@@ -6,6 +6,7 @@ from leakguard.privacy.accountants import ACCOUNTANTS
 from training.errors import ConfigError, require
 
 PRIVACY_UNITS = ("none", "image", "identity")
+MAX_D_STEPS_PER_G = 1000  # Bie et al. 2023 find the best FID at a few to tens of D steps per G step
 
 
 def check_privacy(cfg) -> None:
@@ -30,7 +31,10 @@ def check_privacy(cfg) -> None:
             "null (= train.batch) or a positive number of units")
     require(p.max_images_per_identity >= 1, "privacy.max_images_per_identity", p.max_images_per_identity,
             "a positive number of images")
-    require(p.d_steps_per_g >= 1, "privacy.d_steps_per_g", p.d_steps_per_g, "a positive number of D steps")
+    require(1 <= p.d_steps_per_g <= MAX_D_STEPS_PER_G, "privacy.d_steps_per_g", p.d_steps_per_g,
+            f"a number of private D steps per G step from 1 to {MAX_D_STEPS_PER_G}")
+    require(p.secret_seed is None or 0 <= p.secret_seed < 2 ** 128, "privacy.secret_seed", p.secret_seed,
+            "null (drawn from the OS) or an integer in [0, 2^128)")
     if cfg.augment.mode == "ada":
         raise ConfigError(f"augment.mode='ada' with privacy.unit={p.unit!r}: ADA moves p by sign(D(real)), a "
                           "statistic of the private images outside the DP step; set augment.mode=fixed (with "

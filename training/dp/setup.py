@@ -14,20 +14,29 @@ from training.dp.units import PoissonSampler, UnitTable
 
 log = logging.getLogger("leakguard.train")
 
-# What a private run's artefacts are and are not covered by its (epsilon, delta).
-COVERS = ["G", "G_ema", "D and both optimizers' states (post-processing of D's privatized gradients and, with "
-          "leakage_reg, of the private identity banks, released once each as the ledger's identity_bank)",
-          "images/fakes-*.png", "stats.jsonl and TensorBoard scalars (no real-image statistic is logged under DP)"]
+# What a private run's artefacts are and are not covered by its (epsilon, delta): in words, and as the run
+# folder's files (globs relative to it; every file a private run writes matches one of the two lists).
+COVERS = ["G, G_ema, D and both optimizers' states (release.pt): post-processing of D's privatized gradients "
+          "and, with leakage_reg, of the private identity banks, released once each as the ledger's identity_bank",
+          "images/fakes-*.png and TensorBoard's fake grids",
+          "stats.jsonl and TensorBoard scalars: losses on fakes, the leakage penalty against the private bank, "
+          "privacy and progress numbers; no statistic of a real image is logged under DP (the evaluation's "
+          "numbers go to eval.jsonl only)",
+          "config.yaml (the settings, chosen without looking at the data)"]
+COVERED_FILES = ["release.pt", "images/fakes-*.png", "stats.jsonl", "events.out.tfevents.*", "config.yaml"]
 NOT_COVERED = [
     "the number of units and the dataset's name, size, resolution and label size (treated as public, as "
     "DP-SGD with Poisson sampling does)",
     "with data.skip_bad, which images were skipped as corrupt",
     "the secret seed in training snapshots (checkpoints/snapshot-*.pt): publish release.pt, never a snapshot",
-    "anything computed from the training images after training or outside the ledger (audit reports, the "
-    "evaluation during training, a release filter's choices)",
+    "the evaluation during training (eval.jsonl, and report.html made from it): leak rates, membership and "
+    "fidelity computed from the training images and eval.members/nonmembers, the data holder's view",
+    "anything computed from the training images after training or outside the ledger (audit reports, a release "
+    "filter's choices)",
     "the noise comes from torch's pseudo-random generator seeded by the secret key, not a cryptographically "
     "secure one, and floating-point Gaussian sampling has known attacks (Mironov 2012)",
 ]
+NOT_COVERED_FILES = ["checkpoints/snapshot-*.pt", "eval.jsonl", "report.html"]
 
 
 def default_delta(units: int) -> float:
@@ -82,7 +91,8 @@ class PrivacyState:
                 "max_images_per_identity": self.k if self.unit == "identity" else 1, "units": units,
                 "secret_seed": "given in the config: anyone who has it can undo the noise and the sampling, so "
                                "the guarantee does not hold" if self.known_key else "drawn from the OS",
-                "covers": COVERS, "not_covered": NOT_COVERED}
+                "covers": COVERS, "not_covered": NOT_COVERED,
+                "covered_files": COVERED_FILES, "not_covered_files": NOT_COVERED_FILES}
 
 
 def key_words(key: int) -> list[int]:
@@ -94,8 +104,21 @@ def key_from_words(words: list[int]) -> int:
     return sum(int(w) << (32 * i) for i, w in enumerate(words))
 
 
-def build_privacy(cfg: Config, dataset, batch_gpu: int, agree_key, source: str) -> PrivacyState | None:
-    """None unless privacy.unit is set. `agree_key(key) -> key` makes every process use rank 0's key."""
+@dataclass
+class PrivacyPlan:
+    """What the config and the dataset fix of a private run, checked: everything but the secret key."""
+    table: UnitTable
+    expected_batch: int
+    q: float
+    delta: float
+    k: int
+    steps: int                    # planned private D steps until train.kimg
+    sigma: float
+
+
+def plan_privacy(cfg: Config, dataset, source: str) -> PrivacyPlan | None:
+    """None unless privacy.unit is set; every refusal that needs the data (units, the batch, delta), and sigma
+    solved for privacy.target_epsilon. `leakguard train --dry-run` runs it too."""
     p = cfg.privacy
     if p.unit == "none":
         return None
@@ -105,23 +128,37 @@ def build_privacy(cfg: Config, dataset, batch_gpu: int, agree_key, source: str) 
     if expected > units:
         raise ValueError(f"privacy.expected_batch={expected} (null = train.batch) is more than the {units} units "
                          f"(privacy.unit={p.unit}) in {source}; set it below {units}")
-    q = expected / units
     delta = p.delta if p.delta is not None else default_delta(units)
+    if delta >= 1 / units:
+        raise ValueError(f"privacy.delta={delta:g} is not below 1/units = 1/{units} = {1 / units:.3g} "
+                         f"(privacy.unit={p.unit} in {source}): a mechanism that publishes one unit's data whole "
+                         f"with probability delta would meet it, so the guarantee says nothing; set privacy.delta "
+                         f"below {1 / units:.3g} (null: {default_delta(units):.3g})")
     k = 1 if p.unit == "image" else p.max_images_per_identity
     if p.unit == "identity" and cfg.model.mbstd_channels == 0:
         k = min(k, table.max_images())  # padding past the largest person only costs time
-    steps = planned_rounds(cfg) * p.d_steps_per_g
+    q, steps = expected / units, planned_rounds(cfg) * p.d_steps_per_g
     sigma = p.noise_multiplier
     if sigma is None:
         sigma = noise_multiplier(p.target_epsilon, q, steps, delta, p.accountant)
         log.info("privacy: sigma=%.4f reaches epsilon<=%g at delta=%.3g over %d D steps at q=%.4g",
                  sigma, p.target_epsilon, delta, steps, q)
+    return PrivacyPlan(table, expected, q, delta, k, steps, float(sigma))
+
+
+def build_privacy(cfg: Config, dataset, batch_gpu: int, agree_key, source: str) -> PrivacyState | None:
+    """None unless privacy.unit is set. `agree_key(key) -> key` makes every process use rank 0's key."""
+    plan = plan_privacy(cfg, dataset, source)
+    if plan is None:
+        return None
+    p = cfg.privacy
     known = p.secret_seed is not None
     key = p.secret_seed if known else agree_key(secrets.randbits(128))
-    return PrivacyState(unit=p.unit, sigma=float(sigma), max_grad_norm=p.max_grad_norm, q=q,
-                        expected_batch=expected, k=k, units_per_chunk=max(1, batch_gpu // k),
-                        sampler=PoissonSampler(table, q, k, key), ledger=PrivacyLedger(delta, p.accountant),
-                        key=key, known_key=known, target_epsilon=p.target_epsilon, planned_steps=steps)
+    return PrivacyState(unit=p.unit, sigma=plan.sigma, max_grad_norm=p.max_grad_norm, q=plan.q,
+                        expected_batch=plan.expected_batch, k=plan.k, units_per_chunk=max(1, batch_gpu // plan.k),
+                        sampler=PoissonSampler(plan.table, plan.q, plan.k, key),
+                        ledger=PrivacyLedger(plan.delta, p.accountant), key=key, known_key=known,
+                        target_epsilon=p.target_epsilon, planned_steps=plan.steps)
 
 
 def set_key(privacy: PrivacyState, key: int) -> None:

@@ -9,6 +9,7 @@ import torch
 
 from training.data import UnitChunk
 from training.dp.units import PoissonSampler
+from training.stop import ignore_in_worker
 
 
 def padded(images: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +40,7 @@ class UnitStream:
         self.round = start_round
         self.loader = iter(torch.utils.data.DataLoader(
             dataset, batch_sampler=_RoundIndices(self, start_round), num_workers=workers, collate_fn=_collate,
-            pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+            pin_memory=device.type == "cuda", persistent_workers=workers > 0, worker_init_fn=ignore_in_worker,
             prefetch_factor=2 if workers > 0 else None))
 
     def plans(self, r: int) -> list[list[tuple[int, list[np.ndarray]]]]:
