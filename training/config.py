@@ -283,10 +283,29 @@ def config_differences(saved: dict, current: dict) -> list[str]:
 
 
 MAX_KIMG = 1e6  # kimg: a billion images, 20x the longest published StyleGAN2 run
+# Upper bounds a machine can meet, each far above any published setting: a typo of a few orders of
+# magnitude is refused at the start instead of exhausting memory hours later.
+LIMITS = {"data.resolution": 4096, "data.workers": 256, "model.z_dim": 8192, "model.w_dim": 8192,
+          "model.map_layers": 64, "model.channel_max": 8192, "model.mbstd_group": 1024, "model.mbstd_channels": 64,
+          "train.batch": 1 << 16, "train.batch_gpu": 1 << 16, "train.grid_images": 1024,
+          "train.keep_snapshots": 100000, "loss.r1_interval": 1 << 20, "loss.pl_interval": 1 << 20,
+          "loss.pl_batch_shrink": 1 << 16, "privacy.max_images_per_identity": 1 << 16,
+          "privacy.expected_batch": 1 << 24, "eval.bootstrap": 100000, "eval.kid_subsets": 100000,
+          "eval.batch": 1 << 14, "leakage_reg.batch": 1 << 14, "leakage_reg.interval": 1 << 20}
+EVAL_PIXELS = 8 << 30  # eval.num_fakes x 3 x resolution^2 bytes: the rendered fakes are held in memory
+
+
+def check_limits(cfg: Config) -> None:
+    for key, most in LIMITS.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is not None:
+            require(value <= most, key, value, f"at most {most} (a bound far above any published setting)")
 
 
 def check(cfg: Config) -> None:
     """Value checks the type system cannot express."""
+    check_limits(cfg)
     r = cfg.data.resolution
     require(r >= 8 and r & (r - 1) == 0, "data.resolution", r, "a power of two >= 8")
     for key in ("g_architecture", "d_architecture"):
@@ -308,6 +327,8 @@ def check(cfg: Config) -> None:
     require(0 <= cfg.train.seed < 2 ** 63, "train.seed", cfg.train.seed, "a seed in [0, 2^63)")
     for key in ("tick_kimg", "snapshot_kimg", "image_kimg"):
         require(getattr(cfg.train, key) > 0, f"train.{key}", getattr(cfg.train, key), "a positive number of kimg")
+    require(cfg.train.keep_snapshots >= 0, "train.keep_snapshots", cfg.train.keep_snapshots, "0 (all) or a count")
+    require(cfg.data.workers >= 0, "data.workers", cfg.data.workers, "0 (the main process) or a count")
     check_privacy(cfg)
     check_eval(cfg)
     check_leakage_reg(cfg)
@@ -356,7 +377,9 @@ def check_eval(cfg: Config) -> None:
     if e.every_kimg is None:
         return
     require(e.every_kimg > 0, "eval.every_kimg", e.every_kimg, "null (off) or a positive number of kimg")
-    require(e.num_fakes >= 2, "eval.num_fakes", e.num_fakes, "at least 2 generated images")
+    most = EVAL_PIXELS // (3 * cfg.data.resolution ** 2)
+    require(2 <= e.num_fakes <= most, "eval.num_fakes", e.num_fakes,
+            f"2 to {most} generated images at {cfg.data.resolution} px (they are held in memory: 8 GiB of pixels)")
     require(e.first_seed >= 0, "eval.first_seed", e.first_seed, "a seed >= 0")
     require(bool(e.matchers or e.fidelity), "eval.matchers", e.matchers,
             "at least one matcher (eval.matchers) or feature extractor (eval.fidelity) when eval.every_kimg is set")

@@ -27,6 +27,10 @@ CASES = {
     "infinite kimg under DP (case 12)": ([*DP, "augment.mode=noaug", "train.kimg=inf"], "train.kimg=inf"),
     "negative seed (case 13)": (["train.seed=-1"], "train.seed=-1"),
     "secret seed out of range": ([*DP, "augment.mode=noaug", "privacy.secret_seed=-3"], "privacy.secret_seed=-3"),
+    "runaway batch (bounded inputs)": (["train.batch=100000000"], "train.batch=100000000"),
+    "runaway fakes (bounded inputs)": (["eval.every_kimg=1", "eval.matchers=[synth]", "eval.num_fakes=100000000"],
+                                       "eval.num_fakes=100000000"),
+    "runaway grid (bounded inputs)": (["train.grid_images=10000000"], "train.grid_images=10000000"),
 }
 
 
