@@ -21,7 +21,11 @@ STOPPED_EXIT = 75  # EX_TEMPFAIL: stopped before the end, resumable; a scheduler
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class TrainingStopped(Exception):
+class Stopped(Exception):
+    """A command stopped by a signal after saving its work; the message says how to continue it."""
+
+
+class TrainingStopped(Stopped):
     """Training stopped by a signal after a snapshot; `snapshot` is its path (None on ranks other than 0)."""
 
     def __init__(self, signal_name: str, nimg: int, snapshot: Path | None, run_dir: Path | None):
@@ -34,10 +38,13 @@ class TrainingStopped(Exception):
 
 class StopSignals:
     """Records the first SIGINT or SIGTERM instead of dying; a second one restores the default handling and
-    delivers itself (KeyboardInterrupt for SIGINT, termination for SIGTERM)."""
+    delivers itself (KeyboardInterrupt for SIGINT, termination for SIGTERM). With second_stops=False every
+    signal is only counted (a sweep passes each one on to its trials)."""
 
-    def __init__(self):
+    def __init__(self, second_stops: bool = True):
         self.received: str | None = None
+        self.count = 0
+        self.second_stops = second_stops
         self._previous = {}
 
     def __enter__(self) -> "StopSignals":
@@ -52,15 +59,18 @@ class StopSignals:
         self._previous.clear()
 
     def _handle(self, signum, frame) -> None:
+        self.count += 1
+        if self.count > 1 and self.second_stops:
+            self.__exit__()  # the second signal: as if no handler had been installed
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signum)
+            return
         if self.received is None:
             self.received = signal.Signals(signum).name
+            then = "a second signal stops at once" if self.second_stops else "every signal is passed on"
             sys.stderr.write(f"leakguard: {self.received} received: stopping after the round under way, with a "
-                             f"snapshot; a second signal stops at once\n")
-            return
-        self.__exit__()  # the second signal: as if no handler had been installed
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        os.kill(os.getpid(), signum)
+                             f"snapshot; {then}\n")
 
     def agreed(self, dist) -> str | None:
         """The signal to stop for, the same on every rank (any rank's signal stops them all); None to go on."""

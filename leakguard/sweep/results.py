@@ -23,9 +23,10 @@ from scipy import stats
 
 from leakguard import run_files
 from leakguard.atomic import finite_or_null, write_json, write_text
-from leakguard.sweep.trial import trial_row
+from leakguard.sweep.trial import trial_row, unrecorded
 
-__all__ = ["trial_row", "read_rows", "write_results", "group_rows", "metric_order", "csv_columns", "t_interval"]
+__all__ = ["trial_row", "read_rows", "unrecorded", "write_results", "group_rows", "metric_order", "csv_columns",
+           "t_interval"]
 
 LEVEL = 0.95  # the coverage of every interval: the t intervals over seeds and the audit's own
 HEAD = ["trial", "group", "seed", "status", "error"]
@@ -35,7 +36,7 @@ NUMERIC = ("epsilon", "kimg", "kimg_trained", "sec_per_kimg")  # a row's numbers
 
 
 def read_rows(sweep_dir) -> list[dict]:
-    """Every trial's row, by trial name."""
+    """Every trial's row, by trial name (folders without a trial.json are left out: unrecorded lists them)."""
     trials = Path(sweep_dir).expanduser() / "trials"
     if not trials.is_dir():
         raise ValueError(f"{trials}: no trials folder; is {sweep_dir} a sweep's output folder?")

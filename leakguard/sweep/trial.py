@@ -17,7 +17,7 @@ from pathlib import Path
 from leakguard import run_files
 from leakguard.privacy.record import read_privacy_record
 
-STATUSES = ("pending", "running", "done", "failed")
+STATUSES = ("pending", "running", "done", "failed", "interrupted")   # interrupted: stopped with a snapshot, resumable
 REQUIRED = ("name", "group", "overrides", "seed", "status")
 FIDELITY = (("fd", ""), ("kid", "_kid"), ("kid_std", "_kid_std"), ("precision", "_precision"), ("recall", "_recall"))
 OUTSIDE_DP = ("epsilon covers the released networks (release.pt) only: the leak rates, membership AUC and "
@@ -49,6 +49,15 @@ def read_trial(trial_dir: Path) -> dict:
     if t["name"] != trial_dir.name:
         raise ValueError(f"{path}: name {t['name']!r} differs from its folder's name {trial_dir.name!r}")
     return t
+
+
+def unrecorded(sweep_dir) -> list[Path]:
+    """The folders under SWEEP/trials/ without a trial.json (not trials, or their record is gone): the results
+    table leaves them out, and what reads it says so."""
+    trials = Path(sweep_dir).expanduser() / run_files.TRIALS
+    if not trials.is_dir():
+        return []
+    return sorted(p for p in trials.iterdir() if p.is_dir() and not (p / run_files.TRIAL).is_file())
 
 
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:

@@ -16,9 +16,9 @@ from scipy import stats
 from leakguard.privacy.record import read_privacy_record
 from leakguard.sweep.pareto import fronts, pareto_front, privacy_axes
 from leakguard.sweep.report import write_report
-from leakguard.sweep.results import group_rows, read_rows, trial_row, write_results
+from leakguard.sweep.results import group_rows, read_rows, trial_row, unrecorded, write_results
 from tests.chromium import chromium, coloured_pixels, screenshot, without_images
-from tests.leakguard.sweep_trials import EXTRACTOR, FAILED_ERROR, GROUPS, build_sweep
+from tests.leakguard.sweep_trials import EXTRACTOR, FAILED_ERROR, GROUPS, build_sweep, write_trial
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,16 @@ def test_unfinished_trials_have_status_and_error_and_no_metrics(sweep):
     for r in (failed, pending):
         assert r["metrics"] == r["intervals"] == {} and r["epsilon"] is None and r["kimg"] is None
     assert "unit-identity_noise-0.3" not in {g["group"] for g in group_rows(list(rows.values()))}
+
+
+def test_an_interrupted_trial_is_unfinished_and_a_folder_without_trial_json_is_listed(tmp_path):
+    write_trial(tmp_path, "a_s0", "a", {"x": 1}, 0, status="interrupted", error="stopped: SIGTERM; resumable")
+    (tmp_path / "trials" / "stray").mkdir()
+    (row,) = read_rows(tmp_path)
+    assert (row["trial"], row["status"], row["metrics"], row["epsilon"]) == ("a_s0", "interrupted", {}, None)
+    assert group_rows([row]) == [] and unrecorded(tmp_path) == [tmp_path / "trials" / "stray"]
+    page = write_report(tmp_path, [row], []).read_text()
+    assert "1 trials: 1 interrupted" in page and "stopped: SIGTERM; resumable" in page
 
 
 def _refuse(name):

@@ -122,3 +122,30 @@ def test_a_second_signal_stops_at_once():
     second = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert second.returncode == -signal.SIGTERM and "not reached" not in second.stdout
     assert "SIGTERM received: stopping after the round under way" in second.stderr
+
+
+def test_a_signalled_sweep_stops_its_trial_after_a_snapshot_and_the_rerun_is_exact(tmp_path):
+    from tests.training.test_sweep_run import write_spec
+    from training.sweep.job import read_trial
+    spec = write_spec(tmp_path, MATCHER, "axes:\n  loss.r1_gamma: [1.0]\n", kimg=0.048)
+    out, trial = tmp_path / "out", tmp_path / "out" / "trials" / "r1_gamma-1_s0"
+    sweep = subprocess.Popen([sys.executable, "-m", "training.cli", "sweep", "run", str(spec), "--out", str(out)],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while lines(trial / "stats.jsonl") < 1:
+        assert sweep.poll() is None and time.time() < deadline, "the sweep ended before it could be signalled"
+        time.sleep(0.05)
+    sweep.send_signal(signal.SIGTERM)                        # as a scheduler stops the sweep's job
+    _, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == STOPPED_EXIT and "Traceback" not in err, err[-2000:]
+    assert "rerun the same `leakguard sweep run`" in err.splitlines()[-1]
+    record = read_trial(trial)
+    newest = sorted((trial / "checkpoints").glob("snapshot-*.pt"))[-1]
+    assert record["status"] == "interrupted" and f"snapshot {newest}" in record["error"]   # the trial's own line
+    assert 0 < torch.load(newest, weights_only=True)["nimg"] < 48
+
+    assert main(["sweep", "run", str(spec), "--out", str(out)]) == 0
+    assert read_trial(trial)["status"] == "done" and read_trial(trial)["resumed_from"] == f"checkpoints/{newest.name}"
+    alone = tmp_path / "alone"
+    assert main(["sweep", "run", str(spec), "--out", str(alone)]) == 0
+    assert_equal(final(trial), final(alone / "trials" / "r1_gamma-1_s0"))

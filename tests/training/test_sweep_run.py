@@ -55,7 +55,7 @@ def test_a_failing_trial_is_recorded_while_the_others_finish(failing, capsys):
     root, _ = failing
     out = root / "out"
     status = json.loads((out / "status.json").read_text())
-    assert status["counts"] == {"pending": 0, "running": 0, "done": 2, "failed": 1}
+    assert status["counts"] == {"pending": 0, "running": 0, "done": 2, "failed": 1, "interrupted": 0}
     bad = next(t for t in status["trials"] if t["status"] == "failed")
     assert "missing.zip" in bad["error"] and (out / "trials" / bad["name"] / "error.txt").is_file()
     rows = {r["trial"]: r for r in json.loads((out / "results.json").read_text())["trials"]}
@@ -106,6 +106,7 @@ def test_a_killed_sweep_resumes_the_interrupted_trial_from_its_snapshot(tmp_path
         assert sweep.poll() is None and time.time() < deadline, "the sweep ended before it could be interrupted"
         time.sleep(0.02)
     os.killpg(sweep.pid, signal.SIGKILL)                   # the sweep and its trial's process, mid-trial
+    os.killpg(read_trial(second)["pid"], signal.SIGKILL)   # (each trial runs in a session of its own)
     sweep.wait()
     assert read_trial(second)["status"] == "running"       # as a killed process leaves it
     snapshot = max(s for s in rundir.list_snapshots(second / rundir.CHECKPOINTS) if rundir.damaged(s) is None)

@@ -20,7 +20,7 @@ from pathlib import Path
 from leakguard.cli import matcher, privacy, report
 from training.cli import audit, convert, dataset, doctor, dp_audit, fidelity, filter, generate, sweep, synthfaces, train
 from training.records import CheckpointError
-from training.stop import STOPPED_EXIT, TrainingStopped
+from training.stop import STOPPED_EXIT, Stopped
 
 COMMANDS = {
     "generate": generate,
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         COMMANDS[args.command].run(args)
-    except TrainingStopped as e:
+    except Stopped as e:
         print(f"leakguard {args.command}: {e}", file=sys.stderr)
         return STOPPED_EXIT
     except KeyboardInterrupt:

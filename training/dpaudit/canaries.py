@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from leakguard.atomic import write_json
 from leakguard.audit.images import ImageFiles
 from leakguard.identity_data import read_identity_images
 from training.data.zip_format import DatasetZipWriter, Record
 from training.synthfaces import SynthFaces
 
 CANARY_OFFSET = 900000       # identity ids of SynthFaces canaries (disjoint from every other range used here)
+MAX_CANARIES = 10_000        # m: the one-run bound's cost grows with m; the paper's audits use up to a few thousand
+MAX_CANARY_BYTES = 4 * 2 ** 30   # the canary images are held in memory (and scored, and mixed into train.zip)
 
 
 @dataclass
@@ -100,12 +101,17 @@ def write_training_zip(path: Path, base_images, base_ids, canaries: Canaries, in
     return path
 
 
-def write_canaries(path: Path, canaries: Canaries, included: np.ndarray, seed: int, unit: str) -> None:
-    write_json(path, {"source": canaries.source, "unit": unit, "seed": seed, "m": len(canaries),
-                      "images_per_canary": np.bincount(canaries.unit).tolist(),
-                      "identity": canaries.identity.tolist(), "included": included.astype(int).tolist(),
-                      "note": "canary images exist only in this audit's train.zip: no fidelity reference set, "
-                              "evaluation or other dataset of LeakGuard holds them"})
+def canary_record(canaries: Canaries, included: np.ndarray, seed: int, unit: str, audit: dict | None = None) -> dict:
+    """canaries.json: the canaries, who is in, and (`audit`) what the audit trained: the config, the white-box
+    canaries, the run folder."""
+    record = {"source": canaries.source, "unit": unit, "seed": seed, "m": len(canaries),
+              "images_per_canary": np.bincount(canaries.unit, minlength=len(canaries)).tolist(),
+              "identity": canaries.identity.tolist(), "included": included.astype(int).tolist(),
+              "note": "canary images exist only in this audit's train.zip: no fidelity reference set, "
+                      "evaluation or other dataset of LeakGuard holds them"}
+    if audit is not None:
+        record["audit"] = audit
+    return record
 
 
 def read_canaries(path: Path) -> dict:

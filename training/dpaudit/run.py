@@ -1,7 +1,8 @@
 """One audited training run: the base data with the included canaries mixed in, trained once under the
 user's config (DP or not), then every canary scored two ways, and the one-run bound of each score.
 
-    report = audit_run(cfg, canaries, included, out, matcher=..., fakes=1000)
+    start = outdir.plan_start(out, record, force)            # fresh, replace (--force) or resume
+    report = audit_run(cfg, canaries, included, out, start, record, base_data(cfg), matcher=..., fakes=1000)
 
 Scores (higher: more likely in training):
     d_logit   black-box on the released D: the mean D logit over the canary's images
@@ -30,8 +31,12 @@ from training.config import Config
 from training.data.training_set import training_images
 from training.distributed import Dist
 from training.dp.audit_hooks import AuditHooks
+from training.dp.per_unit import trainable
+from training.dpaudit import outdir
 from training.dpaudit.canaries import Canaries, canaries_from_record, read_canaries, write_training_zip
 from training.inference import generate
+from training.networks.layers import MinibatchStdLayer
+from training.state import build_networks
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,22 @@ def base_data(cfg: Config):
     images = training_images(cfg.data)
     ids = images.identities if images.has_identities else np.arange(len(images))
     return np.concatenate([b.permute(0, 2, 3, 1).numpy() for b in images.batches(256)]), ids
+
+
+def d_parameters(cfg: Config, resolution: int, channels: int) -> int:
+    """How many trainable parameters the audited run's D has: the coordinates white-box canaries can own
+    (the networks are built on the CPU without touching the global random state)."""
+    with torch.random.fork_rng(devices=[]):
+        _, D = build_networks(cfg, resolution, channels, 0)          # train.zip has no labels
+    return sum(p.numel() for _, p in trainable(D))
+
+
+def unscorable(images_per_canary, group: int | None, channels: int) -> list[int]:
+    """The canaries whose images D cannot score as one batch (d_scores): minibatch-stddev splits a batch of n
+    into groups of min(group, n), which must divide n."""
+    if channels <= 0 or group is None or group < 1:
+        return []
+    return [c for c, n in enumerate(images_per_canary) if n % min(group, n)]
 
 
 @torch.no_grad()
@@ -66,37 +87,48 @@ def release_scores(G_ema, matcher, canaries: Canaries, fakes: int, device) -> np
     return (F.normalize(centroid, dim=1) @ gen.T).max(dim=1).values.numpy()
 
 
-def train_with_canaries(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path,
-                        hooks: AuditHooks | None = None):
-    """Trains once on the base data plus the included canaries (OUT/train.zip), with the audit's `hooks` in
-    the private D step; returns the final state."""
-    images, ids = base_data(cfg)
-    zip_path = write_training_zip(out / "train.zip", images, ids, canaries, included)
-    cfg.data.path, cfg.data.synthfaces.overrep_identity = str(zip_path), None
+def train_audited(cfg: Config, out: Path, start: outdir.Start, hooks: AuditHooks | None = None):
+    """Trains (or resumes) the audited run on OUT/train.zip, with the audit's `hooks` in the private D step;
+    returns the final state."""
+    cfg.data.path, cfg.data.synthfaces.overrep_identity = str(out / outdir.TRAIN_ZIP), None
     cfg.run_dir, cfg.name = str(out / "runs"), "audited"
     cfg.eval.every_kimg = None          # no evaluation: its reference sets would hold canary images
-    run_dir = rundir.new_run_dir(cfg.run_dir, cfg.name)
-    log.info("dp-audit: training %s on %d base images and %d included canaries (%d images)", run_dir, len(images),
-             int(included.sum()), int(included[canaries.unit].sum()))
-    return loop.train(cfg, Dist(), run_dir, audit=hooks), run_dir
+    log.info("dp-audit: training %s on %s", start.run_dir, out / outdir.TRAIN_ZIP)
+    return loop.train(cfg, Dist(), start.run_dir, start.resume, audit=hooks)
 
 
-def audit_run(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path, matcher=None,
-              fakes: int = 1000, gradient_canaries: int = 0, seed: int = 0, skip_noise: bool = False) -> dict:
-    """`skip_noise`: train the DP run with its noise skipped while the ledger claims it (the audit's check
-    of itself on a known-broken implementation; no effect without DP)."""
+def audit_run(cfg: Config, canaries: Canaries, included: np.ndarray, out: Path, start: outdir.Start, record: dict,
+              base: tuple | None, matcher=None, fakes: int = 1000, gradient_canaries: int = 0, seed: int = 0,
+              skip_noise: bool = False) -> dict:
+    """Writes the audit's files (outdir.begin; `base`: base_data(cfg), None when resumed), trains the run, and
+    scores it. A run that stops before its first snapshot leaves --out as it was (outdir.undo). `skip_noise`:
+    train the DP run with its noise skipped while the ledger claims it (the audit's check of itself on a
+    known-broken implementation; no effect without DP)."""
     def make_canaries(shapes, q, C):
         return GradientCanaries(gradient_canaries, shapes, q, C, seed)
+
+    def write_zip(path):
+        images, ids = base
+        log.info("dp-audit: %d base images and %d included canaries (%d images)", len(images), int(included.sum()),
+                 int(included[canaries.unit].sum()))
+        return write_training_zip(path, images, ids, canaries, included)
     private = cfg.privacy.unit != "none"
     hooks = (AuditHooks(make_canaries if gradient_canaries else None, skip_noise)
              if private and (gradient_canaries or skip_noise) else None)
-    state, run_dir = train_with_canaries(cfg, canaries, included, out, hooks)
+    outdir.begin(out, start, record, write_zip)
+    try:
+        state = train_audited(cfg, out, start, hooks)
+    except BaseException:           # stopped before its first snapshot: --out as it was
+        outdir.undo(out, start)
+        raise
+    outdir.check_binding(out / run_files.CANARIES, start.run_dir)
     claimed = None if state.privacy is None else {"epsilon": state.privacy.ledger.epsilon(),
                                                   "delta": state.privacy.ledger.delta,
                                                   "unit": state.privacy.unit}
     white = None if not gradient_canaries else {"scores": hooks.canaries.scores.copy(),
                                                 "record": hooks.canaries.record()}
-    return score_run(state.D, state.G_ema, claimed, canaries, included, run_dir, matcher, fakes, state.device, white)
+    return score_run(state.D, state.G_ema, claimed, canaries, included, start.run_dir, matcher, fakes, state.device,
+                     white)
 
 
 def score_run(D, G_ema, claimed: dict | None, canaries: Canaries, included: np.ndarray, run_dir: Path,
@@ -126,10 +158,8 @@ def rescore(out: Path, matcher=None, fakes: int = 1000, device=torch.device("cpu
     run, with the claim it records) or its last snapshot (a run without DP), the same canaries rebuilt
     from the record. No training; for scores added after the run."""
     record = read_canaries(out / run_files.CANARIES)
-    runs = sorted((out / "runs").glob("audited-*"))
-    if len(runs) != 1:
-        raise FileNotFoundError(f"{out / 'runs'}: expected one audited-* run folder, found {len(runs)}")
-    run_dir = runs[0]
+    run_dir = audited_run(out, record)
+    outdir.check_binding(out / run_files.CANARIES, run_dir)
     release = run_dir / run_files.RELEASE
     path = release if release.is_file() else (rundir.list_snapshots(run_dir / run_files.CHECKPOINTS) or [None])[-1]
     if path is None:
@@ -139,11 +169,36 @@ def rescore(out: Path, matcher=None, fakes: int = 1000, device=torch.device("cpu
     if path != release and nets["extra"]["config"]["privacy"]["unit"] != "none":
         raise FileNotFoundError(f"{run_dir}: a DP run without release.pt (it did not finish): no claim to audit")
     claimed = None if privacy is None else {k: privacy[k] for k in ("epsilon", "delta", "unit")}
-    resolution = nets["D"].img_resolution
-    canaries = canaries_from_record(record, resolution)
+    check_scorable(nets["D"], record["images_per_canary"], out / run_files.CANARIES)
+    canaries = canaries_from_record(record, nets["D"].img_resolution)
     included = np.asarray(record["included"], bool)
     return score_run(nets["D"].to(device), nets["G_ema"].to(device), claimed, canaries, included, run_dir, matcher,
                      fakes, device, _observed(out / run_files.REPORT_JSON))
+
+
+def check_scorable(D, images_per_canary: list, record_path: Path) -> None:
+    """Refuses canaries whose images this D cannot score (unscorable), naming the record."""
+    mbstd = next((m for m in D.modules() if isinstance(m, MinibatchStdLayer)), None)
+    bad = unscorable(images_per_canary, mbstd.group_size, mbstd.num_channels) if mbstd is not None else []
+    if bad:
+        raise ValueError(f"{record_path}: canary {bad[0]} has {images_per_canary[bad[0]]} images, but the run's D "
+                         f"scores a canary's images as one batch, and its minibatch-stddev groups of "
+                         f"{mbstd.group_size} do not divide it; audit again with a multiple of {mbstd.group_size} "
+                         "images per canary")
+
+
+def audited_run(out: Path, record: dict) -> Path:
+    """The run a canary record belongs to: the one it names, or for records of earlier LeakGuard versions the
+    one audited-* folder."""
+    if "audit" in record:
+        run_dir = out / record["audit"]["run"]
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"{run_dir}: the audited run {out / run_files.CANARIES} names is not there")
+        return run_dir
+    runs = outdir.audit_runs(out)
+    if len(runs) != 1:
+        raise FileNotFoundError(f"{out / 'runs'}: expected one audited-* run folder, found {len(runs)}")
+    return runs[0]
 
 
 def _observed(report: Path) -> dict | None:

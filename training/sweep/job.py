@@ -5,9 +5,12 @@ intact snapshot when it has one, its state kept in the folder's trial.json.
     python -m training.sweep.job SWEEP NAME      # the local executor's process
 
 trial.json holds the trial's resolved config (written when the sweep is planned) and its state:
-pending -> running -> done | failed, with the error, when it started and finished, the snapshot it
-resumed from, and where it ran. Under submitit with several tasks (slurm.gpus_per_trial > 1) every
-task is one torchrun-style process of the same run; rank 0 writes the folder.
+pending -> running -> done | failed | interrupted, with the error, when it started and finished, the
+snapshot it resumed from, and where it ran (host, pid and the process's start time). A trial whose
+training is stopped gracefully (SIGTERM or SIGINT: training.stop.TrainingStopped, after a snapshot) is
+interrupted, not failed, and its process exits with STOPPED; a rerun resumes it. Under submitit with several
+tasks (slurm.gpus_per_trial > 1) every task is one torchrun-style process of the same run; rank 0 writes
+the folder.
 """
 import logging
 import os
@@ -20,11 +23,14 @@ from pathlib import Path
 
 from leakguard import run_files
 from leakguard.atomic import write_json, write_text
+from leakguard.folder_lock import alive, process_start
 from leakguard.sweep.trial import read_trial
 from training import distributed, rundir
 from training.config import from_dict
+from training.stop import STOPPED_EXIT, TrainingStopped
 
 TRIAL_FILE, TRIALS = run_files.TRIAL, run_files.TRIALS
+STOPPED = STOPPED_EXIT       # exit status of a trial's process whose training was stopped (as `leakguard train`'s)
 log = logging.getLogger("leakguard.sweep")
 
 
@@ -40,6 +46,28 @@ def update_trial(folder: Path, **changes) -> dict:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def trial_alive(record: dict) -> bool | None:
+    """Whether the process of a trial marked running still runs: True or False on this host (its pid, its
+    start time where recorded, and a trial's command line), None on another host (it cannot be told here)."""
+    if record.get("status") != "running":
+        return False
+    if record.get("host") != socket.gethostname():
+        return None
+    holder = {"host": record.get("host"), "pid": record.get("pid"), "started_ticks": record.get("started_ticks")}
+    if not alive(holder):
+        return False
+    try:
+        cmdline = Path(f"/proc/{record['pid']}/cmdline").read_bytes()
+    except OSError:             # no /proc to read: the pid lives, so take it as the trial's
+        return True
+    return b"training.sweep.job" in cmdline or b"submitit" in cmdline
+
+
+def shown_status(record: dict) -> str:
+    """The status to show: a trial marked running whose process on this host is gone was interrupted."""
+    return "interrupted" if record["status"] == "running" and trial_alive(record) is False else record["status"]
 
 
 def latest_snapshot(folder: Path) -> Path | None:
@@ -79,7 +107,7 @@ class TrialJob:
             if dist.is_main:
                 update_trial(folder, status="running", started=now(), finished=None, error=None,
                              resumed_from=str(resume.relative_to(folder)) if resume else None,
-                             host=socket.gethostname(), pid=os.getpid())
+                             host=socket.gethostname(), pid=os.getpid(), started_ticks=process_start(os.getpid()))
             self._train(cfg, dist, folder, resume)
             if dist.is_main:
                 update_trial(folder, status="done", finished=now())
@@ -92,6 +120,11 @@ class TrialJob:
         from training import loop  # the data stack and TensorBoard load only in the trial's process
         try:
             loop.train(cfg, dist, folder if dist.is_main else None, resume)
+        except TrainingStopped as e:
+            if dist.is_main:
+                update_trial(folder, status="interrupted", finished=now(),
+                             error=f"stopped: {e}; a rerun of the sweep resumes it from its snapshot"[:2000])
+            raise
         except Exception as e:
             if dist.is_main:
                 write_text(folder / "error.txt", traceback.format_exc())
@@ -109,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     sweep_dir, name = (argv if argv is not None else sys.argv[1:])
     try:
         TrialJob(sweep_dir, name)()
+    except TrainingStopped as e:  # recorded as interrupted by the job: resumable
+        print(f"trial {name} stopped: {e}", file=sys.stderr)
+        return STOPPED
     except Exception as e:  # recorded in trial.json and error.txt by the job; the exit status tells the runner
         print(f"trial {name} failed: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

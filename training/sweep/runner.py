@@ -8,13 +8,17 @@
 
 A rerun skips finished trials, resumes interrupted ones from their latest snapshot and retries failed
 ones; a trial planned before must still resolve to the same config (else it is refused, naming the
-trial and the keys), so one folder never mixes two settings under one name. A failing trial is
-recorded with its error while the others go on.
+trial and the keys), so one folder never mixes two settings under one name. Everything is checked
+before the folder is touched, and `sweep run` holds it (leakguard.folder_lock) while it plans and runs:
+a second one into the same folder is refused, naming the first. A failing trial is recorded with its
+error while the others go on; a trial stopped gracefully (or with the sweep) is interrupted and resumed
+by a rerun.
 """
 import logging
+import math
 import os
 import shutil
-import socket
+import signal
 import subprocess
 import sys
 import time
@@ -22,20 +26,26 @@ from pathlib import Path
 
 from leakguard import run_files
 from leakguard.atomic import write_json, write_text
+from leakguard.folder_lock import FolderLock
+from leakguard.sweep.trial import unrecorded
 from training.config import ConfigError, changed_keys, flatten, to_dict
-from training.sweep.job import TRIAL_FILE, TRIALS, TrialJob, now, read_trial, trial_dir, update_trial
+from training.sweep.job import (STOPPED, TRIAL_FILE, TRIALS, TrialJob, now, read_trial, shown_status, trial_alive,
+                                trial_dir, update_trial)
 from training.sweep.spec import SweepSpec, Trial, expand
+from training.stop import StopSignals, Stopped
 
 log = logging.getLogger("leakguard.sweep")
-UNFINISHED = ("pending", "running", "failed")
+COUNTED = ("pending", "running", "done", "failed", "interrupted")
 RUN_KEYS = ("name", "run_dir", "resume")    # where a trial runs, not what it trains: not compared on a rerun
 
 
-def plan(spec: SweepSpec, spec_text: str, out: Path) -> list[Trial]:
-    """The sweep folder with a trial folder (trial.json, status pending) for each trial not planned yet."""
-    trials = expand(spec)
+def check_plan(spec: SweepSpec, trials: list[Trial], out: Path) -> dict[str, dict]:
+    """Every refusal of planning, before the folder is touched: --out a file, a trial planned before with
+    another config, a value trial.json (strict JSON) cannot hold. Returns the records of the trials not
+    planned yet."""
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out}: a file, not a sweep folder")
+    new = {}
     for t in trials:
         t.config.name, t.config.run_dir = t.name, str(out / TRIALS)
         folder = trial_dir(out, t.name)
@@ -43,13 +53,23 @@ def plan(spec: SweepSpec, spec_text: str, out: Path) -> list[Trial]:
         if (folder / TRIAL_FILE).is_file():
             _same_config(folder, read_trial(folder)["config"], config)
             continue
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / TRIAL_FILE, {"name": t.name, "group": t.group, "overrides": t.overrides, "seed": t.seed,
-                                         "kimg": spec.kimg, "status": "pending", "error": None, "started": None,
-                                         "finished": None, "resumed_from": None, "executor": spec.executor,
-                                         "job_id": None, "overrides_applied": t.dotlist, "config": config})
+        bad = [(k, v) for k, v in {**flatten(config), **t.overrides}.items()
+               if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise ConfigError(f"sweep {spec.name!r}, trial {t.name}: {bad[0][0]}={bad[0][1]}: not a finite number "
+                              "(a trial's record is strict JSON)")
+        new[t.name] = {"name": t.name, "group": t.group, "overrides": t.overrides, "seed": t.seed, "kimg": spec.kimg,
+                       "status": "pending", "error": None, "started": None, "finished": None, "resumed_from": None,
+                       "executor": spec.executor, "job_id": None, "overrides_applied": t.dotlist, "config": config}
+    return new
+
+
+def write_plan(out: Path, new: dict[str, dict], spec_text: str) -> None:
+    """The sweep folder: a trial folder with its trial.json (status pending) for each new trial, and the spec."""
+    for name, record in new.items():
+        trial_dir(out, name).mkdir(parents=True, exist_ok=True)
+        write_json(trial_dir(out, name) / TRIAL_FILE, record)
     write_text(out / run_files.SPEC, spec_text)
-    return trials
 
 
 def _same_config(folder: Path, old: dict, new: dict) -> None:
@@ -61,40 +81,52 @@ def _same_config(folder: Path, old: dict, new: dict) -> None:
                           f"run the changed spec into a new --out, or delete that trial's folder to redo it")
 
 
-def _alive(record: dict) -> bool:
-    """Whether a trial marked running is still running in a process of this machine."""
-    pid = record.get("pid")
-    if record.get("status") != "running" or record.get("host") != socket.gethostname() or not pid:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"training.sweep.job" in cmdline or b"submitit" in cmdline
+def check_idle(out: Path, trials: list[Trial]) -> list[Path]:
+    """Refuses a rerun while a trial planned before still runs in a process of this machine (a sweep that was
+    killed without its trials); returns the folders of trials marked running whose process is gone."""
+    gone = []
+    for t in trials:
+        folder = trial_dir(out, t.name)
+        record = read_trial(folder) if (folder / TRIAL_FILE).is_file() else {}
+        running = trial_alive(record)
+        if running:
+            raise FileExistsError(f"{out}: trial {t.name} is running (pid {record['pid']} on {record['host']}); wait "
+                                  "for it or stop it before rerunning the sweep")
+        if running is False and record.get("status") == "running":
+            gone.append(folder)
+    return gone
 
 
 def run_sweep(spec: SweepSpec, spec_text: str, out: Path, wait: bool = True) -> list[dict]:
-    """Plans, runs what is unfinished, writes status.json, results and report.html; returns the rows."""
+    """Plans, runs what is unfinished, writes status.json, results and report.html; returns the rows. Every
+    check comes first; the sweep folder is held (FolderLock) from planning to the report."""
     check_executor(spec)
-    trials = plan(spec, spec_text, out)
-    records = {t.name: read_trial(trial_dir(out, t.name)) for t in trials}
-    busy = [n for n, r in records.items() if _alive(r)]
-    if busy:
-        raise RuntimeError(f"{out}: trial {busy[0]} is running (pid {records[busy[0]]['pid']}); wait for it or stop "
-                           "it before rerunning the sweep")
-    todo = [t.name for t in trials if records[t.name]["status"] != "done"]
-    log.info("sweep %s: %d trials, %d finished (skipped), %d to run with executor %s", spec.name, len(trials),
-             len(trials) - len(todo), len(todo), spec.executor)
-    write_status(out, spec.name)
-    if spec.executor == "local":
-        run_local(out, todo, spec.workers, spec.name)
-    else:
-        run_submitit(out, todo, spec, wait)
-    return tabulate(out, spec.name)
+    trials = expand(spec)
+    check_plan(spec, trials, out)
+    with FolderLock(out, "sweep folder"):             # a second `sweep run` is refused here, naming this one
+        new = check_plan(spec, trials, out)           # again, holding the folder
+        for folder in check_idle(out, trials):
+            record = update_trial(folder, status="interrupted", error="its process ended before the trial finished")
+            log.warning("trial %s: its process (pid %s on %s) is gone; resuming it", folder.name, record.get("pid"),
+                        record.get("host"))
+        write_plan(out, new, spec_text)
+        records = {t.name: read_trial(trial_dir(out, t.name)) for t in trials}
+        todo = [t.name for t in trials if records[t.name]["status"] != "done"]
+        log.info("sweep %s: %d trials, %d finished (skipped), %d to run with executor %s", spec.name, len(trials),
+                 len(trials) - len(todo), len(todo), spec.executor)
+        write_status(out, spec.name)
+        if spec.executor == "local":
+            run_local(out, todo, spec.workers, spec.name)
+        else:
+            run_submitit(out, todo, spec, wait)
+        return tabulate(out, spec.name)
 
 
 def tabulate(out: Path, name: str) -> list[dict]:
     from leakguard.sweep import report, results   # matplotlib loads only here
+    for folder in unrecorded(out):
+        log.warning("%s: no %s (not a trial this sweep planned, or its record is gone): left out of the table",
+                    folder, TRIAL_FILE)
     write_status(out, name)
     try:
         rows = results.read_rows(out)
@@ -111,18 +143,23 @@ def write_status(out: Path, name: str) -> dict:
     trials = []
     for path in sorted((out / TRIALS).glob(f"*/{TRIAL_FILE}")):
         r = read_trial(path.parent)
-        trials.append({k: r.get(k) for k in ("name", "status", "error", "started", "finished", "resumed_from",
-                                               "executor", "job_id")})
-    counts = {s: sum(t["status"] == s for t in trials) for s in ("pending", "running", "done", "failed")}
+        trials.append({**{k: r.get(k) for k in ("name", "error", "started", "finished", "resumed_from", "executor",
+                                                "job_id")}, "status": shown_status(r)})
+    counts = {s: sum(t["status"] == s for t in trials) for s in COUNTED}
     status = {"sweep": name, "updated": now(), "counts": counts, "trials": trials}
     write_json(out / run_files.STATUS, status)
     return status
 
 
-def _settle(folder: Path, returncode: int, what: str) -> None:
-    """After a trial's process ended: a record still pending or running means it died before saying so."""
+def settle(folder: Path, returncode: int, what: str, stopped: bool = False) -> None:
+    """After a trial's process ended: a record still pending or running means it died before saying so;
+    one stopped gracefully (exit status STOPPED) or by the sweep (`stopped`) was interrupted: resumable."""
     record = read_trial(folder)
-    if record["status"] in ("pending", "running"):
+    if record["status"] in ("pending", "running") and (stopped or returncode == STOPPED):
+        update_trial(folder, status="interrupted", finished=now(),
+                     error=f"{what} was stopped (status {returncode}) before the trial finished; a rerun of the "
+                           "sweep resumes it from its snapshot")
+    elif record["status"] in ("pending", "running"):
         update_trial(folder, status="failed", finished=now(),
                      error=f"{what} ended with status {returncode} before the trial finished (see {folder}/log.txt)")
     if record["status"] != "done":
@@ -132,33 +169,52 @@ def _settle(folder: Path, returncode: int, what: str) -> None:
 
 
 def run_local(out: Path, names: list[str], workers: int, sweep: str) -> None:
-    """Each trial in a process of its own (python -m training.sweep.job), `workers` at once."""
+    """Each trial in a process of its own (python -m training.sweep.job), `workers` at once. Trials run in
+    sessions of their own, so a signal reaches them through the sweep only: on SIGINT or SIGTERM the sweep
+    starts no more trials and passes SIGTERM to each running one, which stops after its round with a
+    snapshot; once they have, the sweep stops (Stopped: the rerun resumes them). A second signal is passed
+    on too, and stops the trials at once."""
     env = dict(os.environ)
     if workers > 1 and "OMP_NUM_THREADS" not in env:   # trials at once share the cores instead of fighting
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
-    queue, running = list(names), {}
-    try:
-        while queue or running:
-            while queue and len(running) < workers:
-                name = queue.pop(0)
-                folder = trial_dir(out, name)
-                update_trial(folder, executor="local", job_id=None)
-                logf = open(folder / "log.txt", "a")
-                cmd = [sys.executable, "-m", "training.sweep.job", str(out), name]
-                running[name] = (subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env), logf)
-                log.info("trial %s: started (log: %s)", name, folder / "log.txt")
-            for name, (proc, logf) in list(running.items()):
-                if proc.poll() is not None:
-                    logf.close()
-                    del running[name]
-                    _settle(trial_dir(out, name), proc.returncode, "its process")
-                    write_status(out, sweep)
-            time.sleep(0.2)
-    finally:
-        for proc, logf in running.values():   # the sweep was stopped: its trials stop too and resume on a rerun
-            proc.terminate()
-            proc.wait()
-            logf.close()
+    queue, running, passed_on = list(names), {}, 0
+    with StopSignals(second_stops=False) as signals:
+        try:
+            while queue or running:
+                while queue and len(running) < workers and signals.count == 0:
+                    name = queue.pop(0)
+                    folder = trial_dir(out, name)
+                    update_trial(folder, executor="local", job_id=None)
+                    logf = open(folder / "log.txt", "a")
+                    cmd = [sys.executable, "-m", "training.sweep.job", str(out), name]
+                    running[name] = (subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
+                                                      start_new_session=True), logf)
+                    log.info("trial %s: started (log: %s)", name, folder / "log.txt")
+                for _ in range(signals.count - passed_on):   # each signal the sweep got, once to each trial
+                    for proc, _ in running.values():
+                        if proc.poll() is None:
+                            proc.send_signal(signal.SIGTERM)
+                passed_on = signals.count
+                for name, (proc, logf) in list(running.items()):
+                    if proc.poll() is not None:
+                        logf.close()
+                        del running[name]
+                        settle(trial_dir(out, name), proc.returncode, "its process", stopped=signals.count > 0)
+                        write_status(out, sweep)
+                if signals.count and not running:
+                    raise Stopped(f"stopped by {signals.received}: the running trials stopped after their round with "
+                                  f"a snapshot, {len(queue)} did not start; rerun the same `leakguard sweep run` to "
+                                  f"resume them")
+                time.sleep(0.2)
+        finally:
+            for name, (proc, logf) in running.items():   # an error in the sweep itself: its trials stop, resumable
+                if proc.poll() is None:
+                    proc.terminate()
+                proc.wait()
+                logf.close()
+                settle(trial_dir(out, name), proc.returncode, "its process", stopped=True)
+            if running:
+                write_status(out, sweep)
 
 
 def check_executor(spec: SweepSpec) -> None:
@@ -217,5 +273,5 @@ def run_submitit(out: Path, names: list[str], spec: SweepSpec, wait: bool) -> No
             code = 0
         except Exception:  # noqa: BLE001 - the trial recorded its own error; a job that died before is settled here
             code = 1
-        _settle(trial_dir(out, name), code, f"{spec.executor} job {job.job_id}")
+        settle(trial_dir(out, name), code, f"{spec.executor} job {job.job_id}")
         write_status(out, spec.name)

@@ -14,12 +14,13 @@ over a key the config does not have, an empty axis or a bad value is refused, na
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from training.config import Config, ConfigError, load_config
@@ -29,6 +30,8 @@ COMBINE = ("grid", "zip")
 RESERVED = {"train.seed": "seeds", "train.kimg": "kimg", "name": "the trial's name", "run_dir": "the sweep folder",
             "resume": "the sweep's own resume"}   # set by the sweep itself: an axis or override over them is refused
 MAX_NAME = 80                                     # characters of a trial name before it is shortened with a hash
+MAX_SEED = 2 ** 63                                # train.seed of a trial lies in [0, 2^63), as the config checks
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")   # a sweep's name: one folder, never '', '.', '..' or a path
 
 
 @dataclass
@@ -79,6 +82,9 @@ def load_spec(path: str | Path, extra: List[str] | None = None) -> SweepSpec:
         data = OmegaConf.load(path)
     except Exception as e:  # yaml errors
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, DictConfig):
+        raise ConfigError(f"{path}: a sweep spec is a YAML mapping of keys ({', '.join(_keys(SweepSpec)[:4])}, ...), "
+                          f"not a {type(data).__name__.replace('Config', '').lower() or 'value'}")
     try:
         raw = OmegaConf.merge(OmegaConf.structured(SweepSpec), data)
         spec = OmegaConf.to_object(raw)
@@ -107,14 +113,16 @@ def check_spec(spec: SweepSpec, source: str) -> None:
     def need(ok: bool, key: str, what: str) -> None:
         if not ok:
             raise ConfigError(f"{source}: {key}: {what}")
+    need(NAME.fullmatch(spec.name) is not None, "name", f"{spec.name!r}: the sweep's folder under runs/sweeps/, one "
+         "name of letters, digits, '.', '_', '+' and '-' that starts with a letter or digit")
     need(Path(spec.base).is_file(), "base", f"preset {spec.base!r} not found (relative to the spec file or the "
                                             "working directory)")
-    need(spec.kimg > 0, "kimg", f"{spec.kimg!r}: a positive number of kimg per trial")
+    need(0 < spec.kimg < math.inf, "kimg", f"{spec.kimg!r}: a positive finite number of kimg per trial")
     need(spec.combine in COMBINE, "combine", f"{spec.combine!r}: grid | zip")
     need(spec.executor in EXECUTORS, "executor", f"{spec.executor!r}: {' | '.join(EXECUTORS)}")
     need(spec.workers >= 1, "workers", f"{spec.workers!r}: at least 1 trial at once")
-    need(len(spec.seeds) > 0 and len(set(spec.seeds)) == len(spec.seeds), "seeds",
-         f"{spec.seeds!r}: one or more distinct integers")
+    need(len(spec.seeds) > 0 and len(set(spec.seeds)) == len(spec.seeds) and all(0 <= s < MAX_SEED for s in spec.seeds),
+         "seeds", f"{spec.seeds!r}: one or more distinct integers in [0, 2**63)")
     need(spec.slurm.gpus_per_trial >= 1 and spec.slurm.time_min >= 1, "slurm",
          "gpus_per_trial and time_min must be positive")
     for key, values in spec.axes.items():

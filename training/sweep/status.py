@@ -1,10 +1,15 @@
 """`leakguard sweep status DIR`: each trial's state and progress, read live from the trial folders
-(trial.json and the last line of stats.jsonl), so it works while trials run here or on a cluster."""
+(trial.json and the last line of stats.jsonl), so it works while trials run here or on a cluster. A trial
+marked running whose process on this machine is gone shows as interrupted (a rerun resumes it); a folder
+under trials/ without a trial.json is named, not counted."""
 import json
 from pathlib import Path
 
 from leakguard import run_files
-from training.sweep.job import TRIAL_FILE, TRIALS, read_trial
+from leakguard.sweep.trial import unrecorded
+from training.sweep.job import TRIAL_FILE, TRIALS, read_trial, shown_status
+
+SHOWN = ("done", "running", "interrupted", "pending", "failed")
 
 
 def _last_stats(folder: Path) -> dict:
@@ -29,10 +34,11 @@ def progress(sweep_dir: Path) -> list[dict]:
     rows = []
     for path in sorted((Path(sweep_dir) / TRIALS).glob(f"*/{TRIAL_FILE}")):
         r, stats = read_trial(path.parent), _last_stats(path.parent)
-        rows.append({"name": r["name"], "status": r["status"], "kimg": stats.get("nimg", 0) / 1000,
+        rows.append({"name": r["name"], "status": shown_status(r), "kimg": stats.get("nimg", 0) / 1000,
                      "budget": r["kimg"], "epsilon": stats.get("Privacy/epsilon"),
                      "sec_per_kimg": stats.get("Timing/sec_per_kimg"), "error": r.get("error"),
-                     "where": r.get("executor") + (f" job {r['job_id']}" if r.get("job_id") else "")})
+                     "where": r.get("executor") + (f" job {r['job_id']}" if r.get("job_id") else ""),
+                     "pid": r.get("pid"), "host": r.get("host"), "recorded": r["status"]})
     return rows
 
 
@@ -42,15 +48,21 @@ def format_status(sweep_dir: Path) -> str:
         raise FileNotFoundError(f"{sweep_dir}: not a sweep folder (no {TRIALS}/); start one with "
                                 "`leakguard sweep run SPEC --out DIR`")
     rows = progress(sweep_dir)
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "running", "pending", "failed")}
+    counts = {s: sum(r["status"] == s for r in rows) for s in SHOWN}
     width = max([len(r["name"]) for r in rows] + [5])
-    lines = [f"{sweep_dir}: {len(rows)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()),
-             f"{'trial':<{width}}  {'status':<8} {'kimg':>13}  {'epsilon':>8}  {'s/kimg':>7}  where"]
+    lines = [f"{sweep_dir}: {len(rows)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or
+                                                              s != "interrupted"),
+             f"{'trial':<{width}}  {'status':<11} {'kimg':>13}  {'epsilon':>8}  {'s/kimg':>7}  where"]
     for r in rows:
         eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.3g}"
         speed = "-" if r["sec_per_kimg"] is None else f"{r['sec_per_kimg']:.1f}"
-        lines.append(f"{r['name']:<{width}}  {r['status']:<8} {r['kimg']:>6g}/{r['budget']:<6g}  {eps:>8}  "
+        lines.append(f"{r['name']:<{width}}  {r['status']:<11} {r['kimg']:>6g}/{r['budget']:<6g}  {eps:>8}  "
                      f"{speed:>7}  {r['where']}")
-        if r["status"] == "failed" and r["error"]:
+        if r["status"] == "interrupted" and r["recorded"] == "running":
+            lines.append(f"{'':<{width}}  its process (pid {r['pid']} on {r['host']}) is gone; `leakguard sweep run` "
+                         "resumes it from its snapshot")
+        elif r["status"] in ("failed", "interrupted") and r["error"]:
             lines.append(f"{'':<{width}}  error: {r['error'].splitlines()[0][:200]}")
+    lines += [f"warning: {folder}: no {TRIAL_FILE}, not counted (not a trial this sweep planned, or its record is "
+              "gone)" for folder in unrecorded(sweep_dir)]
     return "\n".join(lines)
