@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,13 @@ def test_an_interrupt_of_any_command_is_one_line(tmp_path, capsys, monkeypatch):
     code = main(["generate", "--random-init", "--seeds", "0", "--outdir", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 130 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_reader_that_closes_the_pipe_early_gets_no_traceback():
+    snapshot = Path(__file__).resolve().parents[1] / "fixtures" / "seams" / "dp_snapshot.pt"   # has a privacy record
+    shell = f"{sys.executable} -m training.cli privacy show --json {snapshot} | head -c 0"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr[-1500:]
+    assert done.stderr.strip().splitlines() == [
+        "leakguard privacy: error: the output was closed before it was all written"]
