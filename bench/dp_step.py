@@ -1,11 +1,14 @@
 """What differential privacy costs per D step: the private D step (per-person or per-image gradients
 by torch.func, clipping, noise; R1 folded in every r1_interval steps) against the non-private D step
 with its lazy R1 on the same config, timed in one run and printed as ratios. Then the per-unit
-gradient method against the obviously-correct batch-of-one loop on the same units.
+gradient method against the obviously-correct batch-of-one loop on the same units. With --freeze-d N
+also the two steps with D's first N blocks frozen (train.freeze_d: per-unit gradients of the trained
+blocks only), side by side with the rest.
 
   python bench/dp_step.py                                   # configs/synthfaces32-dp.yaml, the CPU preset
   python bench/dp_step.py --config configs/ffhq256-dp.yaml data.path=ffhq256.zip
   python bench/dp_step.py --json dp.json                    # the numbers also as JSON (bench/gpu_check.py)
+  python bench/dp_step.py --freeze-d 2                      # and both steps with D's first 2 blocks frozen
 """
 import argparse
 import copy
@@ -18,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.timing import paired_median_seconds  # noqa: E402
 from leakguard.atomic import write_json  # noqa: E402
 from training import losses, steps  # noqa: E402
-from training.config import load_config  # noqa: E402
+from training.config import check, load_config  # noqa: E402
 from training.data.loader import open_dataset  # noqa: E402
 from training.distributed import Dist, pick_device  # noqa: E402
 from training.dp.per_unit import per_unit_grads, trainable  # noqa: E402
@@ -42,6 +45,7 @@ def main():
     ap.add_argument("--config", default=str(REPO / "configs" / "synthfaces32-dp.yaml"))
     ap.add_argument("--repeats", type=int, default=5, help="timed R1 cycles per contender")
     ap.add_argument("--json", metavar="OUT", help="also write the times to OUT as JSON (seconds)")
+    ap.add_argument("--freeze-d", type=int, default=0, help="also time both steps with D's first N blocks frozen")
     ap.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides")
     args = ap.parse_args()
     cfg = load_config(args.config, args.overrides)
@@ -49,23 +53,39 @@ def main():
         raise SystemExit(f"{args.config}: privacy.unit is none; give a DP config")
     device = pick_device(cfg.train.device)
     dataset = open_dataset(cfg.data)
-    private = build_state(cfg, dataset, Dist(device=device), Reporter(None))
-    plain_cfg = copy.deepcopy(cfg)
-    plain_cfg.privacy.unit = "none"
-    plain = build_state(plain_cfg, dataset, Dist(device=device), Reporter(None))
-    plain.D.load_state_dict(private.D.state_dict())
-    plain.G.load_state_dict(private.G.state_dict())
+
+    def state(private_run: bool, freeze: int):
+        c = copy.deepcopy(cfg)
+        c.train.freeze_d = freeze
+        if not private_run:
+            c.privacy.unit = "none"
+        check(c)
+        return build_state(c, dataset, Dist(device=device), Reporter(None))
+
+    private, plain = state(True, 0), state(False, 0)
+    frozen = {"private": state(True, args.freeze_d), "plain": state(False, args.freeze_d)} if args.freeze_d else {}
+    for other in (plain, *frozen.values()):
+        other.D.load_state_dict(private.D.state_dict())
+        other.G.load_state_dict(private.G.state_dict())
 
     interval = cfg.loss.r1_interval if cfg.loss.r1_gamma > 0 else 1
     stream = real_stream(private, dataset)
     units = [next(stream)[0] for _ in range(interval)]  # one R1 cycle of sampled units, loaded once
     chunks = next(real_stream(plain, dataset))
     ids = steps.fake_chunks(private)
-    dp_cycle = cycle([lambda u=u: steps.dp_d_step(private, ids, u) for u in units])
-    plain_steps = [lambda: steps.d_step(plain, chunks)] * interval
-    if cfg.loss.r1_gamma > 0:
-        plain_steps.append(lambda: steps.r1_step(plain, chunks, gain=interval))
-    times = paired_median_seconds({"plain": cycle(plain_steps), "private": dp_cycle}, device, args.repeats, warmup=1)
+    def dp_cycle(s):
+        return cycle([lambda u=u: steps.dp_d_step(s, ids, u) for u in units])
+
+    def plain_cycle(s):
+        plain_steps = [lambda: steps.d_step(s, chunks)] * interval
+        if cfg.loss.r1_gamma > 0:
+            plain_steps.append(lambda: steps.r1_step(s, chunks, gain=interval))
+        return cycle(plain_steps)
+
+    contenders = {"plain": plain_cycle(plain), "private": dp_cycle(private)}
+    if frozen:
+        contenders.update({"plain_frozen": plain_cycle(frozen["plain"]), "private_frozen": dp_cycle(frozen["private"])})
+    times = paired_median_seconds(contenders, device, args.repeats, warmup=1)
 
     p = private.privacy
     images = sum(float(c.weight.gt(0).sum()) for u in units for c in u) / interval
@@ -78,6 +98,15 @@ def main():
           f"{1:>7.2f}x")
     print(f"{'private dp_d_step':<34}{times['private'] / interval * 1e3:>9.1f}{images:>11.1f}"
           f"{times['private'] / times['plain']:>7.2f}x")
+    if frozen:
+        trained = sum(p.numel() for n, p in frozen["private"].D.named_parameters() if n not in frozen["private"].d_frozen)
+        whole = sum(p.numel() for p in private.D.parameters())
+        print(f"with D's first {args.freeze_d} blocks frozen ({trained:,} of {whole:,} parameters trained):")
+        print(f"{'non-private, frozen':<34}{times['plain_frozen'] / interval * 1e3:>9.1f}{cfg.train.batch:>11}"
+              f"{1:>7.2f}x")
+        print(f"{'private, frozen':<34}{times['private_frozen'] / interval * 1e3:>9.1f}{images:>11.1f}"
+              f"{times['private_frozen'] / times['plain_frozen']:>7.2f}x   (target <= 1.3x; "
+              f"{times['private_frozen'] / times['private']:.2f}x the whole-D private step)")
 
     chunk = max((c for u in units for c in u), key=lambda c: len(c.img))
     D = private.D.requires_grad_(True)
@@ -102,7 +131,8 @@ def main():
                                "plain_s_per_step": times["plain"] / interval,
                                "private_s_per_step": times["private"] / interval, "plain_images": cfg.train.batch,
                                "private_images": images, "per_unit_units": len(chunk.img),
-                               "vmap_s": t["vmap"], "loop_s": t["loop"]})
+                               "vmap_s": t["vmap"], "loop_s": t["loop"], "freeze_d": args.freeze_d,
+                               **{f"{k}_s_per_step": v / interval for k, v in times.items() if k.endswith("_frozen")}})
 
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ def load_any(path: str | os.PathLike) -> dict:
     """Opens a LeakGuard checkpoint (.pt, a zip) or an official StyleGAN2-ADA pickle, told apart by
     content rather than by extension. Both return {'G', 'D', 'G_ema' (those present), 'extra'}."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a network file (a LeakGuard checkpoint .pt, e.g. "
+                                f"release.pt or checkpoints/snapshot-*.pt, or an official StyleGAN2-ADA .pkl)")
     if not path.is_file():
         raise FileNotFoundError(f"network file not found: {path}")
     with open(path, "rb") as f:

@@ -102,6 +102,9 @@ class TrainConfig:
     keep_snapshots: int = 3              # newest snapshots kept; 0 = keep all
     grid_images: int = 32                # images in the fixed-seed grid
     device: str = "auto"                 # auto | cpu | cuda
+    init: Optional[str] = None           # pretrained networks to start from (a LeakGuard checkpoint, snapshot or
+                                         # release.pt, or an official pkl): G, D, G_ema; fresh optimizers, 0 images
+    freeze_d: int = 0                    # D blocks frozen from the input side (StyleGAN2-ADA --freezed; Mo et al. 2020)
     nan_guard: bool = True               # skip an optimizer step whose gradients are not finite
     progress: bool = True                # tqdm progress bar (rank 0)
 
@@ -328,6 +331,9 @@ def check(cfg: Config) -> None:
     for key in ("tick_kimg", "snapshot_kimg", "image_kimg"):
         require(getattr(cfg.train, key) > 0, f"train.{key}", getattr(cfg.train, key), "a positive number of kimg")
     require(cfg.train.keep_snapshots >= 0, "train.keep_snapshots", cfg.train.keep_snapshots, "0 (all) or a count")
+    blocks = max(int(r).bit_length() - 3, 0)  # D's blocks at 2^k px, k = log2(res) .. 3; the epilogue (4 px) stays
+    require(0 <= cfg.train.freeze_d <= blocks, "train.freeze_d", cfg.train.freeze_d,
+            f"0 to {blocks}, the number of D blocks at {r} px before the 4 px epilogue")
     require(cfg.data.workers >= 0, "data.workers", cfg.data.workers, "0 (the main process) or a count")
     check_privacy(cfg)
     check_eval(cfg)

@@ -33,7 +33,9 @@ from training.distributed import Dist
 from training.dp.audit_hooks import AuditHooks
 from training.dp.per_unit import trainable
 from training.dp.stream import UnitStream
+from training.data.training_set import fingerprint
 from training.evaluate import Evaluator
+from training.init import apply_init, check_public, read_init
 from training.leakage import build_leakage
 from training.report import Reporter
 from training.snapshot import load_snapshot, save_snapshot
@@ -124,7 +126,8 @@ def budget_spent(state: TrainState) -> bool:
 def save_release(state: TrainState, run_dir: Path, units: int) -> None:
     """release.pt: the networks and their privacy record, without the secret key a snapshot holds."""
     save_networks(run_dir / run_files.RELEASE, {"G": state.G, "D": state.D, "G_ema": state.G_ema},
-                  extra={"privacy": state.privacy.record(units), "nimg": state.nimg})
+                  extra={"privacy": state.privacy.record(units), "nimg": state.nimg, "dataset": state.dataset_info,
+                         "dataset_fingerprint": state.dataset_fingerprint, "init": state.init})
 
 
 @dataclass
@@ -145,8 +148,16 @@ def build_run(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None
     dataset = open_dataset(cfg.data)
     state = build_state(cfg, dataset, dist, Reporter(run_dir if main else None))  # its files open at the first write
     state.dataset_info = describe(dataset)
+    state.dataset_fingerprint = fingerprint(cfg.data, dataset)
+    if cfg.train.init is not None and resume is None:   # a resume takes its weights (and init record) from the snapshot
+        init = read_init(cfg.train.init)
+        check_public(init, state.privacy is not None, state.dataset_info, state.dataset_fingerprint)
+        apply_init(state, init)
     if resume is not None:
         load_snapshot(resume, state)
+    if state.privacy is not None:
+        state.privacy.init = state.init
+        state.privacy.trained_parameters = sum(p.numel() for _, p in trainable(state.D))
     state.leakage = build_leakage(cfg, dataset, state)  # after the resume: the private bank's ledger entry is there
     if audit is not None:
         if state.privacy is None or dist.world > 1:
@@ -162,7 +173,8 @@ def open_run_folder(run: Run, resume: Path | None) -> None:
     """Rank 0: the resolved config, the images folder, and on resume the logs cut back to the snapshot."""
     state, run_dir = run.state, run.run_dir
     (run_dir / run_files.IMAGES).mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / run_files.CONFIG, to_yaml(state.cfg))
+    header = "" if state.init is None else f"# train.init {state.init['path']} sha256 {state.init['sha256']}\n"
+    write_text(run_dir / run_files.CONFIG, header + to_yaml(state.cfg))
     if resume is not None:
         rundir.trim_stats(run_dir, state.nimg)
         log.info("resumed from %s at %.1f kimg", resume, state.nimg / 1000)

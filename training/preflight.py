@@ -13,8 +13,10 @@ from leakguard.audit.images import ImageFiles
 from training import evaluate, leakage, rundir
 from training.config import Config
 from training.data.loader import describe, open_dataset
+from training.data.training_set import fingerprint
 from training.distributed import pick_device
 from training.dp.setup import plan_privacy
+from training.init import check_public, read_init
 from training.snapshot import check_resumable
 from training.state import batch_per_pass, dataset_source
 
@@ -40,6 +42,14 @@ def check_start(cfg: Config, world: int = 1) -> list[str]:
     info = describe(dataset)
     lines.append(f"data: {dataset_source(dataset)}: {info['size']} images, {info['resolution']} px, "
                  f"{info['channels']} channels, {info['label_dim']} labels")
+    if cfg.train.init is not None and not cfg.resume:
+        init = read_init(cfg.train.init)                 # readable, with G, D and G_ema
+        check_public(init, cfg.privacy.unit != "none", info, fingerprint(cfg.data, dataset))
+        resolution = init.networks["G"].img_resolution
+        if resolution != info["resolution"]:
+            raise ValueError(f"train.init={cfg.train.init}: its networks are for {resolution} px images, the data is "
+                             f"{info['resolution']} px (data.resolution)")
+        lines.append(f"init: {init.path} (sha256 {init.sha256[:16]}...); its tensors are matched at the start")
     plan = plan_privacy(cfg, dataset, dataset_source(dataset))
     if plan is not None:
         lines.append(f"privacy: {len(plan.table)} units ({cfg.privacy.unit}), q {plan.q:.4g}, delta {plan.delta:.3g}, "

@@ -56,7 +56,8 @@ def save_snapshot(state: TrainState, folder: Path, keep: int = 0) -> Path:
         "nimg": state.nimg, "round": state.round, "skipped_steps": state.skipped_steps,
         "rng": rng_state(),
         "config": to_dict(state.cfg),
-        "extra": plain({"dataset": state.dataset_info}, "extra"),
+        "extra": plain({"dataset": state.dataset_info, "dataset_fingerprint": state.dataset_fingerprint,
+                        "init": state.init}, "extra"),
         "privacy": privacy_state(state),
     }
     path = folder / snapshot_name(state.nimg)
@@ -136,5 +137,6 @@ def load_snapshot(path: Path, state: TrainState) -> None:
         state.ada.load_state_dict(data["ada"])
     state.pl_mean.copy_(data["pl_mean"])
     state.nimg, state.round, state.skipped_steps = data["nimg"], data["round"], data["skipped_steps"]
+    state.init = data["extra"].get("init")  # a resumed fine-tune keeps the record of where it started
     load_privacy(path, data.get("privacy"), state)
     set_rng_state(data["rng"])

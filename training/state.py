@@ -38,6 +38,9 @@ class TrainState:
     dataset_info: dict = field(default_factory=dict)  # data.loader.describe(dataset): resume refuses other data
     privacy: PrivacyState | None = None  # under privacy.unit: DP-SGD on D (training.dp) and its ledger
     leakage: Leakage | None = None       # under leakage_reg.weight > 0: the regularizer (built by the loop)
+    d_frozen: frozenset = frozenset()    # names of D's parameters that train.freeze_d keeps fixed
+    dataset_fingerprint: str | None = None  # the training data's content (data.training_set.fingerprint)
+    init: dict | None = None             # train.init's path and SHA-256 (training.init), recorded in checkpoints
 
     @property
     def device(self) -> torch.device:
@@ -79,6 +82,13 @@ def build_networks(cfg: Config, resolution: int, channels: int, c_dim: int) -> t
     return G, D
 
 
+def frozen_parameters(D: Discriminator, blocks: int) -> frozenset:
+    """The parameter names of D's first `blocks` blocks from the input side (fromRGB with the first): they keep
+    their initial (train.init's) values. D.block_resolutions runs from the image resolution down."""
+    prefixes = tuple(f"b{res}." for res in D.block_resolutions[:blocks])
+    return frozenset(name for name, _ in D.named_parameters() if name.startswith(prefixes))
+
+
 def batch_per_pass(cfg: Config, world: int) -> int:
     """Images per forward pass per process (train.batch_gpu, or train.batch / processes), checked against the
     batch and D's minibatch-stddev groups; `leakguard train --dry-run` checks it too."""
@@ -103,6 +113,9 @@ def build_state(cfg: Config, dataset, dist: Dist, reporter: Reporter) -> TrainSt
     for module in (G, D):
         broadcast_module(module, dist)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    d_frozen = frozen_parameters(D, cfg.train.freeze_d)
+    for name, param in D.named_parameters():
+        param.requires_grad_(name not in d_frozen)  # what D trains, from the start (a DP audit's canaries read it)
 
     privacy = build_privacy(cfg, dataset, batch_gpu, lambda key: agree_key(key, dist), dataset_source(dataset))
     o = cfg.optim
@@ -123,7 +136,7 @@ def build_state(cfg: Config, dataset, dist: Dist, reporter: Reporter) -> TrainSt
     labels = dataset_labels(dataset) if privacy is None else public_labels(dataset.label_dim)
     return TrainState(cfg=cfg, G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D, augment=augment, ada=ada,
                       pl_mean=torch.zeros([], device=dist.device), labels=torch.as_tensor(labels, device=dist.device),
-                      dist=dist, reporter=reporter, batch_gpu=batch_gpu, privacy=privacy)
+                      dist=dist, reporter=reporter, batch_gpu=batch_gpu, privacy=privacy, d_frozen=d_frozen)
 
 
 def dataset_source(dataset) -> str:

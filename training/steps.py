@@ -58,9 +58,14 @@ def fake_chunks(state: TrainState) -> list[int]:
 
 @contextmanager
 def grads_for(state: TrainState, module: torch.nn.Module):
-    """Only `module` collects gradients; the other network is a fixed function during this step."""
+    """Only `module` collects gradients, but for D's frozen blocks (train.freeze_d); the other network is a
+    fixed function during this step."""
     for m in (state.G, state.D):
         m.requires_grad_(m is module)
+    if module is state.D:
+        for name, param in state.D.named_parameters():
+            if name in state.d_frozen:
+                param.requires_grad_(False)
     try:
         yield
     finally:

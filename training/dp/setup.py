@@ -37,6 +37,8 @@ NOT_COVERED = [
     "secure one, and floating-point Gaussian sampling has known attacks (Mironov 2012)",
 ]
 NOT_COVERED_FILES = ["checkpoints/snapshot-*.pt", "eval.jsonl", "report.html"]
+PUBLIC_INIT = ("the guarantee assumes that these initial networks (train.init) never saw the private data: they "
+               "were trained on public data only, and what they learned is not counted in this run's epsilon")
 
 
 def default_delta(units: int) -> float:
@@ -65,6 +67,8 @@ class PrivacyState:
     target_epsilon: float | None  # privacy.target_epsilon: training stops before the ledger would pass it
     planned_steps: int            # private D steps until train.kimg, done ones included
     audit: AuditHooks | None = None  # a DP audit's hooks in the private step (training.dpaudit); never in training
+    init: dict | None = None      # train.init's path and SHA-256: the public networks the run started from
+    trained_parameters: int = 0   # D's parameters trained privately (train.freeze_d keeps the others fixed)
     _budget: tuple | None = field(default=None, repr=False)  # (what the budget depends on, the budget)
 
     def steps_allowed(self) -> int | None:
@@ -92,7 +96,9 @@ class PrivacyState:
                 "secret_seed": "given in the config: anyone who has it can undo the noise and the sampling, so "
                                "the guarantee does not hold" if self.known_key else "drawn from the OS",
                 "covers": COVERS, "not_covered": NOT_COVERED,
-                "covered_files": COVERED_FILES, "not_covered_files": NOT_COVERED_FILES}
+                "covered_files": COVERED_FILES, "not_covered_files": NOT_COVERED_FILES,
+                "trained_parameters": self.trained_parameters,
+                "init": None if self.init is None else {**self.init, "assumption": PUBLIC_INIT}}
 
 
 def key_words(key: int) -> list[int]:
