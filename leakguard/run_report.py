@@ -11,7 +11,6 @@ from leakguard.atomic import write_text
 from leakguard.html import escape, figure_png, fmt_ci, fmt_num, img_tag, new_figure
 
 
-
 def read_evaluations(run_dir: Path) -> list[dict]:
     path = run_dir / run_files.EVAL
     if not path.is_file():
@@ -93,10 +92,20 @@ def _latest_tables(e: dict) -> str:
     return "".join(parts)
 
 
+def record_value(value) -> str:
+    """A privacy record's field as text: a list one item after another, a mechanism as its name and
+    numbers (sigma, q, steps)."""
+    if isinstance(value, list):
+        return "; ".join(record_value(v) for v in value)
+    if isinstance(value, dict) and {"name", "sigma", "q", "steps"} <= set(value):
+        return f"{value['name']}: sigma {value['sigma']:g}, q {value['q']:g}, {value['steps']} steps"
+    return str(value)
+
+
 def render_run_report(run_dir: Path, evals: list[dict], config_text: str | None, privacy: dict | None) -> str:
     latest = evals[-1]
     privacy_html = ("<h2>Privacy record</h2><table>" + "".join(
-        f"<tr><td>{escape(k)}</td><td>{escape('; '.join(v) if isinstance(v, list) else v)}</td></tr>"
+        f"<tr><td>{escape(k)}</td><td>{escape(record_value(v))}</td></tr>"
         for k, v in privacy.items()) + "</table>") if privacy else "<h2>Privacy</h2><p>trained without DP</p>"
     note = latest.get("privacy", {}).get("note")
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{escape(run_dir.name)}: evaluation</title>
@@ -116,6 +125,8 @@ td,th{{border:1px solid #ccc;padding:2px 8px;font-size:13px}}pre{{background:#f6
 
 def write_run_report(run_dir: Path, privacy: dict | None = None) -> Path:
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"{run_dir}: is a file, not a run folder; give the run's folder (runs/<name>-<n>)")
     if not run_dir.is_dir():
         raise NotADirectoryError(f"run folder not found: {run_dir}")
     evals = read_evaluations(run_dir)

@@ -18,7 +18,7 @@ from leakguard.audit.images import ImageFiles
 from leakguard.audit.store import EmbeddingStore
 from leakguard.cache_dirs import embeddings_root
 from leakguard.cli.audit import MakeGenerated
-from leakguard.cli.options import check_new_files, check_output_folder, resolve_device
+from leakguard.cli.options import check_new_files, check_output_folder, check_writable_folder, resolve_device
 from leakguard.fidelity.extractors import build_extractor, extractor_names
 from leakguard.fidelity.scores import fidelity_scores
 
@@ -40,6 +40,27 @@ def positive(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"{value}: a seed is a whole number from 0 to 2^32 - 1")
+    return value
+
+
+def check_k(k: int, real: int, fake: int | None) -> None:
+    """Precision/recall's balls reach each point's k-th nearest other point of its own set: k must be
+    below both set sizes (fake: None while the generated images are not made yet)."""
+    fewest = min(real, fake) if fake is not None else real
+    if k >= fewest:
+        counts = f"{real} real in --training" + (f", {fake} generated" if fake is not None else "")
+        raise ValueError(f"--k {k}: each image's ball reaches its k-th nearest other image of its set, so k must be "
+                         f"below the number of images in both sets ({counts}); pass --k {max(fewest - 1, 1)} or "
+                         "less, or give more images")
+
+
 def add_arguments(p: argparse.ArgumentParser, sources=None) -> None:
     sources = sources if sources is not None else p.add_mutually_exclusive_group(required=True)
     sources.add_argument("--generated", type=Path, help="folder or zip of generated images")
@@ -56,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser, sources=None) -> None:
     p.add_argument("--batch", type=positive, default=64, help="images per forward pass")
     p.add_argument("--cache", type=Path, default=embeddings_root(),
                    help=f"feature cache (default {embeddings_root()})")
-    p.add_argument("--seed", type=int, default=0, help="KID subset seed")
+    p.add_argument("--seed", type=seed, default=0, help="KID subset seed, 0 to 2^32 - 1 (default 0)")
 
 
 def run(args, make_generated: MakeGenerated | None = None) -> None:
@@ -65,11 +86,16 @@ def run(args, make_generated: MakeGenerated | None = None) -> None:
     out = args.out / "fidelity.json"
     check_output_folder(args.out, "--out")
     check_new_files([out], "--out", args.force)
+    check_writable_folder(args.out, "--out")
     check_output_folder(args.cache, "--cache")
     device = resolve_device(args.device)
     training = ImageFiles(args.training)
+    generated, info = (ImageFiles(args.generated), {}) if make_generated is None else (None, {})
+    check_k(args.k, len(training), None if generated is None else len(generated))
     extractors = [build_extractor(name, path, device, args.batch) for name, path in args.features]
-    generated, info = make_generated(device) if make_generated is not None else (ImageFiles(args.generated), {})
+    if generated is None:
+        generated, info = make_generated(device)
+        check_k(args.k, len(training), len(generated))
     store = EmbeddingStore(args.cache)
     results = {}
     for ex in extractors:

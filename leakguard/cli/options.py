@@ -3,6 +3,8 @@ NAME[=WEIGHTS] matcher and NAME=published threshold options, finite numbers, and
 keep existing files (an output over an input, a file where a folder belongs, a file without --force)."""
 import argparse
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -62,6 +64,28 @@ def check_output_folder(path, option: str) -> None:
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{option} {path}: is a file, not a folder; give a folder to write into")
+
+
+def check_writable_folder(path, option: str) -> None:
+    """A folder the command writes into must take a new file: it, or the nearest folder above it that exists
+    (where it would be made). Checked before any work by writing and removing an empty file, so an --out
+    nobody can write to is one line at the start, not a failure after the work; nothing is left behind."""
+    path = Path(path).expanduser()
+    check_output_folder(path, option)
+    try:
+        base = path
+        while not base.exists():
+            base = base.parent
+        if not base.is_dir():
+            raise NotADirectoryError(f"{option} {path}: {base} is a file, not a folder; give a folder to write into")
+        fd, probe = tempfile.mkstemp(prefix=".leakguard-write-check-", dir=base)
+        os.close(fd)
+        os.unlink(probe)
+    except NotADirectoryError:
+        raise
+    except OSError as e:
+        raise PermissionError(f"{option} {path}: cannot write in {base} ({e.strerror or e}); choose a folder you "
+                              f"can write to") from None
 
 
 def check_new_files(paths, option: str, force: bool) -> None:

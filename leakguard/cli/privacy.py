@@ -18,6 +18,7 @@ from pathlib import Path
 
 from leakguard.cli.options import add_subcommands, finite_float
 from leakguard.privacy import ACCOUNTANTS, epsilon, noise_multiplier
+from leakguard.privacy.accountants import MAX_SIGMA, MAX_TARGET_EPSILON, MIN_SIGMA
 from leakguard.privacy.record import read_privacy_record
 
 
@@ -32,6 +33,26 @@ def _positive(text: str) -> float:
     value = finite_float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: must be positive")
+    return value
+
+
+def _sigma(text: str) -> float:
+    value = _positive(text)
+    if value < MIN_SIGMA:
+        raise argparse.ArgumentTypeError(f"{text!r}: sigma must be at least {MIN_SIGMA:g} (with less noise epsilon "
+                                         "is beyond any meaning)")
+    if value > MAX_SIGMA:
+        raise argparse.ArgumentTypeError(f"{text!r}: sigma must be at most {MAX_SIGMA:g} (with more noise epsilon "
+                                         "is 0 to any precision)")
+    return value
+
+
+def _target(text: str) -> float:
+    value = _positive(text)
+    if value > MAX_TARGET_EPSILON:
+        raise argparse.ArgumentTypeError(f"{text!r}: a target epsilon above {MAX_TARGET_EPSILON} bounds nothing "
+                                         f"(a likelihood ratio of e^{MAX_TARGET_EPSILON}); give one up to "
+                                         f"{MAX_TARGET_EPSILON}")
     return value
 
 
@@ -61,7 +82,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_epsilon_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--noise-multiplier", "-s", type=_positive, required=True, help="sigma: noise std / clip norm")
+    p.add_argument("--noise-multiplier", "-s", type=_sigma, required=True,
+                   help=f"sigma: noise std / clip norm, {MIN_SIGMA:g} to {MAX_SIGMA:g}")
     _common(p)
 
 
@@ -75,7 +97,8 @@ def run_epsilon(args) -> None:
 
 
 def add_noise_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target-epsilon", "-e", type=_positive, required=True, help="epsilon to stay within")
+    p.add_argument("--target-epsilon", "-e", type=_target, required=True,
+                   help=f"epsilon to stay within, up to {MAX_TARGET_EPSILON}")
     _common(p)
 
 

@@ -50,7 +50,8 @@ class InceptionFeatures:
             where = "the path given" if path is not None else "the cache (no path given)"
             raise FileNotFoundError(
                 f"Inception weights not found at {self.path} ({where}); download {INCEPTION_FILE} from "
-                f"{INCEPTION_URL} and pass --features inception=PATH, or put it at {fidelity_root() / INCEPTION_FILE}")
+                f"{INCEPTION_URL} and give its path (--features inception=PATH to `leakguard fidelity`, "
+                f"eval.fidelity=[inception=PATH] in training), or put it at {fidelity_root() / INCEPTION_FILE}")
         try:
             with warnings.catch_warnings():  # the published file is TorchScript; torch.jit.load is its loader
                 warnings.simplefilter("ignore", DeprecationWarning)

@@ -14,12 +14,14 @@ The run folder (OUT) holds:
 Memory is bounded: nothing per candidate stays in memory but the kept faces' labels (and, with dedup,
 their embeddings, count x D x 4 bytes per matcher). An interrupted run continues from
 candidates.jsonl without re-embedding what it scored; filter.json and filter.html (summary.py) are
-written from that file at the end.
+written from that file at the end. A resume checks the folder against candidates.jsonl first: a line
+that repeats or skips a candidate is refused naming the line, and a kept (or removed) PNG that is
+missing is rendered again from the source.
 """
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Protocol
 
@@ -72,6 +74,7 @@ class Timings:
     search: float = 0.0              # best training identity (and duplicates)
     write: float = 0.0               # PNGs and candidates.jsonl
     candidates: int = 0
+    restored: int = 0                # PNGs a resume found missing and rendered again
 
 
 @dataclass
@@ -81,6 +84,7 @@ class Progress:
     scored: int = 0
     kept: int = 0
     kept_labels: Optional[list] = None
+    missing: list = field(default_factory=list)  # (index, label, folder) of PNGs a resume did not find
 
 
 def run_settings(source: CandidateSource, gates: list[Gate], checks: list[Gate], s: FilterSettings) -> dict:
@@ -95,13 +99,13 @@ def open_run(out: Path, settings: dict, resume: bool, force: bool) -> Progress:
     """Starts a run in `out`, or continues the one there (resume); refuses to mix two runs."""
     path = out / SETTINGS_FILE
     if path.is_file() and resume:
-        before = json.loads(path.read_text())
+        before = read_settings(out)
         changed = [k for k in settings if before.get(k) != settings[k]]
         if changed:
             raise ValueError(f"{path}: the run there differs in {', '.join(changed)} "
                              f"({before.get(changed[0])!r} there, {settings[changed[0]]!r} now); resume with the "
                              f"same options, or start over with --force")
-        return read_progress(out, settings["dedup"])
+        return read_progress(out, settings["dedup"], settings["keep_removed"])
     if path.is_file() and not force:
         raise FileExistsError(f"--out {out}: holds a filter run; pass --resume to continue it or --force to "
                               f"start over")
@@ -119,8 +123,42 @@ def clear_run(out: Path) -> None:
             p.unlink()
 
 
-def read_progress(out: Path, dedup: bool) -> Progress:
-    """The scored and kept counts (and kept labels) in candidates.jsonl; a line cut short by a kill is dropped."""
+def read_settings(out: Path) -> dict:
+    """filter.settings.json of the run in `out`, or an error naming the file."""
+    path = out / SETTINGS_FILE
+    try:
+        settings = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON (line {e.lineno}: {e.msg}); the file was damaged: start over with "
+                         f"--force") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file; the file was damaged: start over with --force") from None
+    if not isinstance(settings, dict) or settings.get("format") != FORMAT:
+        raise ValueError(f"{path}: not the settings of a filter run (format {FORMAT} expected); start over with "
+                         f"--force")
+    return settings
+
+
+def candidate_records(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, record) of each line of candidates.jsonl; a line that is not a candidate's record is an
+    error naming the file and the line."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not a JSON line ({e.msg}); the file was damaged: delete the lines from "
+                                 f"{n} on to score them again, or start over with --force") from None
+            if not (isinstance(record, dict) and isinstance(record.get("index"), int)
+                    and isinstance(record.get("label"), str) and isinstance(record.get("kept"), bool)):
+                raise ValueError(f"{path}:{n}: not a candidate's record (index, label, kept); the file was damaged: "
+                                 f"delete the lines from {n} on to score them again, or start over with --force")
+            yield n, record
+
+
+def read_progress(out: Path, dedup: bool, keep_removed: bool = False) -> Progress:
+    """The scored and kept counts (and kept labels) in candidates.jsonl, which must hold candidates 0, 1, ...
+    once each in order, and the PNGs it names that are missing; a line cut short by a kill is dropped."""
     path = out / CANDIDATES_FILE
     progress = Progress(kept_labels=[] if dedup else None)
     if not path.is_file():
@@ -132,14 +170,34 @@ def read_progress(out: Path, dedup: bool) -> Progress:
         tail = f.read()
         if tail and not tail.endswith(b"\n"):   # a kill mid-line: keep the whole lines before it
             f.truncate(end - len(tail) + tail.rfind(b"\n") + 1)
-    with open(path) as f:
-        for line in f:
-            record = json.loads(line)
-            progress.scored += 1
-            progress.kept += record["kept"]
-            if record["kept"] and dedup:
-                progress.kept_labels.append(record["label"])
+    for n, record in candidate_records(path):
+        index, label = record["index"], record["label"]
+        if index != progress.scored:
+            what = (f"repeats candidate {index} ({label}) of line {index + 1}" if index < progress.scored else
+                    f"holds candidate {index} ({label}) where candidate {progress.scored} belongs")
+            raise ValueError(f"{path}:{n}: {what}; the file was edited: delete line {n} and those after it to score "
+                             f"them again, or start over with --force")
+        progress.scored += 1
+        progress.kept += record["kept"]
+        if record["kept"] and dedup:
+            progress.kept_labels.append(label)
+        folder = "kept" if record["kept"] else "removed"
+        if (record["kept"] or keep_removed) and not (out / folder / f"{label}.png").is_file():
+            progress.missing.append((index, label, folder))
     return progress
+
+
+def restore_images(out: Path, source: CandidateSource, missing: list) -> int:
+    """Renders again the PNGs candidates.jsonl names that are not in `out` (from the same source: a
+    resume's settings equal the run's); returns how many."""
+    for index, label, folder in missing:
+        found = next(source.batches(index, 1), None)
+        if found is None or found[0][:1] != [label]:
+            got = "nothing" if found is None else repr(found[0][0])
+            raise ValueError(f"{out / folder / (label + '.png')}: missing, and the source gives {got} for candidate "
+                             f"{index}, not {label!r}; start over with --force")
+        _save_png(out / folder, label, found[1][0])
+    return len(missing)
 
 
 class KeptEmbeddings:
@@ -273,7 +331,11 @@ def run_filter(source: CandidateSource, gates: list[Gate], checks: list[Gate], s
     progress = open_run(out, run_settings(source, gates, checks, s), resume, force)
     kept = [KeptEmbeddings(out, g, progress.kept) for g in gates] if s.dedup else None
     limit = s.max_candidates if source.limit is None else min(s.max_candidates, source.limit)
-    t, batches = Timings(), source.batches(progress.scored, s.batch)
+    t = Timings()
+    t0 = time.perf_counter()
+    t.restored = restore_images(out, source, progress.missing)
+    t.render += time.perf_counter() - t0
+    batches = source.batches(progress.scored, s.batch)
     while progress.kept < s.count and progress.scored < limit:
         if stop_after_batches is not None and stop_after_batches <= 0:
             break

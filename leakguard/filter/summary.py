@@ -7,13 +7,12 @@ that did not filter). filter.json carries this and every candidate's line; filte
     write_filter_json(out, summary)
 """
 import heapq
-import json
 from collections import Counter
 from pathlib import Path
 
 from leakguard.atomic import atomic_open, finite_or_null, strict_json
 from leakguard.audit.metrics import rate
-from leakguard.filter.run import CANDIDATES_FILE
+from leakguard.filter.run import CANDIDATES_FILE, candidate_records
 
 PRIVACY_NOTE = ("the filter reads the training images: which faces are kept depends on private data, so the kept "
                 "set is not post-processing of a differentially private generator and no (epsilon, delta) guarantee "
@@ -28,31 +27,40 @@ def _read(out: Path, thresholds: dict, check_thresholds: dict) -> dict:
     acc = {"scored": 0, "kept": 0, "duplicates": 0, "removed": 0, "by": Counter(), "only_by": Counter(),
            "ids": {g: Counter() for g in gates}, "pairs": {g: [] for g in gates},
            "check_leaks": Counter(), "check_ids": {c: Counter() for c in check_thresholds}}
-    with open(out / CANDIDATES_FILE) as f:
-        for line in f:
-            r = json.loads(line)
-            acc["scored"] += 1
-            if r["kept"]:
-                acc["kept"] += 1
-                for c, sc in r.get("check", {}).items():
-                    if sc["best"] >= check_thresholds[c]:
-                        acc["check_leaks"][c] += 1
-                        acc["check_ids"][c][sc["identity"]] += 1
-                continue
-            hits = [g for g in gates if r["scores"][g]["best"] >= thresholds[g]]
-            if not hits:
-                acc["duplicates"] += 1
-                continue
-            acc["removed"] += 1
-            acc["by"].update(hits)
-            if len(hits) == 1:
-                acc["only_by"][hits[0]] += 1
-            for g in hits:
-                sc = r["scores"][g]
-                acc["ids"][g][sc["identity"]] += 1
-                item = (sc["best"], r["index"], {"label": r["label"], **sc})
-                (heapq.heappush if len(acc["pairs"][g]) < TOP_PAIRS else heapq.heappushpop)(acc["pairs"][g], item)
+    path = out / CANDIDATES_FILE
+    for n, r in candidate_records(path):
+        try:
+            _count(acc, r, gates, thresholds, check_thresholds)
+        except (KeyError, TypeError, IndexError) as e:
+            raise ValueError(f"{path}:{n}: a candidate's record without its scores ({type(e).__name__}: {e}); the "
+                             f"file was damaged: delete the lines from {n} on and resume, or start over with "
+                             f"--force") from None
     return acc
+
+
+def _count(acc: dict, r: dict, gates: list, thresholds: dict, check_thresholds: dict) -> None:
+    """Adds one candidates.jsonl record to the counts."""
+    acc["scored"] += 1
+    if r["kept"]:
+        acc["kept"] += 1
+        for c, sc in r.get("check", {}).items():
+            if sc["best"] >= check_thresholds[c]:
+                acc["check_leaks"][c] += 1
+                acc["check_ids"][c][sc["identity"]] += 1
+        return
+    hits = [g for g in gates if r["scores"][g]["best"] >= thresholds[g]]
+    if not hits:
+        acc["duplicates"] += 1
+        return
+    acc["removed"] += 1
+    acc["by"].update(hits)
+    if len(hits) == 1:
+        acc["only_by"][hits[0]] += 1
+    for g in hits:
+        sc = r["scores"][g]
+        acc["ids"][g][sc["identity"]] += 1
+        item = (sc["best"], r["index"], {"label": r["label"], **sc})
+        (heapq.heappush if len(acc["pairs"][g]) < TOP_PAIRS else heapq.heappushpop)(acc["pairs"][g], item)
 
 
 def summarize(out: Path, settings: dict, provenance: dict, check_provenance: dict) -> dict:

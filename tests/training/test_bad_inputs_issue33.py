@@ -118,3 +118,10 @@ def test_a_reader_that_closes_the_pipe_early_gets_no_traceback():
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr[-1500:]
     assert done.stderr.strip().splitlines() == [
         "leakguard privacy: error: the output was closed before it was all written"]
+
+
+def test_dp_audit_fakes_are_bounded_before_anything_is_written(tmp_path, capsys):
+    code = main(["dp-audit", "--config", "configs/synthfaces32-dp.yaml", "--fakes", "100000000",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--fakes 100000000: at most 100000" in err and not (tmp_path / "out").exists()

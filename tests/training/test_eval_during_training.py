@@ -130,7 +130,7 @@ def test_leakguard_report_on_a_folder_without_evaluations_says_what_to_set(tmp_p
 @pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium package (apt-get install chromium)")
 def test_the_report_renders_its_plots_in_headless_chromium(evaluated, tmp_path):
     _, run_dir, _ = evaluated
-    assert main(["report", str(run_dir)]) == 0
+    assert main(["report", str(run_dir), "--force"]) == 0   # the page an earlier test wrote is replaced
     page = run_dir / "report.html"
     shown = screenshot(chromium(), page, tmp_path / "report.png")
     # the control: the same page with the plot's data removed renders no curve

@@ -46,6 +46,7 @@ from training.dpaudit.run import audit_run, base_data, d_parameters, rescore, un
 from training.stop import TrainingStopped
 
 MAX_SEED = 2 ** 32           # --canary-seed: SynthFaces draws its people from seeds in [0, 2^32)
+MAX_FAKES = 100_000          # --fakes: rendered and embedded in memory for the release score
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -147,6 +148,9 @@ def check_numbers(args, k: int, resolution: int | None) -> None:
         if value > MAX_CANARIES:
             raise ValueError(f"{option} {value}: at most {MAX_CANARIES} (the one-run bound's cost grows with the "
                              "number of canaries; audits use hundreds to a few thousand)")
+    if args.fakes > MAX_FAKES:
+        raise ValueError(f"--fakes {args.fakes}: at most {MAX_FAKES} (the release score renders and embeds them all "
+                         "in memory; 1,000-10,000 resolve a canary's best match)")
     if not 0 <= args.canary_seed < MAX_SEED:
         raise ValueError(f"--canary-seed {args.canary_seed}: must be in [0, 2**32)")
     if resolution is not None:
