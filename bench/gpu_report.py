@@ -62,8 +62,12 @@ def train(done: dict) -> dict:
 
 def dp(done: dict) -> dict:
     r = done["dp"]
-    return {**r, "private_vs_plain": r["private_s_per_step"] / r["plain_s_per_step"],
-            "vmap_vs_loop": r["vmap_s"] / r["loop_s"]}
+    out = {**r, "private_vs_plain": r["private_s_per_step"] / r["plain_s_per_step"],
+           "vmap_vs_loop": r["vmap_s"] / r["loop_s"]}
+    if "private_frozen_s_per_step" in r:   # train.freeze_d: both steps with D's first blocks frozen
+        out["frozen_private_vs_plain"] = r["private_frozen_s_per_step"] / r["plain_frozen_s_per_step"]
+        out["frozen_vs_whole_private"] = r["private_frozen_s_per_step"] / r["private_s_per_step"]
+    return out
 
 
 def leak_step(done: dict) -> dict:
@@ -140,7 +144,12 @@ def detail(name: str, s: dict) -> list[str]:
         return table(["D step (R1 every %d, amortized)" % s["r1_interval"], "ms/step", "real images", "ratio"],
                      [["plain d_step + lazy R1", _f(s["plain_s_per_step"] * 1e3, 1), s["plain_images"], "1.00x"],
                       ["private dp_d_step", _f(s["private_s_per_step"] * 1e3, 1), _f(s["private_images"], 1),
-                       _f(s["private_vs_plain"], 2, "x")]])
+                       _f(s["private_vs_plain"], 2, "x")],
+                      *([[f"plain, first {s['freeze_d']} D blocks frozen", _f(s["plain_frozen_s_per_step"] * 1e3, 1),
+                          s["plain_images"], "1.00x"],
+                         [f"private, first {s['freeze_d']} D blocks frozen", _f(s["private_frozen_s_per_step"] * 1e3, 1),
+                          _f(s["private_images"], 1), _f(s["frozen_private_vs_plain"], 2, "x")]]
+                        if "frozen_private_vs_plain" in s else [])])
     if name == "search" and "rows" in s:
         return table(["method", "seconds", "queries/s", "time vs full", "peak GiB"],
                      [[r["method"], _f(r["seconds"]), _f(r["queries_per_s"], 0), _f(r["time_vs_full"], 2, "x"),

@@ -80,6 +80,8 @@ def test_dp_search_and_matcher_numbers(smoke):
     assert positive(dp["private_vs_plain"]) == pytest.approx(
         positive(dp["private_s_per_step"]) / positive(dp["plain_s_per_step"]), rel=1e-12)
     assert positive(dp["vmap_vs_loop"]) == pytest.approx(positive(dp["vmap_s"]) / positive(dp["loop_s"]), rel=1e-12)
+    assert dp["freeze_d"] == 1 and positive(dp["frozen_private_vs_plain"]) == pytest.approx(
+        positive(dp["private_frozen_s_per_step"]) / positive(dp["plain_frozen_s_per_step"]), rel=1e-12)
     search = s["search"]
     assert (search["queries"], search["bank"], search["dim"]) == (256, 8192, 64)
     assert [r["method"].split()[0] for r in search["rows"]] == ["exact", "full"]
@@ -107,6 +109,7 @@ def test_markdown_shows_the_json_numbers_and_is_printed(smoke):
             assert f"- {name} ran the reference ops: no C++ compiler" in md
     assert f"| private dp_d_step | {s['dp']['private_s_per_step'] * 1e3:.1f} |" in md
     assert f"{s['dp']['private_vs_plain']:.2f}x |" in md
+    assert f"| private, first 1 D blocks frozen | {s['dp']['private_frozen_s_per_step'] * 1e3:.1f} |" in md
     leak = s["leak_step"]
     assert leak["regularized_vs_plain"] == pytest.approx(positive(leak["regularized_s_per_step"])
                                                          / positive(leak["plain_s_per_step"]), rel=1e-12)
