@@ -20,13 +20,13 @@ from training.cli import main
 from training.stop import STOPPED_EXIT, StopSignals
 
 REPO = Path(__file__).resolve().parents[2]
-LONG = ["train.kimg=0.048", "train.snapshot_kimg=1000", "train.tick_kimg=0.004"]
+LONG = ["train.kimg=0.096", "train.snapshot_kimg=1000", "train.tick_kimg=0.004"]   # 24 rounds: time to signal
 EVAL = ["eval.every_kimg=0.016", "eval.num_fakes=8", "eval.bootstrap=5", "eval.kid_subsets=2",
         f"eval.matchers=[synth={MATCHER}]", f"eval.fidelity=[synth={MATCHER}]"]
 LEAK = ["leakage_reg.weight=1.0", f"leakage_reg.matchers=[synth={MATCHER}]", "leakage_reg.interval=2",
         "leakage_reg.bank=centroid", "leakage_reg.bank_noise=3.0"]
 RUNS = {"plain": [], "dp": [*DP, *LEAK, "augment.mode=noaug", "train.kimg=0.016"], "eval": EVAL}  # DP: 4 rounds
-NIMG = {"plain": 48, "dp": 16, "eval": 48}
+NIMG = {"plain": 96, "dp": 16, "eval": 96}
 
 
 def command(root: Path, name: str, *extra: str) -> list[str]:
@@ -45,7 +45,7 @@ def train_and_signal(root: Path, name: str, signals: list[signal.Signals]) -> su
     stats = root / "runs" / f"{name}-0" / "stats.jsonl"
     deadline = time.time() + 120
     while lines(stats) < 1 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert proc.poll() is None, "the run ended before it could be signalled"
     for sig in signals:
         proc.send_signal(sig)
@@ -101,7 +101,7 @@ def test_a_signal_stops_after_a_snapshot_and_the_resume_is_exact(tmp_path, name,
     assert ("epsilon" in a) == (name == "dp")
     if name == "eval":
         evals = [json.loads(x)["nimg"] for x in (run_dir / "eval.jsonl").read_text().splitlines()]
-        assert evals == [16, 32, 48]                        # none lost, none twice
+        assert evals == [16, 32, 48, 64, 80, 96]            # none lost, none twice
 
 
 def test_a_second_signal_stops_at_once():
@@ -127,7 +127,7 @@ def test_a_second_signal_stops_at_once():
 def test_a_signalled_sweep_stops_its_trial_after_a_snapshot_and_the_rerun_is_exact(tmp_path):
     from tests.training.test_sweep_run import write_spec
     from training.sweep.job import read_trial
-    spec = write_spec(tmp_path, MATCHER, "axes:\n  loss.r1_gamma: [1.0]\n", kimg=0.048)
+    spec = write_spec(tmp_path, MATCHER, "axes:\n  loss.r1_gamma: [1.0]\n", kimg=0.128)   # 32 rounds
     out, trial = tmp_path / "out", tmp_path / "out" / "trials" / "r1_gamma-1_s0"
     sweep = subprocess.Popen([sys.executable, "-m", "training.cli", "sweep", "run", str(spec), "--out", str(out)],
                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -142,7 +142,7 @@ def test_a_signalled_sweep_stops_its_trial_after_a_snapshot_and_the_rerun_is_exa
     record = read_trial(trial)
     newest = sorted((trial / "checkpoints").glob("snapshot-*.pt"))[-1]
     assert record["status"] == "interrupted" and f"snapshot {newest}" in record["error"]   # the trial's own line
-    assert 0 < torch.load(newest, weights_only=True)["nimg"] < 48
+    assert 0 < torch.load(newest, weights_only=True)["nimg"] < 128
 
     assert main(["sweep", "run", str(spec), "--out", str(out)]) == 0
     assert read_trial(trial)["status"] == "done" and read_trial(trial)["resumed_from"] == f"checkpoints/{newest.name}"
