@@ -11,10 +11,12 @@ without DP has no release.pt: its epsilon is infinite, the weakest possible guar
 """
 import json
 import math
+import socket
 import statistics
 from pathlib import Path
 
 from leakguard import run_files
+from leakguard.folder_lock import alive
 from leakguard.privacy.record import read_privacy_record
 
 STATUSES = ("pending", "running", "done", "failed", "interrupted")   # interrupted: stopped with a snapshot, resumable
@@ -143,11 +145,33 @@ def _finished(trial_dir: Path) -> dict:
             "metrics": metrics, "intervals": intervals, "extractors": extractors}
 
 
+def trial_alive(record: dict) -> bool | None:
+    """Whether the process of a trial marked running still runs: True or False on this host (its pid, its
+    start time where recorded, and a trial's command line), None on another host (it cannot be told here)."""
+    if record.get("status") != "running":
+        return False
+    if record.get("host") != socket.gethostname():
+        return None
+    holder = {"host": record.get("host"), "pid": record.get("pid"), "started_ticks": record.get("started_ticks")}
+    if not alive(holder):
+        return False
+    try:
+        cmdline = Path(f"/proc/{record['pid']}/cmdline").read_bytes()
+    except OSError:             # no /proc to read: the pid lives, so take it as the trial's
+        return True
+    return b"training.sweep.job" in cmdline or b"submitit" in cmdline
+
+
+def shown_status(record: dict) -> str:
+    """The status to show: a trial marked running whose process on this host is gone was interrupted."""
+    return "interrupted" if record["status"] == "running" and trial_alive(record) is False else record["status"]
+
+
 def trial_row(trial_dir: Path) -> dict:
     """One trial's row; a trial that is not done has its status and error and no metrics."""
     trial_dir = Path(trial_dir)
     t = read_trial(trial_dir)
-    row = {"trial": t["name"], "group": t["group"], "seed": t["seed"], "status": t["status"],
+    row = {"trial": t["name"], "group": t["group"], "seed": t["seed"], "status": shown_status(t),
            "error": t.get("error"), "overrides": dict(t["overrides"]), "kimg_planned": t.get("kimg"),
            "private": None, "privacy_unit": None, "epsilon": None, "delta": None, "kimg": None,
            "kimg_trained": None, "sec_per_kimg": None, "metrics": {}, "intervals": {}, "extractors": {}, "note": None}

@@ -6,7 +6,10 @@ import json
 import math
 import re
 import shutil
+import socket
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +81,17 @@ def test_an_interrupted_trial_is_unfinished_and_a_folder_without_trial_json_is_l
     assert group_rows([row]) == [] and unrecorded(tmp_path) == [tmp_path / "trials" / "stray"]
     page = write_report(tmp_path, [row], []).read_text()
     assert "1 trials: 1 interrupted" in page and "stopped: SIGTERM; resumable" in page
+
+
+def test_a_trial_marked_running_whose_process_is_gone_shows_as_interrupted_in_the_table(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    write_trial(tmp_path, "a_s0", "a", {"x": 1}, 0, status="running")
+    path = tmp_path / "trials" / "a_s0" / "trial.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "pid": int(dead.stdout), "host": socket.gethostname()}))
+    (row,) = read_rows(tmp_path)
+    assert row["status"] == "interrupted"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "host": "another-node"}))
+    assert read_rows(tmp_path)[0]["status"] == "running"   # on another host it cannot be told: as recorded
 
 
 def _refuse(name):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from leakguard import run_files
 from leakguard.atomic import write_json, write_text
-from leakguard.folder_lock import alive, process_start
+from leakguard.folder_lock import process_start
 from leakguard.sweep.trial import read_trial
 from training import distributed, rundir
 from training.config import from_dict
@@ -46,28 +46,6 @@ def update_trial(folder: Path, **changes) -> dict:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def trial_alive(record: dict) -> bool | None:
-    """Whether the process of a trial marked running still runs: True or False on this host (its pid, its
-    start time where recorded, and a trial's command line), None on another host (it cannot be told here)."""
-    if record.get("status") != "running":
-        return False
-    if record.get("host") != socket.gethostname():
-        return None
-    holder = {"host": record.get("host"), "pid": record.get("pid"), "started_ticks": record.get("started_ticks")}
-    if not alive(holder):
-        return False
-    try:
-        cmdline = Path(f"/proc/{record['pid']}/cmdline").read_bytes()
-    except OSError:             # no /proc to read: the pid lives, so take it as the trial's
-        return True
-    return b"training.sweep.job" in cmdline or b"submitit" in cmdline
-
-
-def shown_status(record: dict) -> str:
-    """The status to show: a trial marked running whose process on this host is gone was interrupted."""
-    return "interrupted" if record["status"] == "running" and trial_alive(record) is False else record["status"]
 
 
 def latest_snapshot(folder: Path) -> Path | None:

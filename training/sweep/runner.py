@@ -27,10 +27,9 @@ from pathlib import Path
 from leakguard import run_files
 from leakguard.atomic import write_json, write_text
 from leakguard.folder_lock import FolderLock
-from leakguard.sweep.trial import unrecorded
+from leakguard.sweep.trial import shown_status, trial_alive, unrecorded
 from training.config import ConfigError, changed_keys, flatten, to_dict
-from training.sweep.job import (STOPPED, TRIAL_FILE, TRIALS, TrialJob, now, read_trial, shown_status, trial_alive,
-                                trial_dir, update_trial)
+from training.sweep.job import STOPPED, TRIAL_FILE, TRIALS, TrialJob, now, read_trial, trial_dir, update_trial
 from training.sweep.spec import SweepSpec, Trial, expand
 from training.stop import StopSignals, Stopped
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from leakguard import run_files
-from leakguard.sweep.trial import unrecorded
-from training.sweep.job import TRIAL_FILE, TRIALS, read_trial, shown_status
+from leakguard.sweep.trial import shown_status, unrecorded
+from training.sweep.job import TRIAL_FILE, TRIALS, read_trial
 
 SHOWN = ("done", "running", "interrupted", "pending", "failed")
 
