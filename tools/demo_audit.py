@@ -29,7 +29,7 @@ def main_demo(argv: list[str]) -> int:
                  *chosen, "--out", str(out), "--show-training-images",
                  "--force"])  # the audit of this run, redone when the demo audit runs again
     if code == 0 and (run / "eval.jsonl").is_file():
-        code = main(["report", str(run)])
+        code = main(["report", str(run), "--force"])  # the run's page, redone with the audit
     if code == 0:
         print(f"open {out / 'report.html'} (the audit) and {run / 'report.html'} (training) in a browser")
     return code
