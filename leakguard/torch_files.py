@@ -5,6 +5,7 @@ torch's own message advises re-running with weights_only=False: for a file that 
 `posix.system`, that advice runs the attacker's code. LeakGuard never passes it on; it names the
 global the file asked for, or torch's first sentence otherwise.
 """
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -16,6 +17,15 @@ SNAPSHOT_FORMAT = "leakguard.train/1"     # a whole training state, for exact re
 FORMATS = (NETWORKS_FORMAT, SNAPSHOT_FORMAT)
 
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks (model versions, train.init's record)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 class CheckpointError(ValueError):

@@ -11,10 +11,10 @@ its weights from the snapshot and keeps the init's record. The path and SHA-256 
 and every checkpoint; under DP the privacy record names the init and the assumption the guarantee rests
 on: that the init never saw the private data.
 """
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from leakguard.torch_files import file_sha256
 from training.checkpoint import load_any
 from training.records import CheckpointError, load_state_dict_exact
 
@@ -29,14 +29,6 @@ class Init:
 
     def record(self) -> dict:
         return {"path": str(self.path), "sha256": self.sha256}
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_init(path: str) -> Init:

@@ -29,11 +29,11 @@ from training.checkpoint import save_networks
 from training.config import Config, to_yaml
 from training.data.images import make_grid, save_png, to_uint8
 from training.data.loader import ChunkStream, describe, open_dataset
+from training.data.training_set import fingerprint
 from training.distributed import Dist
 from training.dp.audit_hooks import AuditHooks
 from training.dp.per_unit import trainable
 from training.dp.stream import UnitStream
-from training.data.training_set import fingerprint
 from training.evaluate import Evaluator
 from training.init import apply_init, check_public, read_init
 from training.leakage import build_leakage

@@ -13,7 +13,6 @@
 
 `metric_prefix` names every number an extractor's features give: `fid` for Inception, `fd_<name>` otherwise.
 """
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -24,17 +23,10 @@ from leakguard.cache_dirs import fidelity_root
 from leakguard.fidelity.synth_features import SynthFacesFeatures
 from leakguard.matchers.base import Matcher
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
+from leakguard.torch_files import file_sha256
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
 INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class InceptionFeatures:
@@ -60,7 +52,7 @@ class InceptionFeatures:
             raise ValueError(f"{self.path}: not a TorchScript model ({type(e).__name__}: {str(e)[:200]}); expected "
                              f"{INCEPTION_FILE} from {INCEPTION_URL}") from None
         self.device, self.batch_size = torch.device(device), batch_size
-        self.version = f"inception-{_sha256(self.path)[:16]}"
+        self.version = f"inception-{file_sha256(self.path)[:16]}"
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
