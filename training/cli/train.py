@@ -46,7 +46,7 @@ def run(args) -> None:
     dist = distributed.init(cfg.train.device)
     try:
         resume = rundir.resolve_resume(cfg.resume, cfg.run_dir, cfg.name) if cfg.resume else None
-        run_dir, created = None, False
+        run_dir, created, root_was_there = None, False, Path(cfg.run_dir).exists()
         if dist.is_main:
             run_dir = resume and rundir.run_dir_of(resume)
             if not run_dir:
@@ -57,6 +57,8 @@ def run(args) -> None:
         except BaseException:
             if created and not any(run_dir.iterdir()):  # a start that was refused leaves no empty folder
                 run_dir.rmdir()
+                if not root_was_there and not any(run_dir.parent.iterdir()):
+                    run_dir.parent.rmdir()               # nor the run_dir it made for it
             raise
         if dist.is_main:
             print(f"done: {state.nimg / 1000:g} kimg; checkpoints in {run_dir / run_files.CHECKPOINTS}, "
