@@ -127,7 +127,8 @@ def save_release(state: TrainState, run_dir: Path, units: int) -> None:
     """release.pt: the networks and their privacy record, without the secret key a snapshot holds."""
     save_networks(run_dir / run_files.RELEASE, {"G": state.G, "D": state.D, "G_ema": state.G_ema},
                   extra={"privacy": state.privacy.record(units), "nimg": state.nimg, "dataset": state.dataset_info,
-                         "dataset_fingerprint": state.dataset_fingerprint, "init": state.init})
+                         "init": state.init})   # no content fingerprint: a digest of the private files' names
+                                                # and CRCs would let anyone confirm a guessed dataset exactly
 
 
 @dataclass

@@ -28,7 +28,9 @@ NOT_COVERED = [
     "the number of units and the dataset's name, size, resolution and label size (treated as public, as "
     "DP-SGD with Poisson sampling does)",
     "with data.skip_bad, which images were skipped as corrupt",
-    "the secret seed in training snapshots (checkpoints/snapshot-*.pt): publish release.pt, never a snapshot",
+    "the secret seed in training snapshots (checkpoints/snapshot-*.pt), which also hold a digest of the "
+    "training files' names and CRCs (to refuse them as a later DP run's init): publish release.pt, never a "
+    "snapshot",
     "the evaluation during training (eval.jsonl, and report.html made from it): leak rates, membership and "
     "fidelity computed from the training images and eval.members/nonmembers, the data holder's view",
     "anything computed from the training images after training or outside the ledger (audit reports, a release "

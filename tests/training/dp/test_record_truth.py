@@ -51,3 +51,14 @@ def test_every_file_is_named_by_the_record_and_the_covered_logs_hold_no_real_sta
     assert "Loss/leak_reg" in keys and "Privacy/epsilon" in keys
     for name in keys | tags:
         assert name.startswith(POST_PROCESSING) and not name.startswith(REAL), name
+
+
+def test_the_release_holds_no_digest_of_the_private_files(tmp_path):
+    cfg = tiny_config(tmp_path, *DP, "augment.mode=noaug", "train.kimg=0.004", "train.snapshot_kimg=0.004")
+    run_dir = rundir.new_run_dir(cfg.run_dir, cfg.name)
+    state = loop.train(cfg, Dist(), run_dir)
+    extra = torch.load(run_dir / "release.pt", weights_only=True)["extra"]
+    assert state.dataset_fingerprint is not None and state.dataset_fingerprint not in str(extra)
+    snapshot = rundir.list_snapshots(run_dir / "checkpoints")[-1]
+    assert torch.load(snapshot, weights_only=True)["extra"]["dataset_fingerprint"] == state.dataset_fingerprint
+    assert any("digest of the training files" in line for line in extra["privacy"]["not_covered"])
