@@ -3,6 +3,13 @@ audit library scores leakage and membership per matcher, and the fidelity metric
 feature extractor against the training set. One line per evaluation goes to eval.jsonl, the headline
 numbers to TensorBoard and stats.jsonl (Audit/..., Fidelity/...) unless the run is private.
 
+A leak rate alone rewards a generator that makes no faces, so each line's "faces" says which fakes are
+faces and how much those leak (leakguard.audit.faces): under each fidelity extractor the fakes inside the
+training set's k-NN manifold (the very mask whose mean is its precision), and under each matcher with a
+face detector (dlib) the fakes it finds a face in; per test the share, count and of, and per matcher and
+FMR the leak rate among those faces with its bootstrap interval (eval.bootstrap resamples, seed 0).
+eval.jsonl only: the share under an extractor is already logged as its precision.
+
     evaluator = Evaluator.build(cfg, dataset, device)   # at start: a missing file stops the run here
     evaluator.evaluate(state, run_dir)                  # at every eval.every_kimg and at the end
 
@@ -20,6 +27,7 @@ import torch
 from leakguard import run_files
 from leakguard.atomic import finite_or_null, strict_json
 from leakguard.audit.audit import AuditInputs, AuditSettings, run_audit
+from leakguard.audit.faces import faces_section, manifold_test
 from leakguard.audit.images import ImageFiles, ImageTensor
 from leakguard.audit.scalars import scalars
 from leakguard.audit.store import EmbeddingStore
@@ -113,28 +121,34 @@ class Evaluator:
                             labels=[f"seed{s:04d}" for s in self.seeds()])
         line = {"nimg": state.nimg, "kimg": state.nimg / 1000, "num_fakes": len(fakes),
                 "seeds": f"{e.first_seed}-{e.first_seed + e.num_fakes - 1}"}
-        tags = {}
+        tags, best, leakage, detected = {}, {}, {}, {}
+        settings = AuditSettings(fmrs=tuple(e.fmrs), bootstrap=e.bootstrap)
         if self.matchers:
             inputs = AuditInputs(generated=fakes, training=self.training, members=self.members,
                                  nonmembers=self.nonmembers, generated_info={"nimg": state.nimg})
-            settings = AuditSettings(fmrs=tuple(e.fmrs), bootstrap=e.bootstrap)
-            report = run_audit(inputs, self.matchers, self.store, settings, self.calibrations)
+            report = run_audit(inputs, self.matchers, self.store, settings, self.calibrations, best_scores=best)
+            leakage = {name: section["leakage"] for name, section in report["matchers"].items()}
+            detected = report.get("faces", {})  # the detector tests of matchers that have one
             line["audit"] = {name: _audit_numbers(section) for name, section in report["matchers"].items()}
             line["would_drop"] = report["would_drop"]  # the release filter's rule over every eval matcher
             tags.update(scalars(report))
             tags.update({f"Audit/would_drop@{row['fmr']:g}": row["rate"] for row in line["would_drop"]})
-        fidelity = {}
+        fidelity, in_manifold, manifold = {}, {}, []
         for ex in self.extractors:
             real = self.store.embeddings(self.training, ex)
             fake = torch.cat([ex.embed(b) for b in fakes.batches(ex.batch_size)]).numpy()
-            scores = fidelity_scores(real, fake, ex, kid_subsets=e.kid_subsets, seed=0)
+            scores = fidelity_scores(real, fake, ex, kid_subsets=e.kid_subsets, seed=0, in_manifold=in_manifold)
             fidelity[ex.metric_prefix] = scores
+            manifold.append(manifold_test(in_manifold[ex.metric_prefix], ex, scores["k"]))
             p = ex.metric_prefix
             tags.update({f"Fidelity/{p}": scores[p], f"Fidelity/{p}_kid": scores[f"{p}_kid"],
                          f"Fidelity/{p}_precision": scores[f"{p}_precision"],
                          f"Fidelity/{p}_recall": scores[f"{p}_recall"]})
         if fidelity:
             line["fidelity"] = fidelity
+        faces = {**faces_section(manifold, best, leakage, settings.bootstrap, settings.seed), **detected}
+        if faces:
+            line["faces"] = faces
         if state.privacy is not None:
             line["privacy"] = {"epsilon": state.privacy.ledger.epsilon(), "delta": state.privacy.ledger.delta,
                                "note": OUTSIDE_DP}
@@ -147,10 +161,13 @@ class Evaluator:
         return line
 
     def summary(self, line: dict) -> list[str]:
-        """Short lines for the log: each matcher's leak rates, each extractor's FD."""
+        """Short lines for the log: each matcher's leak rates, each extractor's FD, each test's share of faces."""
         out = [f"{name}: " + ", ".join(f"leak {r['leak_rate']:.3f} at FMR {r['fmr']:g}" for r in section["leakage"])
                for name, section in line.get("audit", {}).items()]
         out += [f"{p}: {s[p]:.4g}" for p, s in line.get("fidelity", {}).items()]
+        out += [f"faces by {kind} {name}: {entry['count']} of {entry['of']}"
+                + (" (mostly not faces)" if entry["mostly_not_faces"] else "")
+                for kind, tests in line.get("faces", {}).items() for name, entry in tests.items()]
         return out
 
 

@@ -10,7 +10,11 @@ FMR f when that score reaches the matcher's threshold at f. Thresholds come from
 calibration file when there is one (independent data), else from the training set's R-R pairs.
 Identity membership: each reference identity's attack score from its held-out images against the
 generated faces (metrics.membership_scores), members labelled 1, ROC over identities.
-Definitions of every number: leakguard.audit.metrics and leakguard.matchers.calibrate.
+Faces (report["faces"], leakguard.audit.faces): which generated images are faces at all, by the face
+detector of each matcher that has one (dlib) and, for each fidelity extractor given (`extractors`), by
+the real images' k-NN manifold in its features; the share of faces and the leak rate among them, per
+matcher and FMR. Left out when no matcher has a detector and no extractor is given.
+Definitions of every number: leakguard.audit.metrics, leakguard.audit.faces and leakguard.matchers.calibrate.
 """
 import datetime
 from dataclasses import dataclass, field
@@ -21,6 +25,8 @@ import torch
 
 from leakguard.audit import metrics
 from leakguard.audit.alignment import alignment_warning
+from leakguard.audit.detection import detected_faces, has_detector
+from leakguard.audit.faces import FaceTest, detector_test, faces_section, in_manifold_test
 from leakguard.audit.search import topk_cosine, topk_identities
 from leakguard.audit.store import EmbeddingStore
 from leakguard.matchers.base import Matcher
@@ -262,11 +268,26 @@ def _summary(summary) -> dict:
             "mean": summary.mean, "histogram": list(summary.histogram)}
 
 
+def face_tests(inputs: AuditInputs, matchers: Sequence[Matcher], extractors: Sequence, store: EmbeddingStore,
+               progress: bool = False) -> list[FaceTest]:
+    """The manifold test under each fidelity extractor (the training set's features cached in `store`, the
+    generated ones not: they change with every generator), then the detector test of each matcher with one."""
+    tests = []
+    for ex in extractors:
+        fake = torch.cat([ex.embed(b) for b in inputs.generated.batches(ex.batch_size)]).numpy()      # [G, D]
+        tests.append(in_manifold_test(store.embeddings(inputs.training, ex, progress), fake, ex))
+    tests += [detector_test(detected_faces(inputs.generated, m, progress), m)
+              for m in matchers if has_detector(m)]
+    return tests
+
+
 def run_audit(inputs: AuditInputs, matchers: Sequence[Matcher], store: Optional[EmbeddingStore] = None,
               settings: Optional[AuditSettings] = None, calibrations: Optional[dict] = None,
-              progress: bool = False) -> dict:
+              progress: bool = False, extractors: Sequence = (), best_scores: Optional[dict] = None) -> dict:
     """The whole report (a JSON-able dict) for every matcher. `calibrations`: {matcher name:
-    (Calibration, where it came from)} for thresholds from independent data."""
+    (Calibration, where it came from)} for thresholds from independent data. `extractors`: fidelity
+    feature extractors (leakguard.fidelity.extractors) whose k-NN manifold tells which fakes are faces.
+    Each generated face's best score per matcher goes to best_scores[matcher name] when a dict is given."""
     s = settings or AuditSettings()
     store = store or EmbeddingStore()
     if not matchers:
@@ -312,4 +333,10 @@ def run_audit(inputs: AuditInputs, matchers: Sequence[Matcher], store: Optional[
     report["would_drop"] = [{"fmr": f, **metrics.union_drop(best, {name: sec["leakage"][i]["threshold"]
                                                                   for name, sec in report["matchers"].items()})}
                             for i, f in enumerate(s.fmrs)]
+    tests = face_tests(inputs, matchers, extractors, store, progress)
+    if tests:
+        report["faces"] = faces_section(tests, best, {name: sec["leakage"] for name, sec in report["matchers"].items()},
+                                        s.bootstrap, s.seed)
+    if best_scores is not None:
+        best_scores.update(best)
     return report

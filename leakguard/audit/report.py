@@ -9,7 +9,9 @@ the shared page toolkit, leakguard.html (plots on matplotlib `Figure` objects: A
 Training faces are private data: unless `show_training_images`, they are never encoded into the
 file; a grey box stands in their place. Every string from the report is passed through html.escape.
 report.json is strict JSON: a number that is NaN or infinite (a leak ratio whose chance rate is 0)
-is written as null, and the HTML, drawn from the report itself, says which it was.
+is written as null, and the HTML, drawn from the report itself, says which it was. When the report
+says which generated images are faces (report["faces"]), the page shows it right below the summary
+(leakguard.audit.faces_page), with a warning when most of them are not.
 
 Formats, the same in every table (leakguard.html's): rates in percent (two decimals, more below 0.1%
 so three significant digits show; an interval shares the decimals of its smallest value), intervals
@@ -22,6 +24,7 @@ import numpy as np
 
 from leakguard import run_files
 from leakguard.atomic import finite_or_null, write_json, write_text
+from leakguard.audit.faces_page import faces_html
 from leakguard.html import (CSS, ci_html, escape, figure_png, fmt_ci, fmt_fmr, fmt_num, fmt_pct, img_tag,
                             mpl_literal, new_figure, nonfinite_text, png_bytes, table_row)
 
@@ -215,7 +218,8 @@ def render_html(report: dict, images: Optional[dict] = None, show_training_image
              "<h1>LeakGuard audit report</h1>",
              f'<p class="meta">created {escape(report.get("created", "?"))} · LeakGuard '
              f'{escape(report.get("leakguard_version", "?"))} · report format {escape(report.get("format", "?"))}</p>',
-             "<h2>Summary</h2>", _summary_table(matchers, level)]
+             "<h2>Summary</h2>", _summary_table(matchers, level),
+             faces_html(report.get("faces") or {}, matchers, level)]
     bars = plot_leak_rates(matchers) if matchers else None
     if bars:
         parts += ["<h2>Leak rate per matcher</h2>", img_tag(bars, "leak rate per matcher at each FMR", "plot")]

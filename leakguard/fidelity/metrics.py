@@ -7,7 +7,10 @@ KID     Bińkowski et al. 2018: the unbiased MMD^2 with k(x, y) = (x.y / d + 1)^
         deviation (population, as torchmetrics) over random subsets of both sets.
 P/R     Kynkäänniemi et al. 2019: each feature's ball reaches its k-th nearest neighbour in its own set
         (itself excluded); precision = fraction of fakes inside some real ball, recall = fraction of
-        reals inside some fake ball.
+        reals inside some fake ball. `in_real_manifold` gives the per-fake booleans whose mean is the
+        precision (the fakes that look like some real image: the audit's "faces" among the fakes);
+        `manifold_masks` gives both masks, and precision_recall is their means, so the mask and the
+        precision come from one computation and cannot disagree.
 """
 import numpy as np
 import torch
@@ -37,13 +40,13 @@ def _float64(x, name: str, where: str) -> np.ndarray:
     return a
 
 
-def _rows(x, name: str, where: str) -> np.ndarray:
-    """x as float64 features [N, D] with N >= 2 rows and D >= 1."""
+def _rows(x, name: str, where: str, least: int = 2) -> np.ndarray:
+    """x as float64 features [N, D] with N >= least rows and D >= 1."""
     a = _float64(x, name, where)
     if a.ndim != 2 or a.shape[1] < 1:
         raise ValueError(f"{where}: expected {name} of shape [N, D], got shape {a.shape}")
-    if a.shape[0] < 2:
-        raise ValueError(f"{where}: {name} has {a.shape[0]} row(s); at least 2 are needed")
+    if a.shape[0] < least:
+        raise ValueError(f"{where}: {name} has {a.shape[0]} row(s); at least {least} are needed")
     return a
 
 
@@ -177,40 +180,66 @@ def _knn_radii2(x: torch.Tensor, x2: torch.Tensor, k: int, batch: int) -> torch.
     return radii
 
 
-def _coverage(r: torch.Tensor, f: torch.Tensor, radii_r: torch.Tensor, radii_f: torch.Tensor,
-              batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fakes inside some real ball [N_f], reals inside some fake ball [N_r]), booleans."""
+def _coverage(r: torch.Tensor, f: torch.Tensor, radii_r: torch.Tensor, radii_f: torch.Tensor | None,
+              batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(fakes inside some real ball [N_f], reals inside some fake ball [N_r] or None without radii_f), booleans."""
     r2, f2 = (r * r).sum(1), (f * f).sum(1)
     fake_in = torch.zeros(len(f), dtype=torch.bool, device=f.device)
-    real_in = torch.zeros(len(r), dtype=torch.bool, device=r.device)
+    real_in = None if radii_f is None else torch.zeros(len(r), dtype=torch.bool, device=r.device)
     for s in range(0, len(r), batch):
         e = min(s + batch, len(r))
         d = _sq_dists(r[s:e], r2[s:e], f, f2)                     # [B, N_f]
         fake_in |= (d <= radii_r[s:e, None]).any(dim=0)
-        real_in[s:e] = (d <= radii_f[None, :]).any(dim=1)
+        if real_in is not None:
+            real_in[s:e] = (d <= radii_f[None, :]).any(dim=1)
     return fake_in, real_in
+
+
+def manifold_masks(real: Features, fake: Features, k: int = 3, batch: int = BATCH,
+                   device: str | torch.device | None = None, recall: bool = True,
+                   where: str = "manifold_masks") -> tuple[np.ndarray, np.ndarray | None]:
+    """(in_real [N_f] bool: each fake inside some real k-NN ball, in_fake [N_r] bool: each real inside some
+    fake k-NN ball, or None when not `recall`) for fake [N_f, D] against real [N_r, D] (Kynkäänniemi et al.).
+
+    Distances are computed `batch` rows at a time (memory batch x max(N_r, N_f) float64), on `device`
+    (default: real's device when it is a tensor, else the CPU). Without `recall` the fakes' own balls are not
+    needed: k must only be below N_r, and one fake row is enough.
+    """
+    if device is None:
+        device = real.device if isinstance(real, torch.Tensor) else "cpu"
+    r = _rows(real, "real", where)
+    f = _rows(fake, "fake", where, least=2 if recall else 1)
+    _same_dim(r, f, "real and fake", where)
+    k = _count(k, "k", 1, where)
+    batch = _count(batch, "batch", 1, where)
+    fewest = min(len(r), len(f)) if recall else len(r)
+    if k >= fewest:
+        sizes = f"{len(r)} real and {len(f)} fake" if recall else f"{len(r)} real"
+        raise ValueError(f"{where}: k={k} needs more than k rows in each set whose balls are drawn (each ball "
+                         f"excludes its centre), got {sizes}; pass k <= {fewest - 1}")
+    r = torch.from_numpy(r).to(device)
+    f = torch.from_numpy(f).to(device)
+    radii_r = _knn_radii2(r, (r * r).sum(1), k, batch)
+    radii_f = _knn_radii2(f, (f * f).sum(1), k, batch) if recall else None
+    fake_in, real_in = _coverage(r, f, radii_r, radii_f, batch)
+    return fake_in.cpu().numpy(), None if real_in is None else real_in.cpu().numpy()
+
+
+def in_real_manifold(real: Features, fake: Features, k: int = 3, batch: int = BATCH,
+                     device: str | torch.device | None = None) -> np.ndarray:
+    """[N_f] bool: whether each fake lies inside the real set's k-NN manifold (the ball of some real row that
+    reaches its k-th nearest other real row); its mean is precision_recall's precision, bit for bit."""
+    return manifold_masks(real, fake, k, batch, device, recall=False, where="in_real_manifold")[0]
 
 
 def precision_recall(real: Features, fake: Features, k: int = 3, batch: int = BATCH,
                      device: str | torch.device | None = None) -> tuple[float, float]:
-    """(precision, recall) of fake [N_f, D] against real [N_r, D] with k-NN balls (Kynkäänniemi et al.).
+    """(precision, recall) of fake [N_f, D] against real [N_r, D] with k-NN balls (Kynkäänniemi et al.):
+    the means of manifold_masks' two masks (memory and device as there)."""
+    fake_in, real_in = manifold_masks(real, fake, k, batch, device, where="precision_recall")
+    return mask_share(fake_in), mask_share(real_in)
 
-    Distances are computed `batch` rows at a time (memory batch x max(N_r, N_f) float64), on `device`
-    (default: real's device when it is a tensor, else the CPU).
-    """
-    if device is None:
-        device = real.device if isinstance(real, torch.Tensor) else "cpu"
-    r = _rows(real, "real", "precision_recall")
-    f = _rows(fake, "fake", "precision_recall")
-    _same_dim(r, f, "real and fake", "precision_recall")
-    k = _count(k, "k", 1, "precision_recall")
-    batch = _count(batch, "batch", 1, "precision_recall")
-    if k >= min(len(r), len(f)):
-        raise ValueError(f"precision_recall: k={k} needs more than k rows in each set (each ball excludes its "
-                         f"centre), got {len(r)} real and {len(f)} fake; pass k <= {min(len(r), len(f)) - 1}")
-    r = torch.from_numpy(r).to(device)
-    f = torch.from_numpy(f).to(device)
-    radii_r = _knn_radii2(r, (r * r).sum(1), k, batch)
-    radii_f = _knn_radii2(f, (f * f).sum(1), k, batch)
-    fake_in, real_in = _coverage(r, f, radii_r, radii_f, batch)
-    return fake_in.double().mean().item(), real_in.double().mean().item()
+
+def mask_share(mask: np.ndarray) -> float:
+    """The fraction of True in a boolean mask [N] (N >= 1), exactly #True / N."""
+    return float(np.count_nonzero(mask) / len(mask))

@@ -3,6 +3,10 @@
 Lower is better on both axes. Privacy axes: epsilon (a non-private group's is infinite, the worst),
 each leak rate `leak@<matcher>@<fmr>` and each membership AUC `auc@<matcher>` (lower is better there
 too; 0.5 is a chance-level attack). Fidelity axis: the first FD column `fd@<key>` (metric_order).
+
+A group whose fakes are mostly not faces (group["not_faces"]: its first extractor's share of faces is
+below leakguard.audit.faces.MIN_FACE_SHARE) is on no front and dominates no group: a noise generator
+leaks nothing and protects no one, so its low leak rate must not push a generator of faces off a front.
 """
 from typing import Sequence
 
@@ -72,11 +76,18 @@ def group_columns(groups: Sequence[dict]) -> list[str]:
     return metric_order(c for g in groups for c in g["means"] if "@" in c)
 
 
+def not_faces(groups: Sequence[dict]) -> np.ndarray:
+    """[G] bool: the groups whose fakes are mostly not faces (None, unknown, counts as faces)."""
+    return np.array([bool(g.get("not_faces")) for g in groups], bool)
+
+
 def fronts(groups: Sequence[dict]) -> dict[str, np.ndarray]:
-    """{privacy axis: [G] bool, the groups on its front against the fidelity axis}; {} without an FD."""
+    """{privacy axis: [G] bool, the groups on its front against the fidelity axis}; {} without an FD.
+    Groups that are not faces are left out (as NaN: on no front, dominating none)."""
     columns = group_columns(groups)
     fid = fidelity_axis(columns)
     if fid is None:
         return {}
-    y = [g["means"].get(fid, np.nan) for g in groups]
+    off = not_faces(groups)
+    y = [np.nan if o else g["means"].get(fid, np.nan) for g, o in zip(groups, off)]
     return {axis: pareto_front([g["means"].get(axis, np.nan) for g in groups], y) for axis in privacy_axes(columns)}

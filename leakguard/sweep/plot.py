@@ -4,16 +4,20 @@ matplotlib Figure (Agg, no pyplot, no window) and returned as PNG bytes for repo
 Intervals are error bars where the group has them; the non-dominated groups are red and joined by the
 front's staircase. A group with an infinite privacy value (trained without DP: epsilon = inf) is drawn
 at the right edge, inside a grey band labelled as such, so it stays visible and reads as the worst.
+A group whose fakes are mostly not faces (pareto.not_faces) is a hollow grey circle, in the legend as
+"not faces", and never on the front: its low leak rate is no privacy.
 """
 import math
 from typing import Sequence
 
 import numpy as np
 
+from leakguard.audit.faces import MIN_FACE_SHARE
 from leakguard.html import figure_png, mpl_literal, new_figure
-from leakguard.sweep.pareto import EPSILON, axis_label
+from leakguard.sweep.pareto import EPSILON, axis_label, not_faces
 
 NO_DP = "no DP (ε = ∞)"
+NOT_FACES = f"not faces (< {MIN_FACE_SHARE:.0%} of fakes in the real manifold): on no front"
 
 
 def _band(x: np.ndarray) -> tuple[float, float, float]:
@@ -49,10 +53,15 @@ def _error_bars(ax, group: dict, axis: str, fid: str, at: tuple[float, float], f
                     capsize=2, zorder=1)
 
 
-def _points(ax, names: list[str], pos: np.ndarray, y: np.ndarray, front: np.ndarray) -> None:
-    """The groups as points, the front's in red, joined as the staircase of what is attainable."""
-    ax.scatter(pos[~front], y[~front], color="tab:blue", s=30, label="dominated", zorder=3)
+def _points(ax, names: list[str], pos: np.ndarray, y: np.ndarray, front: np.ndarray, off: np.ndarray) -> None:
+    """The groups as points, the front's in red, joined as the staircase of what is attainable; the groups
+    that are not faces (off [G] bool) hollow and grey."""
+    dominated = ~front & ~off
+    ax.scatter(pos[dominated], y[dominated], color="tab:blue", s=30, label="dominated", zorder=3)
     ax.scatter(pos[front], y[front], color="tab:red", s=60, label="non-dominated", zorder=4)
+    if off.any():
+        ax.scatter(pos[off], y[off], facecolors="none", edgecolors="0.45", linewidths=1.4, s=50,
+                   label=mpl_literal(NOT_FACES), zorder=3)
     order = np.lexsort((y[front], pos[front]))
     ax.step(pos[front][order], y[front][order], where="post", color="tab:red", lw=1.2, zorder=2)
     for name, px, py in zip(names, pos, y):
@@ -75,7 +84,7 @@ def pareto_plot(groups: Sequence[dict], axis: str, fid: str, front: np.ndarray) 
     for i in np.flatnonzero(shown):
         _error_bars(ax, groups[i], axis, fid, (pos[i], y[i]), bool(np.isfinite(x[i])))
     _points(ax, [g["group"] for g, s in zip(groups, shown) if s], pos[shown], y[shown],
-            np.asarray(front, bool)[shown])
+            np.asarray(front, bool)[shown], not_faces(groups)[shown])
     if axis.startswith("auc@"):
         ax.axvline(0.5, color="0.5", ls=":", lw=1)  # a chance-level membership attack
     ax.set_xlabel(mpl_literal(axis_label(axis)), fontsize=9)

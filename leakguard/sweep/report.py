@@ -4,6 +4,11 @@ privacy axis's Pareto front starred), one Pareto plot per privacy axis against F
 not finish with their errors, what the numbers' privacy is, and the sweep's spec. Every string is
 passed through html.escape; no training image is read or shown.
 
+Beside the leak rates, the share of fakes that are faces (faces <extractor>, detected <matcher>); a
+group whose first extractor's share is below leakguard.audit.faces.MIN_FACE_SHARE carries the mark
+NOT_FACES in that cell and in its "non-dominated on" cell, is on no front and is hollow and grey in the
+plots: a generator that makes no faces leaks nothing and protects no one.
+
     write_report("runs/sweeps/dp-ablation", rows, group_rows(rows), spec_text=spec.read_text())
 """
 import json
@@ -13,6 +18,7 @@ from typing import Sequence
 
 from leakguard import run_files
 from leakguard.atomic import write_text
+from leakguard.audit.faces import MIN_FACE_SHARE
 from leakguard.html import CSS, escape, fmt_ci, fmt_num, img_tag, table_row
 from leakguard.sweep.pareto import EPSILON, axis_label, fidelity_axis, fronts, group_columns, short_name
 from leakguard.sweep.plot import pareto_plot
@@ -25,8 +31,10 @@ PRIVACY_STATEMENT = (
     "“none (no DP)” and drawn in the “no DP” band. The leak rates, membership AUCs, FD, KID, precision and "
     "recall are computed from the training images (and the member and non-member sets): they are the data "
     "holder's measurements, outside any DP guarantee, and so are this page, results.json and results.csv.")
-FORMATS = {"leak": (None, "leak {}"), "auc": (fmt_num, "AUC {}"), "fd": (lambda v: fmt_num(v, 2), "FD {}"),
+FORMATS = {"leak": (None, "leak {}"), "faces": (None, "faces {}"), "detected": (None, "detected {}"),
+           "auc": (fmt_num, "AUC {}"), "fd": (lambda v: fmt_num(v, 2), "FD {}"),
            "kid": (lambda v: fmt_num(v, 4), "KID {}")}
+NOT_FACES = "not faces"
 
 
 def write_report(sweep_dir, rows: Sequence[dict], groups: Sequence[dict], spec_text: str | None = None) -> Path:
@@ -44,7 +52,8 @@ def _cell(g: dict, col: str, on_front: bool) -> str:
     fmt, _ = FORMATS[col.partition("@")[0]]
     mean, ci = g["means"].get(col), g["intervals"].get(col)
     text = "–" if mean is None else fmt_ci(mean, ci) if fmt is None else fmt_ci(mean, ci, fmt)
-    return escape(text) + (f" {STAR}" if on_front else "")
+    mark = f" <b>{NOT_FACES}</b>" if g.get("not_faces") and col == f"faces@{g.get('face_key')}" else ""
+    return escape(text) + (f" {STAR}" if on_front else "") + mark
 
 
 def _epsilon(g: dict, on_front: bool) -> str:
@@ -69,6 +78,8 @@ def _groups_table(groups: Sequence[dict], front: dict) -> str:
         interval = f"t, {g['n_seeds']} seeds" if g["interval"] == "t" else "trial's own"
         delta = "–" if g["delta"] is None else format(g["delta"], "g")
         on = "<br>".join(escape(short_name(a)) for a, s in star.items() if s) or "–"
+        if g.get("not_faces"):
+            on = f"– ({NOT_FACES})"
         rows.append(table_row([escape(g["group"]), overrides, escape(seeds), escape(interval),
                                _epsilon(g, star.get(EPSILON, False)), escape(delta)]
                               + [_cell(g, c, star.get(c, False)) for c in shown]
@@ -81,9 +92,15 @@ def _notes(groups: Sequence[dict]) -> str:
     notes = [f"{STAR}: on that privacy axis's Pareto front against FD (no other group is at least as good on "
              "both and better on one; lower is better on every axis).",
              "Intervals: with 2 or more seeds, the 95% Student-t interval of the mean over seeds; with 1 seed, "
-             "the trial's own 95% interval from its evaluation (leak rates and AUC only)."]
+             "the trial's own 95% interval from its evaluation (leak rates, AUC and shares of faces only)."]
     notes += [f"Group {g['group']}: {', '.join(g['incomplete'])} not reported by every seed, so left out of its "
               "means." for g in groups if g["incomplete"]]
+    if any(c.startswith(("faces@", "detected@")) for c in group_columns(groups)):
+        notes.append("faces <extractor>: the share of fakes inside the training images' k-NN manifold in that "
+                     "extractor's features (the precision's balls); detected <matcher>: the share in which its face "
+                     f"detector finds a face. {NOT_FACES}: the first extractor's share is below "
+                     f"{MIN_FACE_SHARE:.0%}: the fakes are mostly not faces, so their low leak rates are no privacy; "
+                     "such a group is on no Pareto front and hollow and grey in the plots.")
     return "".join(f'<p class="note">{escape(n)}</p>' for n in notes)
 
 

@@ -8,8 +8,13 @@ SWEEP/results.csv, and the rows of each group (trials that differ only in seed) 
 results.json is strict JSON: {"trials": rows, "groups": group_rows(rows)}, NaN and infinity as null
 (a row's "private": false says that its null epsilon is infinite: trained without DP). results.csv has
 one trial per line, columns in a fixed order (csv_columns): the trial's fields, one column per override
-key, the privacy columns (epsilon "inf" without DP), then per metric column its value and, for leak rates
-and AUCs, `<column>_lo` and `<column>_hi`, then `extractor@<key>` and the note.
+key, the privacy columns (epsilon "inf" without DP), the faces columns (face_key, face_share, not_faces:
+see leakguard.sweep.trial), then per metric column its value and, for leak rates, AUCs and face shares,
+`<column>_lo` and `<column>_hi`, then `extractor@<key>` and the note.
+
+A group's face_share is the mean over its seeds of faces@<face_key> (the first extractor's share of
+faces); "not_faces" when it is below leakguard.audit.faces.MIN_FACE_SHARE. Such a group's fakes are
+mostly not faces: the Pareto fronts leave it out (leakguard.sweep.pareto) and the report marks it.
 """
 import csv
 import io
@@ -23,6 +28,7 @@ from scipy import stats
 
 from leakguard import run_files
 from leakguard.atomic import finite_or_null, write_json, write_text
+from leakguard.audit.faces import MIN_FACE_SHARE
 from leakguard.sweep.trial import trial_row, unrecorded
 
 __all__ = ["trial_row", "read_rows", "unrecorded", "write_results", "group_rows", "metric_order", "csv_columns",
@@ -31,7 +37,9 @@ __all__ = ["trial_row", "read_rows", "unrecorded", "write_results", "group_rows"
 LEVEL = 0.95  # the coverage of every interval: the t intervals over seeds and the audit's own
 HEAD = ["trial", "group", "seed", "status", "error"]
 PRIVACY = ["private", "privacy_unit", "epsilon", "delta", "kimg_planned", "kimg", "kimg_trained", "sec_per_kimg"]
+FACES = ["face_key", "face_share", "not_faces"]
 FIDELITY_KINDS = ("fd", "kid", "kid_std", "precision", "recall")
+FACE_KINDS = ("faces", "detected")
 NUMERIC = ("epsilon", "kimg", "kimg_trained", "sec_per_kimg")  # a row's numbers outside its metrics
 
 
@@ -44,14 +52,17 @@ def read_rows(sweep_dir) -> list[dict]:
 
 
 def _metric_key(col: str) -> tuple:
-    """Leak rates by matcher and falling FMR, then AUCs, then each extractor's fidelity numbers."""
+    """Leak rates by matcher and falling FMR, then the shares of faces (manifold, then detector), then AUCs,
+    then each extractor's fidelity numbers."""
     kind, _, rest = col.partition("@")
     where, _, fmr = rest.partition("@")
     if kind == "leak":
         return 0, where, -float(fmr), col
+    if kind in FACE_KINDS:
+        return 1, FACE_KINDS.index(kind), where, col
     if kind == "auc":
-        return 1, where, 0, col
-    return 2, where, FIDELITY_KINDS.index(kind) if kind in FIDELITY_KINDS else len(FIDELITY_KINDS), col
+        return 2, where, 0, col
+    return 3, where, FIDELITY_KINDS.index(kind) if kind in FIDELITY_KINDS else len(FIDELITY_KINDS), col
 
 
 def metric_order(columns) -> list[str]:
@@ -60,23 +71,23 @@ def metric_order(columns) -> list[str]:
 
 
 def _has_interval(col: str) -> bool:
-    return col.startswith(("leak@", "auc@"))
+    return col.startswith(("leak@", "auc@", "faces@", "detected@"))
 
 
 def csv_columns(rows: Sequence[dict]) -> list[str]:
     overrides = sorted({k for r in rows for k in r["overrides"]})
-    clash = set(overrides) & set(HEAD + PRIVACY + ["note"])
+    clash = set(overrides) & set(HEAD + PRIVACY + FACES + ["note"])
     if clash:
         raise ValueError(f"override keys {sorted(clash)} clash with results.csv's own columns")
     metrics = []
     for col in metric_order(c for r in rows for c in r["metrics"]):
         metrics += [col, f"{col}_lo", f"{col}_hi"] if _has_interval(col) else [col]
     extractors = [f"extractor@{k}" for k in sorted({k for r in rows for k in r["extractors"]})]
-    return HEAD + overrides + PRIVACY + metrics + extractors + ["note"]
+    return HEAD + overrides + PRIVACY + FACES + metrics + extractors + ["note"]
 
 
 def _flat(row: dict) -> dict:
-    out = {k: row[k] for k in HEAD + PRIVACY + ["note"]}
+    out = {k: row[k] for k in HEAD + PRIVACY + FACES + ["note"]}
     out.update(row["overrides"])
     for col, v in row["metrics"].items():
         out[col] = v
@@ -127,7 +138,8 @@ def _numbers(row: dict) -> dict:
 def _interval_note(n: int) -> str:
     if n >= 2:
         return f"{100 * LEVEL:g}% Student-t interval of the mean over {n} seeds"
-    return f"1 seed: the trial's own {100 * LEVEL:g}% intervals (leak rate, AUC), none for the other numbers"
+    return (f"1 seed: the trial's own {100 * LEVEL:g}% intervals (leak rate, AUC, share of faces), none for the "
+            "other numbers")
 
 
 def _group(name: str, trials: list[dict]) -> dict:
@@ -151,12 +163,19 @@ def _group(name: str, trials: list[dict]) -> dict:
             "means": means, "intervals": intervals, "interval": "t" if len(trials) >= 2 else "trial",
             "interval_note": _interval_note(len(trials)),
             "incomplete": sorted(set().union(*per) - set(shared)),
-            "extractors": trials[0]["extractors"], "note": trials[0]["note"]}
+            "extractors": trials[0]["extractors"], "note": trials[0]["note"], **_faces(trials[0]["face_key"], means)}
+
+
+def _faces(key: str | None, means: dict) -> dict:
+    """The group's face_key, face_share (the mean of faces@<key> over seeds) and not_faces (results' doc)."""
+    share = means.get(f"faces@{key}") if key is not None else None
+    unknown = share is None or math.isnan(share)
+    return {"face_key": key, "face_share": share, "not_faces": None if unknown else share < MIN_FACE_SHARE}
 
 
 def group_rows(rows: Sequence[dict]) -> list[dict]:
     """Per group of done trials, by group name: the mean of each number over seeds and its interval
-    ("interval": "t" with >= 2 seeds, "trial" with 1: the trial's own leak rate and AUC intervals)."""
+    ("interval": "t" with >= 2 seeds, "trial" with 1: the trial's own leak rate, AUC and face share intervals)."""
     by_group: dict[str, list[dict]] = {}
     for row in rows:
         if row["status"] == "done":

@@ -5,9 +5,17 @@ Metric columns of a row (row["metrics"], the trial's own intervals in row["inter
   leak@<matcher>@<fmr>   leak rate at that false match rate (fmr as %g), with its interval
   auc@<matcher>          membership AUC, with its interval
   fd@<key>, kid@<key>, kid_std@<key>, precision@<key>, recall@<key>   fidelity, key as in eval.jsonl
+  faces@<key>            the share of fakes that are faces by the real k-NN manifold under that extractor
+                         (eval.jsonl's faces.manifold; leakguard.audit.faces), with its Wilson interval
+  detected@<matcher>     the share of fakes that matcher's face detector finds a face in (faces.detector)
 They come from the final evaluation (the eval.jsonl line with the largest nimg), whose kimg is
 row["kimg"]; row["kimg_trained"] is how far training went (stats.jsonl). A trial trained
 without DP has no release.pt: its epsilon is infinite, the weakest possible guarantee.
+
+Faces: row["face_key"] is the first extractor of the evaluation (the first key of faces.manifold, as
+eval.fidelity lists them), row["face_share"] its share of faces, and row["not_faces"] whether that share
+is below MIN_FACE_SHARE: such a trial's fakes are mostly not faces, so its low leak rates are no privacy
+(None, unknown, when the evaluation has no extractor).
 """
 import json
 import math
@@ -16,6 +24,7 @@ import statistics
 from pathlib import Path
 
 from leakguard import run_files
+from leakguard.audit.faces import MIN_FACE_SHARE
 from leakguard.folder_lock import alive
 from leakguard.privacy.record import read_privacy_record
 
@@ -105,9 +114,24 @@ def eval_metrics(line: dict, where: str) -> tuple[dict, dict, dict]:
                 if name == "fd" or key + suffix in s:  # FD is required; the rest are reported when computed
                     values[f"{name}@{key}"] = _num(s[key + suffix])
             extractors[key] = s.get("extractor")
+        faces = line.get("faces") or {}
+        for kind, prefix in (("manifold", "faces"), ("detector", "detected")):
+            for key, entry in (faces.get(kind) or {}).items():
+                col = f"{prefix}@{key}"
+                values[col], intervals[col] = _num(entry["share"]), _interval(entry.get("share_ci"))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ValueError(f"{where}: not an evaluation record ({type(e).__name__}: {e})") from None
     return values, {k: v for k, v in intervals.items() if v is not None}, extractors
+
+
+def face_share(line: dict) -> dict:
+    """{"face_key", "face_share", "not_faces"} of one eval.jsonl line (module doc): the first extractor's."""
+    manifold = (line.get("faces") or {}).get("manifold") or {}
+    if not manifold:
+        return {"face_key": None, "face_share": None, "not_faces": None}
+    key = next(iter(manifold))
+    share = _num(manifold[key]["share"])
+    return {"face_key": key, "face_share": share, "not_faces": None if math.isnan(share) else share < MIN_FACE_SHARE}
 
 
 def _privacy(trial_dir: Path, final: dict, where: str) -> dict:
@@ -142,7 +166,7 @@ def _finished(trial_dir: Path) -> dict:
     return {**_privacy(trial_dir, final, where), "kimg": final["nimg"] / 1000,
             "kimg_trained": max(s["nimg"] for _, s in stats) / 1000 if stats else None,
             "sec_per_kimg": statistics.median(timing) if timing else None,
-            "metrics": metrics, "intervals": intervals, "extractors": extractors}
+            "metrics": metrics, "intervals": intervals, "extractors": extractors, **face_share(final)}
 
 
 def trial_alive(record: dict) -> bool | None:
@@ -174,7 +198,8 @@ def trial_row(trial_dir: Path) -> dict:
     row = {"trial": t["name"], "group": t["group"], "seed": t["seed"], "status": shown_status(t),
            "error": t.get("error"), "overrides": dict(t["overrides"]), "kimg_planned": t.get("kimg"),
            "private": None, "privacy_unit": None, "epsilon": None, "delta": None, "kimg": None,
-           "kimg_trained": None, "sec_per_kimg": None, "metrics": {}, "intervals": {}, "extractors": {}, "note": None}
+           "kimg_trained": None, "sec_per_kimg": None, "metrics": {}, "intervals": {}, "extractors": {}, "note": None,
+           "face_key": None, "face_share": None, "not_faces": None}
     if t["status"] == "done":
         row.update(_finished(trial_dir))
     return row
