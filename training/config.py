@@ -29,6 +29,7 @@ class SynthFacesConfig:
     overrep_identity: Optional[int] = None  # identity id given overrep_images images, or null
     overrep_images: int = 0              # images of the over-represented identity
     seed: int = 0                        # dataset seed (identities and nuisance)
+    population: str = "all"              # all, public or private: shifted attributes (training/synthfaces/populations.py)
 
 
 @dataclass

@@ -9,6 +9,7 @@ examples:
   leakguard synthfaces --out data/synthfaces64.zip --resolution 64
   leakguard synthfaces --out data/matcher.zip --identities 500 --identity-offset 100000
   leakguard synthfaces --out data/overrep.zip --overrep-identity 7 --overrep-images 400
+  leakguard synthfaces --out data/private.zip --population private --identities 4000 --images-per-identity 4
 """
 import argparse
 import time
@@ -20,7 +21,7 @@ from training.synthfaces import SynthFaces, check_options
 
 FLAGS = {"resolution": "--resolution", "num_identities": "--identities", "images_per_identity": "--images-per-identity",
          "identity_offset": "--identity-offset", "overrep_identity": "--overrep-identity",
-         "overrep_images": "--overrep-images", "seed": "--seed"}
+         "overrep_images": "--overrep-images", "seed": "--seed", "population": "--population"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,13 +34,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overrep-identity", type=int, default=None, help="a person to give --overrep-images images")
     p.add_argument("--overrep-images", type=int, default=0, help="that person's total image count")
     p.add_argument("--seed", type=int, default=0, help="dataset seed, 0 <= seed < 2**32 (default 0)")
+    p.add_argument("--population", default="all",
+                   help="all (default), public or private: shifted skin tones, hair, beards and glasses "
+                        "(docs/synthfaces.md, Populations)")
     p.add_argument("--workers", type=int, default=1, help="processes that render (default 1)")
 
 
 def run(args: argparse.Namespace) -> None:
     options = dict(resolution=args.resolution, num_identities=args.identities,
                    images_per_identity=args.images_per_identity, identity_offset=args.identity_offset,
-                   overrep_identity=args.overrep_identity, overrep_images=args.overrep_images, seed=args.seed)
+                   overrep_identity=args.overrep_identity, overrep_images=args.overrep_images, seed=args.seed,
+                   population=args.population)
     check_options(**options, names=FLAGS)
     check_output_file(args.out, "--out", args.force)
     if args.workers < 1:

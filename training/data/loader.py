@@ -22,7 +22,8 @@ def open_dataset(cfg: DataConfig, render: bool = True):
     s = cfg.synthfaces
     faces = SynthFaces(resolution=cfg.resolution, num_identities=s.num_identities,
                        images_per_identity=s.images_per_identity, identity_offset=s.identity_offset,
-                       overrep_identity=s.overrep_identity, overrep_images=s.overrep_images, seed=s.seed)
+                       overrep_identity=s.overrep_identity, overrep_images=s.overrep_images, seed=s.seed,
+                       population=s.population)
     if render:
         faces.render_all()
     return faces

@@ -6,11 +6,12 @@ import numpy as np
 import torch
 
 from training.synthfaces.params import MAX_SEED, identity_params, nuisance_params
+from training.synthfaces.populations import POPULATIONS
 from training.synthfaces.render import MAX_RESOLUTION, MIN_RESOLUTION, render_face
 
 # How each option is named in messages: the Python argument by default, the CLI flag from the CLI.
 ARGUMENT_NAMES = {k: k for k in ("resolution", "num_identities", "images_per_identity", "identity_offset",
-                                 "overrep_identity", "overrep_images", "seed")}
+                                 "overrep_identity", "overrep_images", "seed", "population")}
 
 
 def _is_int(v) -> bool:
@@ -18,7 +19,7 @@ def _is_int(v) -> bool:
 
 
 def check_options(resolution, num_identities, images_per_identity, identity_offset, overrep_identity,
-                  overrep_images, seed, names: dict = ARGUMENT_NAMES) -> None:
+                  overrep_images, seed, population="all", names: dict = ARGUMENT_NAMES) -> None:
     """Raises ValueError naming the first bad option (as `names` calls it) and what is accepted."""
     def bad(arg, value, accepted):
         shown = f"{names[arg]} {value}" if names[arg].startswith("-") else f"{names[arg]}={value!r}"
@@ -34,6 +35,8 @@ def check_options(resolution, num_identities, images_per_identity, identity_offs
             f"must be an int >= 0 with offset + identities <= 2**32 (identities: {num_identities})")
     if not _is_int(seed) or not 0 <= seed < MAX_SEED:
         bad("seed", seed, "must be an int in [0, 2**32)")
+    if population not in POPULATIONS:
+        bad("population", population, "one of " + ", ".join(POPULATIONS))
     last = identity_offset + num_identities - 1
     if overrep_identity is None:
         if overrep_images:
@@ -47,13 +50,13 @@ def check_options(resolution, num_identities, images_per_identity, identity_offs
             "identity's total image count")
 
 
-def _render_items(resolution: int, seed: int, items: list) -> np.ndarray:
+def _render_items(resolution: int, seed: int, population: str, items: list) -> np.ndarray:
     """[(identity_id, image_index), ...] -> uint8 [N, 3, H, W]; the unit of work of render_all's workers."""
     out = np.empty((len(items), 3, resolution, resolution), np.uint8)
     identity, last = None, None
     for k, (identity_id, image_index) in enumerate(items):
         if identity_id != last:  # items come identity by identity, so this runs once per person
-            identity, last = identity_params(identity_id, seed), identity_id
+            identity, last = identity_params(identity_id, seed, population), identity_id
         nuisance = nuisance_params(identity_id, image_index, seed)
         out[k] = render_face(identity, nuisance, resolution).transpose(2, 0, 1)
     return out
@@ -63,17 +66,19 @@ class SynthFaces(torch.utils.data.Dataset):
     """Procedural faces whose identity is known: `images_per_identity` images of each of `num_identities`
     people, ids identity_offset.., ordered identity by identity. Items are (uint8 [3, H, W], float32 [0]).
 
-    Image k of person i is a pure function of (seed, i, k), so datasets that share a seed agree on
-    every image they share, whatever their size or offset. `overrep_identity` gets `overrep_images`
-    images in all (a membership-inference target); the others keep `images_per_identity`.
+    Image k of person i is a pure function of (seed, population, i, k), so datasets that share a seed and
+    population agree on every image they share, whatever their size or offset. `population` shifts the
+    people's attribute frequencies (populations.POPULATIONS: "all", "public", "private").
+    `overrep_identity` gets `overrep_images` images in all (a membership-inference target); the others keep `images_per_identity`.
     """
 
     def __init__(self, resolution: int = 32, num_identities: int = 100, images_per_identity: int = 20,
                  identity_offset: int = 0, overrep_identity: int | None = None, overrep_images: int = 0,
-                 seed: int = 0, cache: bool = True):
+                 seed: int = 0, cache: bool = True, population: str = "all"):
         check_options(resolution, num_identities, images_per_identity, identity_offset, overrep_identity,
-                      overrep_images, seed)
+                      overrep_images, seed, population)
         self.resolution, self.seed, self.cache = int(resolution), int(seed), bool(cache)
+        self.population = population
         self.num_channels, self.label_dim, self.has_labels = 3, 0, False
         self.image_shape = [3, self.resolution, self.resolution]
         ids = np.arange(identity_offset, identity_offset + num_identities, dtype=np.int64)
@@ -86,6 +91,8 @@ class SynthFaces(torch.utils.data.Dataset):
         self.name = f"synthfaces-{resolution}-ids{num_identities}x{images_per_identity}-seed{seed}"
         if identity_offset:
             self.name += f"-from{identity_offset}"
+        if population != "all":
+            self.name += f"-{population}"
         if overrep_identity is not None:
             self.name += f"-overrep{overrep_identity}x{overrep_images}"
         self._params = {}  # identity id -> IdentityParams, drawn on first use
@@ -116,7 +123,7 @@ class SynthFaces(torch.utils.data.Dataset):
         i = self._index(i)
         identity_id = int(self.identities[i])
         if identity_id not in self._params:
-            self._params[identity_id] = identity_params(identity_id, self.seed)
+            self._params[identity_id] = identity_params(identity_id, self.seed, self.population)
         nuisance = nuisance_params(identity_id, int(self.image_indices[i]), self.seed)
         return render_face(self._params[identity_id], nuisance, self.resolution)
 
@@ -141,7 +148,7 @@ class SynthFaces(torch.utils.data.Dataset):
         items = [(int(self.identities[i]), int(self.image_indices[i])) for i in todo]
         workers = min(num_workers, max(1, len(items) // 64))  # tiny jobs are not worth a process
         if workers == 1:
-            images = _render_items(self.resolution, self.seed, items)
+            images = _render_items(self.resolution, self.seed, self.population, items)
         else:
             # Chunks of consecutive items keep each person's identity_params in one worker. fork starts
             # fast and rendering never touches torch in the children; spawn where fork is missing.
@@ -149,7 +156,8 @@ class SynthFaces(torch.utils.data.Dataset):
             bounds = np.linspace(0, len(items), 4 * workers + 1).astype(int)
             chunks = [items[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
             with ctx.Pool(workers) as pool:
-                images = np.concatenate(pool.starmap(_render_items, [(self.resolution, self.seed, c) for c in chunks]))
+                images = np.concatenate(pool.starmap(_render_items, [(self.resolution, self.seed, self.population, c)
+                                                              for c in chunks]))
         if not self.cache:
             return images
         if len(todo):

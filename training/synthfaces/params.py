@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.synthfaces.populations import population as find_population
+
 # SeedSequence pads short entropy with zeros and splits ints >= 2**32 into 32-bit words, so
 # [s, i, 0] == [s, i] and [2**32, 5] == [0, 1, 5]. Non-zero tags in the third word keep the identity
 # and nuisance streams apart, and the bound below keeps every entropy word a single word.
@@ -34,7 +36,6 @@ SKIN_TONES = np.array([(0.98, 0.86, 0.77), (0.94, 0.78, 0.65), (0.87, 0.67, 0.52
 # black, dark brown, brown, auburn, ginger, blond, platinum, grey
 HAIR_COLORS = np.array([(0.07, 0.06, 0.06), (0.24, 0.15, 0.09), (0.44, 0.29, 0.16), (0.55, 0.22, 0.10),
                         (0.82, 0.43, 0.17), (0.90, 0.76, 0.44), (0.95, 0.92, 0.80), (0.58, 0.58, 0.58)])
-HAIR_FREQUENCIES = (0.22, 0.20, 0.16, 0.08, 0.06, 0.12, 0.06, 0.10)  # dark hair is the most common
 IRIS_COLORS = np.array([(0.24, 0.13, 0.06), (0.45, 0.27, 0.12), (0.52, 0.46, 0.20), (0.22, 0.55, 0.30),
                         (0.22, 0.45, 0.82), (0.48, 0.58, 0.68)])
 FRAME_COLORS = np.array([(0.05, 0.05, 0.05), (0.40, 0.22, 0.10), (0.75, 0.12, 0.12), (0.12, 0.25, 0.70),
@@ -153,23 +154,25 @@ def _color(rng: np.random.Generator, base, jitter: float) -> tuple:
     return tuple(float(v) for v in c)
 
 
-def identity_params(identity_id: int, seed: int = 0) -> IdentityParams:
-    """The person `identity_id` of the dataset `seed`; depends on nothing else."""
+def identity_params(identity_id: int, seed: int = 0, population: str = "all") -> IdentityParams:
+    """The person `identity_id` of the dataset `seed` drawn from `population` (populations.POPULATIONS);
+    depends on nothing else."""
     identity_id, seed = _check_counter("identity_id", identity_id), _check_counter("seed", seed)
+    pop = find_population(population)
     rng = _rng(seed, identity_id, _IDENTITY_TAG)
     p = {name: float(rng.uniform(lo, hi)) for name, (lo, hi) in IDENTITY_RANGES.items()}
-    t = rng.uniform(0, len(SKIN_TONES) - 1)
+    t = rng.uniform(*pop.skin)
     k = min(int(t), len(SKIN_TONES) - 2)
     skin = _color(rng, SKIN_TONES[k] * (k + 1 - t) + SKIN_TONES[k + 1] * (t - k), 0.03)
-    hair = _color(rng, HAIR_COLORS[rng.choice(len(HAIR_COLORS), p=HAIR_FREQUENCIES)], 0.04)
+    hair = _color(rng, HAIR_COLORS[rng.choice(len(HAIR_COLORS), p=pop.hair)], 0.04)
     # Brows are a darker shade of the hair; very light hair gets visibly darker brows.
     brow = _color(rng, np.asarray(hair) * rng.uniform(0.45, 0.8), 0.02)
     iris = _color(rng, IRIS_COLORS[rng.integers(len(IRIS_COLORS))], 0.04)
     lip = _color(rng, (np.asarray(skin) * (1 - p["lip_redness"]) + LIP_RED * p["lip_redness"]) * 0.85, 0.02)
     hair_style = int(rng.integers(len(HAIR_STYLES)))
-    # Most people have neither beard nor glasses, as in face datasets.
-    beard = int(rng.choice(len(BEARDS), p=[0.55, 0.15, 0.15, 0.15]))
-    glasses = int(rng.choice(len(GLASSES), p=[0.65, 0.175, 0.175]))
+    # In "all", most people have neither beard nor glasses, as in face datasets.
+    beard = int(rng.choice(len(BEARDS), p=pop.beard))
+    glasses = int(rng.choice(len(GLASSES), p=pop.glasses))
     glasses_color = _color(rng, FRAME_COLORS[rng.integers(len(FRAME_COLORS))], 0.03)
     del p["lip_redness"]
     return IdentityParams(identity_id=identity_id, skin=skin, iris_color=iris, brow_color=brow, lip_color=lip,

@@ -71,7 +71,7 @@ def dataset_targets(faces: SynthFaces) -> np.ndarray:
     people = {}
     for i, (identity_id, k) in enumerate(zip(faces.identities.tolist(), faces.image_indices.tolist())):
         if identity_id not in people:
-            people[identity_id] = identity_params(identity_id, faces.seed)
+            people[identity_id] = identity_params(identity_id, faces.seed, faces.population)
         entries = _flatten(people[identity_id], nuisance_params(identity_id, k, faces.seed))
         out[i] = [v for _, v in entries]
     return out

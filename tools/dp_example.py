@@ -1,0 +1,169 @@
+"""`make dp-example`: a private generator that draws faces, beside its controls (docs/dp_example.md).
+
+    python tools/dp_example.py                 # everything missing under runs/dp-example/, then the table
+    python tools/dp_example.py --only table    # the table and grids from what is there
+
+1. public     StyleGAN2 pretrained on public SynthFaces people (configs/synthfaces32-public.yaml), copied to
+              runs/dp-example/public.pt: the init of every fine-tune, and the "public-only" arm.
+2. the arms   configs/synthfaces32-dp.yaml (2,000 private people x 4 images, the "private" population) with
+              overrides, all 10 kimg from the same init where they have one:
+                nonprivate     fine-tune, no DP (the bar DP is compared to)
+                dp8_s0, dp8_s1 DP fine-tune per person, epsilon 8 at delta 1e-5, train.seed 0 and 1
+                dp1            DP fine-tune per person, epsilon 1
+                dp8_scratch    DP per person from random weights, epsilon 8 (for contrast)
+3. judged     every arm's G_ema (a private arm's release.pt), 2,000 fakes (seeds 0-1999), by `leakguard audit`
+              with synth_b (held out: no arm used it for anything) and synth, FMR 1e-3, membership of held-out
+              photos of private people vs private-population people never trained on, the face share in the
+              synthfaces features; `leakguard fidelity` for FD/KID/precision/recall against the private set.
+              The null: the same audit of 2,000 photos of private-population people never trained on.
+
+Every stage is skipped when its output exists, so a rerun after an interruption goes on where it stopped
+(a training run that was stopped resumes from its last snapshot). Writes runs/dp-example/summary.json,
+summary.md and one grid per arm; the numbers read the private images, so they are the data holder's view,
+outside every arm's (epsilon, delta) guarantee.
+"""
+import argparse
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools"))
+import demo_data  # noqa: E402
+from training.data.build import export_zip  # noqa: E402
+from training.data.zip_format import DatasetZipWriter, Record  # noqa: E402
+from training.synthfaces import SynthFaces  # noqa: E402
+from training.synthfaces.feature_net import ensure_synthfaces_features  # noqa: E402
+
+OUT = REPO / "runs" / "dp-example"
+LEAKGUARD = str(Path(sys.executable).with_name("leakguard"))
+RES = 32
+PRIVATE = dict(num_identities=2000, images_per_identity=4, population="private")   # as configs/synthfaces32-dp.yaml
+FAKES = "0-1999"
+FMR = 1e-3
+ARMS = {  # name -> overrides of configs/synthfaces32-dp.yaml (None: no training, the public model itself)
+    "public_only": None,
+    "nonprivate": ["privacy.unit=none"],
+    "dp8_s0": ["train.seed=0"],
+    "dp8_s1": ["train.seed=1"],
+    "dp1": ["privacy.target_epsilon=1"],
+    "dp8_scratch": ["train.init=null", "train.freeze_d=0"],
+}
+
+
+def run(args: list[str]) -> None:
+    print("+ " + " ".join(args), file=sys.stderr, flush=True)
+    subprocess.run(args, check=True, cwd=REPO)
+
+
+def photos(path: Path, offset: int, people: int, first_image: int, count: int) -> Path:
+    """Images first_image.. of private-population people offset..offset+people-1, with identities."""
+    if path.is_file():
+        return path
+    faces = SynthFaces(RES, num_identities=people, images_per_identity=first_image + count, identity_offset=offset,
+                       population="private")
+    pixels = faces.render_all()
+    keep = faces.image_indices >= first_image
+    with DatasetZipWriter(path) as w:
+        for img, i in zip(pixels[keep], faces.identities[keep]):
+            w.add(Record(np.ascontiguousarray(img.transpose(1, 2, 0)), identity=int(i)))
+    return path
+
+
+def data() -> dict[str, Path]:
+    """The private training set as a zip (the same images training renders), the membership sets and the null."""
+    d = OUT / "data"
+    d.mkdir(parents=True, exist_ok=True)
+    private = d / "private.zip"
+    if not private.is_file():
+        export_zip(private, SynthFaces(RES, **PRIVATE))
+    return {"private": private,
+            "members": photos(d / "members.zip", 0, 500, 4, 2),          # held-out photos of 500 trained people
+            "nonmembers": photos(d / "nonmembers.zip", 50000, 500, 0, 2),  # 500 people never trained on
+            "null": photos(d / "null.zip", 60000, 2000, 0, 1)}             # 2,000 faces of new people
+
+
+def run_folder(name: str) -> Path | None:
+    found = sorted((OUT / "runs").glob(f"{name}-*"))
+    return found[-1] if found else None
+
+
+def final_networks(folder: Path) -> Path | None:
+    """A finished run's released networks: release.pt (private) or its last snapshot; None while unfinished."""
+    if (folder / "release.pt").is_file():
+        return folder / "release.pt"
+    snapshots = sorted((folder / "checkpoints").glob("snapshot-*.pt"))
+    if not snapshots or not (folder / "config.yaml").is_file():
+        return None
+    planned = yaml.safe_load((folder / "config.yaml").read_text())["train"]["kimg"]
+    last = int(snapshots[-1].stem.split("-")[1])          # snapshot-<nimg>.pt
+    return snapshots[-1] if last >= planned * 1000 else None
+
+
+def train(name: str, config: str, overrides: list[str]) -> Path:
+    """The run's final networks, training (or resuming) it first when unfinished."""
+    folder = run_folder(name)
+    if folder is not None and final_networks(folder) is not None:
+        return final_networks(folder)
+    resume = ["--resume", str(folder)] if folder is not None and any((folder / "checkpoints").glob("*.pt")) else []
+    run([LEAKGUARD, "train", "--config", config, f"name={name}", f"run_dir={OUT / 'runs'}", *overrides, *resume])
+    networks = final_networks(run_folder(name))
+    if networks is None:
+        raise SystemExit(f"dp-example: {name} ended without its final networks in {run_folder(name)}")
+    return networks
+
+
+def judge(arm: str, networks: Path, files: dict, matchers: dict, features: Path) -> dict:
+    """The arm's audit and fidelity reports (made when missing)."""
+    out = OUT / "arms" / arm
+    common = ["--training", str(files["private"]), "--device", "cpu"]
+    generated = ["--generated", str(networks)] if networks.suffix == ".zip" else ["--generator", str(networks),
+                                                                                   "--seeds", FAKES]
+    if not (out / "audit" / "report.json").is_file():
+        members = [] if arm == "null" else ["--members", str(files["members"]), "--nonmembers", str(files["nonmembers"])]
+        run([LEAKGUARD, "audit", *generated, *common, *members, "--matcher", f"synth_b={matchers['synth_b']}",
+             "--matcher", f"synth={matchers['synth']}", "--features", f"synthfaces={features}",
+             "--out", str(out / "audit"), "--force"])
+    if arm != "null" and not (out / "fidelity" / "fidelity.json").is_file():
+        run([LEAKGUARD, "fidelity", *generated, *common, "--features", f"synthfaces={features}",
+             "--out", str(out / "fidelity"), "--force"])
+    return {"audit": json.loads((out / "audit" / "report.json").read_text()),
+            "fidelity": (json.loads((out / "fidelity" / "fidelity.json").read_text())
+                         if (out / "fidelity" / "fidelity.json").is_file() else None)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", choices=["table"], help="only rebuild the table and grids from what exists")
+    args = p.parse_args(argv)
+    with contextlib.redirect_stdout(sys.stderr):
+        files = data()
+        matchers = {a: demo_data.matcher(a, demo_data.data()) for a in demo_data.MATCHERS}
+        features = ensure_synthfaces_features(None, resolution=RES)
+    networks = {}
+    public = OUT / "public.pt"
+    if not public.is_file() and args.only is None:
+        shutil.copyfile(train("public", "configs/synthfaces32-public.yaml", []), public)
+    networks["public_only"] = public
+    for arm, overrides in ARMS.items():
+        if overrides is not None:
+            folder = run_folder(arm)
+            done = folder is not None and final_networks(folder) is not None
+            if done or args.only is None:
+                networks[arm] = train(arm, "configs/synthfaces32-dp.yaml", overrides)
+    results = {arm: judge(arm, path, files, matchers, features) for arm, path in networks.items() if path.is_file()}
+    results["null"] = judge("null", files["null"], files, matchers, features)
+    from dp_example_table import write_summary  # noqa: E402  (the table's own file)
+    write_summary(OUT, results, networks, FMR)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
