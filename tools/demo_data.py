@@ -38,9 +38,11 @@ MATCHER_SETTINGS = TrainSettings(input_size=RES, width=16, epochs=20, batch=64)
 EVAL = {"every_kimg": 10, "num_fakes": 1000}  # the demo's evaluation: 3 during 30 kimg
 
 
-def held_out(path: Path, people: int, first_image: int, count: int) -> Path:
-    """Images first_image.. of people 0..people-1: the same people as training, photos it never had."""
-    faces = SynthFaces(RES, num_identities=people, images_per_identity=first_image + count, seed=0)
+def held_out(path: Path, people: int, first_image: int, count: int, offset: int = 0, population: str = "all") -> Path:
+    """Images first_image.. of people offset..offset+people-1 (of `population`): with offset 0, the same people
+    as training, photos it never had."""
+    faces = SynthFaces(RES, num_identities=people, images_per_identity=first_image + count, identity_offset=offset,
+                       seed=0, population=population)
     pixels = faces.render_all()
     keep = faces.image_indices >= first_image
     with DatasetZipWriter(path) as w:

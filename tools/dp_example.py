@@ -30,7 +30,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +37,6 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 import demo_data  # noqa: E402
 from training.data.build import export_zip  # noqa: E402
-from training.data.zip_format import DatasetZipWriter, Record  # noqa: E402
 from training.synthfaces import SynthFaces  # noqa: E402
 from training.synthfaces.feature_net import ensure_synthfaces_features  # noqa: E402
 
@@ -65,16 +63,7 @@ def run(args: list[str]) -> None:
 
 def photos(path: Path, offset: int, people: int, first_image: int, count: int) -> Path:
     """Images first_image.. of private-population people offset..offset+people-1, with identities."""
-    if path.is_file():
-        return path
-    faces = SynthFaces(RES, num_identities=people, images_per_identity=first_image + count, identity_offset=offset,
-                       population="private")
-    pixels = faces.render_all()
-    keep = faces.image_indices >= first_image
-    with DatasetZipWriter(path) as w:
-        for img, i in zip(pixels[keep], faces.identities[keep]):
-            w.add(Record(np.ascontiguousarray(img.transpose(1, 2, 0)), identity=int(i)))
-    return path
+    return path if path.is_file() else demo_data.held_out(path, people, first_image, count, offset, "private")
 
 
 def data() -> dict[str, Path]:

@@ -38,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser, sources=None) -> None:
     p.add_argument("--members", type=Path, help="held-out images of training identities (with identities)")
     p.add_argument("--nonmembers", type=Path, help="images of identities never in training (with identities)")
     p.add_argument("--matcher", dest="matchers", type=parse_matcher, action="append", required=True,
-                   metavar="NAME[=WEIGHTS]", help=f"repeatable; NAME one of {', '.join(MATCHERS)}")
+                   metavar="NAME[=WEIGHTS]", help=f"repeatable; NAME one of {', '.join(MATCHERS)}, or any "
+                   "NAME=MODEL for a model file (.onnx, .pt, .tflite) with a MODEL.matcher.yaml spec")
     p.add_argument("--threshold", dest="published", type=parse_published, action="append", default=[],
                    metavar="NAME=published", help="also report NAME's published operating point (dlib: distance "
                    "0.6), beside the data-derived thresholds; repeatable")

@@ -41,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser, sources=None) -> None:
     sources.add_argument("--generated", type=Path, help="folder or zip of candidate images")
     p.add_argument("--training", type=Path, required=True, help="the generator's training set, with identities")
     p.add_argument("--matcher", dest="matchers", type=parse_matcher, action="append", default=[],
-                   metavar="NAME[=WEIGHTS]", help=f"filtering matcher, repeatable; NAME one of {', '.join(MATCHERS)}")
+                   metavar="NAME[=WEIGHTS]", help=f"filtering matcher, repeatable; NAME one of {', '.join(MATCHERS)}, "
+                   "or any NAME=MODEL with a MODEL.matcher.yaml spec")
     p.add_argument("--check-matcher", dest="check_matchers", type=parse_matcher, action="append", default=[],
                    metavar="NAME[=WEIGHTS]", help="a matcher that does not filter: the report says how the kept "
                    "set fares under it; repeatable")

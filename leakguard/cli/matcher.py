@@ -23,7 +23,7 @@ from leakguard.cache_dirs import embeddings_root
 from leakguard.cli.options import add_subcommands, check_output_file
 from leakguard.identity_data import read_identity_images
 from leakguard.matchers.calibrate import MAX_PAIRS, calibrate, calibration_path, save_calibration
-from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
+from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher, is_known, unknown_message
 from leakguard.matchers.threshold_ci import with_threshold_intervals
 from leakguard.matchers.nets.synth_nets import ARCHS
 from leakguard.matchers.synth_training import TrainSettings, save_checkpoint, train_matcher
@@ -63,7 +63,9 @@ def run_train(args) -> None:
 
 
 def add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--matcher", required=True, choices=list(MATCHERS), help="matcher name")
+    p.add_argument("--matcher", required=True, metavar="NAME",
+                   help=f"one of {', '.join(MATCHERS)}; or any name when --weights is a model file (.onnx, .pt, "
+                        ".tflite) with a MODEL.matcher.yaml spec beside it")
     p.add_argument("--weights", help="its weights (file or model pack); the calibration is written beside it")
     p.add_argument("--data", type=Path, required=True, help="identity-labelled images (dataset zip or folder)")
     p.add_argument("--out", type=Path, help="calibration JSON (default: WEIGHTS.calibration.json)")
@@ -80,6 +82,8 @@ def add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_calibrate(args) -> None:
     """Calibrate a matcher: genuine/impostor scores, thresholds at FMR 1e-2/1e-3/1e-4, TAR, EER."""
+    if not is_known(args.matcher, args.weights):
+        raise ValueError(f"--matcher {args.matcher}: {unknown_message(args.matcher, args.weights)}")
     if args.out is None and (args.weights is None or not Path(args.weights).is_file()):
         raise ValueError("--out is needed when the matcher has no weights file to write the calibration beside")
     m = build_matcher(MatcherConfig(name=args.matcher, weights=args.weights, device=args.device,

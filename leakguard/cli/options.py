@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from leakguard.matchers.published import PUBLISHED
-from leakguard.matchers.registry import MATCHERS
+from leakguard.matchers.registry import is_known, unknown_message
 
 
 def resolve_device(name: str) -> torch.device:
@@ -27,10 +27,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def parse_matcher(text: str) -> tuple[str, str | None]:
-    """'synth=synth.pt' -> ('synth', 'synth.pt'); 'dlib' -> ('dlib', None)."""
+    """'synth=synth.pt' -> ('synth', 'synth.pt'); 'dlib' -> ('dlib', None); 'mine=model.onnx' where
+    model.onnx.matcher.yaml describes it -> ('mine', 'model.onnx')."""
     name, _, weights = text.partition("=")
-    if name not in MATCHERS:
-        raise argparse.ArgumentTypeError(f"unknown matcher {name!r}; valid matchers: {', '.join(MATCHERS)}")
+    if not name or not is_known(name, weights or None):
+        raise argparse.ArgumentTypeError(unknown_message(name, weights or None))
     return name, weights or None
 
 
