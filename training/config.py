@@ -12,7 +12,8 @@ from typing import Any, List, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from leakguard.matchers.registry import DIFFERENTIABLE
+from leakguard.matchers.file_spec import MODEL_SUFFIXES, SPEC_SUFFIX, SpecError, has_spec, spec_path
+from leakguard.matchers.registry import DIFFERENTIABLE, is_differentiable
 from training.dp.refusals import check_privacy
 from training.errors import ConfigError, require
 
@@ -349,12 +350,10 @@ def check_leakage_reg(cfg: Config) -> None:
     if r.weight == 0:
         return
     require(len(r.matchers) > 0, "leakage_reg.matchers", r.matchers,
-            f"at least one NAME=WEIGHTS with NAME among {', '.join(DIFFERENTIABLE)}")
+            f"at least one NAME=WEIGHTS with NAME among {', '.join(DIFFERENTIABLE)}, or NAME=MODEL.pt for a "
+            f"TorchScript model whose MODEL.pt{SPEC_SUFFIX} says differentiable: true")
     for item in r.matchers:
-        name, _, weights = item.partition("=")
-        require(name in DIFFERENTIABLE, "leakage_reg.matchers", item,
-                f"a differentiable matcher: {', '.join(DIFFERENTIABLE)} (as NAME=WEIGHTS)")
-        require(bool(weights), "leakage_reg.matchers", item, f"{name}=WEIGHTS: the regularizer needs trained weights")
+        check_leakage_matcher(item)
     require(0 < r.fmr < 1, "leakage_reg.fmr", r.fmr, "a false-match rate in (0, 1)")
     require(r.threshold_source in ("calibration", "training"), "leakage_reg.threshold_source", r.threshold_source,
             "calibration | training")
@@ -376,6 +375,29 @@ def check_leakage_reg(cfg: Config) -> None:
             "leakage_reg.bank=centroid")
     require(r.threshold_source == "calibration", "leakage_reg.threshold_source", r.threshold_source,
             "calibration under privacy.unit: thresholds from the training set's own pairs read private data")
+
+
+def check_leakage_matcher(item: str) -> None:
+    """One leakage_reg.matchers item: NAME=WEIGHTS of a differentiable built-in, or any NAME for a TorchScript
+    model file whose sidecar spec says differentiable: true (the regularizer needs gradients to the pixels)."""
+    name, _, weights = item.partition("=")
+    if has_spec(weights):
+        try:
+            differentiable = is_differentiable(name, weights)
+        except SpecError as e:       # e.g. differentiable: true on an ONNX model
+            raise ConfigError(f"leakage_reg.matchers={item!r}: {e}") from None
+        suffix = Path(weights).suffix
+        why = (f"{spec_path(weights)} says differentiable: false" if suffix == ".pt" else
+               f"{weights} is a {suffix} model, which keeps no gradients to the pixels")
+        require(differentiable, "leakage_reg.matchers", item, "a differentiable matcher; only TorchScript specs "
+                f"with differentiable: true can be used by the regularizer ({why})")
+        return
+    missing = (f" ({weights}: no such model file with a spec)"
+               if Path(weights).suffix in MODEL_SUFFIXES and name not in DIFFERENTIABLE else "")
+    require(name in DIFFERENTIABLE, "leakage_reg.matchers", item,
+            f"a differentiable matcher: {', '.join(DIFFERENTIABLE)} (as NAME=WEIGHTS), or NAME=MODEL.pt for a "
+            f"TorchScript model whose MODEL.pt{SPEC_SUFFIX} says differentiable: true{missing}")
+    require(bool(weights), "leakage_reg.matchers", item, f"{name}=WEIGHTS: the regularizer needs trained weights")
 
 
 def check_eval(cfg: Config) -> None:

@@ -34,7 +34,7 @@ from leakguard.audit.store import EmbeddingStore
 from leakguard.fidelity.extractors import build_extractor
 from leakguard.fidelity.scores import fidelity_scores
 from leakguard.matchers.calibrate import calibration_path, load_calibration
-from leakguard.matchers.registry import MatcherConfig, build_matcher
+from leakguard.matchers.registry import MatcherConfig, build_matcher, is_known, unknown_message
 from training.config import Config
 from training.data.training_set import training_images
 from training.inference import generate
@@ -62,7 +62,9 @@ def check_files(cfg: Config) -> None:
     if e.every_kimg is None:
         return
     for item in e.matchers:
-        _name_path(item, "eval.matchers")
+        name, weights = _name_path(item, "eval.matchers")
+        if not is_known(name, weights):  # any name is free for a model file with its spec beside it
+            raise ValueError(f"eval.matchers: {unknown_message(name, weights)}")
     for item in e.fidelity:
         _name_path(item, "eval.fidelity")
     for key in ("members", "nonmembers"):
