@@ -5,7 +5,7 @@ gradient method against the obviously-correct batch-of-one loop on the same unit
 also the two steps with D's first N blocks frozen (train.freeze_d: per-unit gradients of the trained
 blocks only), side by side with the rest.
 
-  python bench/dp_step.py                                   # configs/synthfaces32-dp.yaml, the CPU preset
+  python bench/dp_step.py                                   # configs/synthfaces32-dp-scratch.yaml, the CPU preset
   python bench/dp_step.py --config configs/ffhq256-dp.yaml data.path=ffhq256.zip
   python bench/dp_step.py --json dp.json                    # the numbers also as JSON (bench/gpu_check.py)
   python bench/dp_step.py --freeze-d 2                      # and both steps with D's first 2 blocks frozen
@@ -42,7 +42,7 @@ def cycle(fn_steps):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=str(REPO / "configs" / "synthfaces32-dp.yaml"))
+    ap.add_argument("--config", default=str(REPO / "configs" / "synthfaces32-dp-scratch.yaml"))
     ap.add_argument("--repeats", type=int, default=5, help="timed R1 cycles per contender")
     ap.add_argument("--json", metavar="OUT", help="also write the times to OUT as JSON (seconds)")
     ap.add_argument("--freeze-d", type=int, default=0, help="also time both steps with D's first N blocks frozen")

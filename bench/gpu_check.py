@@ -74,7 +74,7 @@ ARGS = {
     "smoke": {
         "train": ["bench/train_step.py", "--config", "configs/synthfaces32.yaml", "--rounds", "1", "train.device=cpu",
                   "train.batch=8"],
-        "dp": ["bench/dp_step.py", "--config", "configs/synthfaces32-dp.yaml", "--repeats", "1", "--freeze-d", "1",
+        "dp": ["bench/dp_step.py", "--config", "configs/synthfaces32-dp-scratch.yaml", "--repeats", "1", "--freeze-d", "1",
                "train.device=cpu",
                "data.synthfaces.num_identities=16", "data.synthfaces.images_per_identity=2", "train.batch=8",
                "privacy.expected_batch=4", "loss.r1_interval=2"],

@@ -40,18 +40,18 @@ ALL8 = ["privacy.max_images_per_identity=8", "model.mbstd_group=4"]   # the powe
 # name: (preset, dp-audit flags, environment, overrides, kimg multiplier)
 ARMS = {"nonprivate": ("configs/synthfaces32.yaml", ["--unit", "image"], {}, [], 1.0),
         # with 1,000 white-box gradient canaries as well (Dirac gradients in D's private step)
-        "dp": ("configs/synthfaces32-dp.yaml", WHITE, {}, DP + PER_IMAGE, 1.0),
-        "broken": ("configs/synthfaces32-dp.yaml", WHITE, BROKEN, DP + PER_IMAGE, 1.0),
+        "dp": ("configs/synthfaces32-dp-scratch.yaml", WHITE, {}, DP + PER_IMAGE, 1.0),
+        "broken": ("configs/synthfaces32-dp-scratch.yaml", WHITE, BROKEN, DP + PER_IMAGE, 1.0),
         # people as canaries, each with 8 images, trained twice as long: the power the issue asks for, and the
         # same canaries under identity-level DP, correct and broken
         "power": ("configs/synthfaces32.yaml", PERSON, {}, [], 2.0),
         # clipping loose (C = 1000, above D's per-person gradient norms): the noise is all that protects, which
         # is what a missing noise call removes (with C = 1 clipping alone kept D from learning the canaries)
-        "dp_identity": ("configs/synthfaces32-dp.yaml", PERSON[2:] + WHITE, {}, DP + LOOSE, 2.0),
-        "broken_identity": ("configs/synthfaces32-dp.yaml", PERSON[2:] + WHITE, BROKEN, DP + LOOSE, 2.0),
+        "dp_identity": ("configs/synthfaces32-dp-scratch.yaml", PERSON[2:] + WHITE, {}, DP + LOOSE, 2.0),
+        "broken_identity": ("configs/synthfaces32-dp-scratch.yaml", PERSON[2:] + WHITE, BROKEN, DP + LOOSE, 2.0),
         # every image of a sampled person in its step, as the power run's D sees them, and a claim of 0.5
-        "dp_identity_k8": ("configs/synthfaces32-dp.yaml", PERSON[2:], {}, HALF + LOOSE + ALL8, 2.0),
-        "broken_identity_k8": ("configs/synthfaces32-dp.yaml", PERSON[2:], BROKEN, HALF + LOOSE + ALL8, 2.0)}
+        "dp_identity_k8": ("configs/synthfaces32-dp-scratch.yaml", PERSON[2:], {}, HALF + LOOSE + ALL8, 2.0),
+        "broken_identity_k8": ("configs/synthfaces32-dp-scratch.yaml", PERSON[2:], BROKEN, HALF + LOOSE + ALL8, 2.0)}
 
 
 def run_arm(name: str, out: Path, kimg: float, canaries: int) -> dict:

@@ -42,6 +42,21 @@ def _faces(audit: dict, fmr: float) -> dict | None:
             "leak_rate": row["leak_rate"] if row else None, "leak_rate_ci": row["leak_rate_ci"] if row else None}
 
 
+def oracle_epsilon(record: dict) -> float | None:
+    """ε of the record's schedule by Google's dp-accounting (RDP), independent of the ledger's Opacus
+    accountant; None where dp-accounting is not installed (it is a test dependency)."""
+    try:
+        import dp_accounting
+        from dp_accounting import rdp
+    except ImportError:
+        return None
+    acc = rdp.RdpAccountant()
+    for m in record["mechanisms"]:
+        acc.compose(dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(m["q"], dp_accounting.GaussianDpEvent(m["sigma"])), m["steps"]))
+    return float(acc.get_epsilon(record["delta"]))
+
+
 def _sec_per_kimg(networks: Path) -> float | None:
     stats = networks.parent / "stats.jsonl" if networks.name == "release.pt" else networks.parents[1] / "stats.jsonl"
     if not stats.is_file():
@@ -65,6 +80,7 @@ def arm_row(arm: str, result: dict, networks: Path | None, fmr: float) -> dict:
         record = read_privacy_record(networks)
         row["epsilon"] = record["epsilon"] if record else None
         row["delta"] = record["delta"] if record else None
+        row["epsilon_dp_accounting"] = oracle_epsilon(record) if record else None
         row["sec_per_kimg"] = _sec_per_kimg(networks) if arm != "public_only" else None
     return row
 
@@ -91,6 +107,8 @@ def markdown(rows: list[dict], fmr: float) -> str:
         f = r.get("fidelity")
         eps = r.get("epsilon")
         eps_text = "—" if r["arm"] == "null" else ("∞ (no DP)" if eps is None else f"{eps:.2f} ({r['delta']:g})")
+        if r.get("epsilon_dp_accounting") is not None:
+            eps_text += f"; dp-accounting {r['epsilon_dp_accounting']:.2f}"
         faces = r["faces"]
         face_text = "—" if faces is None else (_ci(faces["share"], faces["share_ci"], 2)
                                                + (" **not faces**" if faces["mostly_not_faces"] else ""))

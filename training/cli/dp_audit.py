@@ -19,8 +19,8 @@ interrupted resumes its run from the newest snapshot (not with --gradient-canari
 process); --force replaces the audit in --out, the old one kept aside until the new run has trained.
 
 examples:
-  leakguard dp-audit --config configs/synthfaces32-dp.yaml --canary-count 64 --out dp_audit/
-  leakguard dp-audit --config configs/synthfaces32-dp.yaml --gradient-canaries 1000 --out dp_audit/
+  leakguard dp-audit --config configs/synthfaces32-dp-scratch.yaml --canary-count 64 --out dp_audit/
+  leakguard dp-audit --config configs/synthfaces32-dp-scratch.yaml --gradient-canaries 1000 --out dp_audit/
   leakguard dp-audit --config configs/synthfaces32.yaml --unit image --canaries my_canaries/ \\
       --matcher synth=synth.pt --out dp_audit/ train.kimg=20
   leakguard dp-audit --rescore --out dp_audit/
