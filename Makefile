@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(VENV)/bin/leakguard train --config configs/synthfaces32.yaml $$($(PY) tools/demo_data.py)
 	$(PY) tools/demo_audit.py
 
-# The sweep example (README "Sweeps"): five 20-kimg trials on SynthFaces (non-private, identity-level DP at
+# The sweep example (docs/sweeps.md): five 20-kimg trials on SynthFaces (non-private, identity-level DP at
 # two noise levels, the regularizer at two weights), about 30 minutes on 2 cores; a rerun skips finished
 # trials. Results and Pareto plots: runs/sweeps/synthfaces32-privacy/report.html.
 sweep-example: $(STAMP)

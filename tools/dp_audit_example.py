@@ -18,7 +18,7 @@ probability 1/2) audited in three runs of the same size on SynthFaces at 32 px:
     python tools/dp_audit_example.py --kimg 10 --out runs/dp_audit_example
 
 Each is `leakguard dp-audit` in a process of its own (the broken switch is read at start); OUT/summary.md
-gets the table the README shows.
+gets the table docs/dp_audit.md shows.
 """
 import argparse
 import json

@@ -1,5 +1,5 @@
 """Trains a synth matcher on SynthFaces people and measures it on other, held-out people: the numbers
-quoted in the README. Matcher training people start at id 100000, held-out people at 0 (the ids a
+quoted in docs/matchers.md. Matcher training people start at id 100000, held-out people at 0 (the ids a
 generator trained on the default SynthFaces data would show), so the two sets never meet.
 
     python tools/train_synth_matcher.py --arch synth --resolution 64 --train-ids 300 --test-ids 100 \
