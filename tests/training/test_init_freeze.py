@@ -17,6 +17,7 @@ from training import loop, rundir
 from training.checkpoint import save_networks
 from training.cli import main
 from training.distributed import Dist
+from training.dp import per_unit
 from training.dp.per_unit import per_unit_grads, trainable
 from training.state import frozen_parameters
 
@@ -137,14 +138,30 @@ def test_frozen_blocks_do_not_change_and_the_rest_trains(tmp_path, public, priva
         assert unchanged == (name in frozen), name   # frozen: bit for bit; trained: moved
 
 
-def test_per_unit_gradients_with_frozen_blocks_equal_a_batch_of_one_loop():
-    D = make_D("resnet")
-    frozen = frozen_parameters(D, 1)
+TRAINED_PART_GRADS = per_unit._trained_part_grads
+
+
+@pytest.mark.parametrize("architecture, c_dim, mbstd, blocks, r1", [
+    ("resnet", 0, 0, 1, 0.35),   # R1: the whole D under vmap
+    ("resnet", 0, 0, 1, 0.0),    # no R1: the frozen block runs once outside vmap
+    ("resnet", 0, 1, 2, 0.0),    # minibatch-stddev groups within a unit, in the (trained) epilogue
+    ("skip", 0, 0, 2, 0.0),      # the skip image goes on past the frozen blocks
+    ("orig", 3, 0, 1, 0.0),      # conditional D
+    ("skip", 3, 1, 1, 0.35),
+])
+def test_per_unit_gradients_with_frozen_blocks_equal_a_batch_of_one_loop(architecture, c_dim, mbstd, blocks, r1,
+                                                                         monkeypatch):
+    D = make_D(architecture, c_dim=c_dim, mbstd_channels=mbstd)
+    frozen = frozen_parameters(D, blocks)
     for name, param in D.named_parameters():
         param.requires_grad_(name not in frozen)
-    img, c, weight = units_input()
-    got = per_unit_grads(D, img, c, weight, 0.35)
-    expected = batch_of_one(D, img, c, weight, 0.35)
+    img, c, weight = units_input(c_dim=c_dim)
+    calls = []
+    monkeypatch.setattr(per_unit, "_trained_part_grads",
+                        lambda *a: calls.append(1) or TRAINED_PART_GRADS(*a))
+    got = per_unit_grads(D, img, c, weight, r1)
+    assert per_unit.frozen_blocks(D) == D.block_resolutions[:blocks] and len(calls) == (0 if r1 else 1)
+    expected = batch_of_one(D, img, c, weight, r1)
     names = [n for n, _ in trainable(D)]
     assert names and not set(names) & frozen and len(got) == len(expected) == len(names)
     for n, a, b in zip(names, got, expected):

@@ -10,6 +10,14 @@ so R1 (r1_weight = gamma/2 times its lazy interval, or 0) sits inside the gradie
 A unit's images go through D together (minibatch-stddev groups, when on, form within one person);
 no two units ever share a forward pass. Under torch.func the ops run their pure-torch reference
 (cuda_ops._impl.resolve), which the tests check against a loop over units with the fused kernels.
+
+With D's first blocks frozen (train.freeze_d) and no R1 in the step, nothing is differentiated through
+those blocks: they run once over every unit's images as one batch, without autograd, and only the
+trained rest of D goes under vmap. Each of those blocks treats every image on its own (no layer of a
+D block mixes images; minibatch-stddev is in the epilogue, which is never frozen), so the per-unit
+gradients are the same as with the whole D under vmap (tested against the batch-of-one loop).
+With R1, the penalty's gradient with respect to the pixels runs back through the frozen blocks, so
+the whole D stays under vmap.
 """
 from functools import partial
 
@@ -35,6 +43,49 @@ def _unit_loss(params: dict, D: torch.nn.Module, constants: dict, img: torch.Ten
     return (weight * losses.d_logistic_real(logits(img))).sum()
 
 
+def frozen_blocks(D: torch.nn.Module) -> list[int]:
+    """The resolutions of D's leading blocks (from the input side) none of whose parameters train."""
+    out = []
+    for res in D.block_resolutions:
+        if any(p.requires_grad for p in getattr(D, f"b{res}").parameters()):
+            break
+        out.append(res)
+    return out
+
+
+class _Trained(torch.nn.Module):
+    """D from block `start` on: what vmap differentiates when the blocks before it are frozen."""
+
+    def __init__(self, D: torch.nn.Module, start: int):
+        super().__init__()
+        self.D, self.start = D, start
+
+    def forward(self, x: torch.Tensor, img: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor:
+        x, img = self.D.blocks(x, img, self.D.block_resolutions[self.start:])
+        return self.D.head(x, img, c)
+
+
+def _trained_part_grads(D, frozen: list[int], img, c, weight, params: dict, constants: dict) -> dict:
+    """Per-unit gradients of the real loss when the `frozen` blocks run outside vmap (no R1)."""
+    U, k = img.shape[:2]
+    with torch.no_grad():
+        x, skip = D.blocks(None, img.flatten(0, 1), frozen)            # [U k, ...] each image on its own
+    x = x.unflatten(0, (U, k))
+    skip = skip.unflatten(0, (U, k)) if skip is not None else None
+    rest = _Trained(D, len(frozen))
+    held = {f"D.{name}": t for name, t in constants.items()}
+
+    def loss(p: dict, xu, su, cu, wu) -> torch.Tensor:
+        out = functional_call(rest, ({**held, **p},), (xu, su, cu))
+        return (wu * losses.d_logistic_real(out)).sum()
+
+    wrapped = {f"D.{name}": t for name, t in params.items()}
+    cond = c if c.shape[-1] else None
+    grads = vmap(lambda xu, su, cu, wu: grad(loss)(wrapped, xu, su, cu, wu),
+                 in_dims=(0, None if skip is None else 0, None if cond is None else 0, 0))(x, skip, cond, weight)
+    return {name: grads[f"D.{name}"] for name in params}
+
+
 def per_unit_grads(D: torch.nn.Module, img: torch.Tensor, c: torch.Tensor, weight: torch.Tensor,
                    r1_weight: float = 0.0) -> list[torch.Tensor]:
     """[U, *p.shape] per trainable parameter of D (in named_parameters order), for img [U, k, C, H, W],
@@ -46,6 +97,10 @@ def per_unit_grads(D: torch.nn.Module, img: torch.Tensor, c: torch.Tensor, weigh
     params = {name: p.detach() for name, p in named}
     constants = {name: t.detach() for name, t in list(D.named_parameters()) + list(D.named_buffers())
                  if name not in params}
+    frozen = frozen_blocks(D)
+    if frozen and not r1_weight:
+        grads = _trained_part_grads(D, frozen, img, c, weight, params, constants)
+        return [grads[name] for name, _ in named]
     loss = partial(_unit_loss, D=D, constants=constants, r1_weight=float(r1_weight))
     if c.shape[-1] == 0:  # unconditional D takes c=None
         grads = vmap(lambda x, w: grad(loss)(params, img=x, c=None, weight=w))(img, weight)

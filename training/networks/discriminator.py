@@ -175,9 +175,18 @@ class Discriminator(nn.Module):
         if img.ndim != 4 or tuple(img.shape[1:]) != expected:
             raise ValueError(f"discriminator: img must be [N, {expected[0]}, {expected[1]}, {expected[2]}], "
                              f"got {tuple(img.shape)}")
-        x = None
-        for res in self.block_resolutions:
+        x, img = self.blocks(None, img, self.block_resolutions, **block_kwargs)
+        return self.head(x, img, c)
+
+    def blocks(self, x: torch.Tensor | None, img: torch.Tensor | None, resolutions: list[int],
+               **block_kwargs) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The blocks of `resolutions` (consecutive, from the input side): features and the skip image."""
+        for res in resolutions:
             x, img = getattr(self, f"b{res}")(x, img, **block_kwargs)
+        return x, img
+
+    def head(self, x: torch.Tensor, img: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor:
+        """The epilogue (minibatch-stddev, conv, fc, conditioning) on the last block's output."""
         cmap = self.mapping(None, c) if self.c_dim > 0 else None
         return self.b4(x, img, cmap)
 
