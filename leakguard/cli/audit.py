@@ -21,7 +21,8 @@ from leakguard.audit.images import ImageFiles
 from leakguard.audit.report import write_report
 from leakguard.audit.store import EmbeddingStore
 from leakguard.cache_dirs import embeddings_root
-from leakguard.cli.options import check_new_files, check_output_folder, parse_matcher, parse_published, resolve_device
+from leakguard.cli.options import (check_new_files, check_output_folder, parse_features, parse_matcher, parse_published,
+                                   resolve_device)
 from leakguard.fidelity.extractors import build_extractor, extractor_names
 from leakguard.matchers.calibrate import calibration_path, load_calibration
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher
@@ -58,15 +59,6 @@ def add_arguments(p: argparse.ArgumentParser, sources=None) -> None:
                    help=f"embedding cache (default {embeddings_root()})")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for intervals (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap and pair-sampling seed")
-
-
-def parse_features(text: str) -> tuple[str, str | None]:
-    """'inception=inception.pt' -> ('inception', 'inception.pt'); 'synth=synth.pt'; a name of extractor_names()."""
-    name, _, path = text.partition("=")
-    if name not in extractor_names():
-        raise argparse.ArgumentTypeError(f"--features {text}: unknown feature extractor {name!r}; valid: "
-                                         f"{', '.join(extractor_names())}")
-    return name, path or None
 
 
 def build_extractors(args, device) -> list:

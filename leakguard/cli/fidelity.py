@@ -18,16 +18,10 @@ from leakguard.audit.images import ImageFiles
 from leakguard.audit.store import EmbeddingStore
 from leakguard.cache_dirs import embeddings_root
 from leakguard.cli.audit import MakeGenerated
-from leakguard.cli.options import check_new_files, check_output_folder, check_writable_folder, resolve_device
+from leakguard.cli.options import (check_new_files, check_output_folder, check_writable_folder, parse_features,
+                                   resolve_device)
 from leakguard.fidelity.extractors import build_extractor, extractor_names
 from leakguard.fidelity.scores import fidelity_scores
-
-
-def parse_features(text: str) -> tuple[str, str | None]:
-    name, _, path = text.partition("=")
-    if name not in extractor_names():
-        raise argparse.ArgumentTypeError(f"unknown feature extractor {name!r}; valid: {', '.join(extractor_names())}")
-    return name, path or None
 
 
 def positive(text: str) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from leakguard.fidelity.extractors import extractor_names
 from leakguard.matchers.published import PUBLISHED
 from leakguard.matchers.registry import is_known, unknown_message
 
@@ -115,3 +116,13 @@ def add_subcommands(p: argparse.ArgumentParser, table: dict, dest: str, doc: str
     for name, (add, run_sub) in table.items():
         first = (run_sub.__doc__ or doc).strip().splitlines()[0]
         add(sub.add_parser(name, help=first, description=first))
+
+
+def parse_features(text: str) -> tuple[str, str | None]:
+    """--features NAME[=PATH] (audit, fidelity): 'inception=inception.pt' -> ('inception', 'inception.pt');
+    NAME one of the fidelity extractors."""
+    name, _, path = text.partition("=")
+    if name not in extractor_names():
+        raise argparse.ArgumentTypeError(f"--features {text}: unknown feature extractor {name!r}; valid: "
+                                         f"{', '.join(extractor_names())}")
+    return name, path or None
