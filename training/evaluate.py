@@ -26,13 +26,11 @@ import torch
 
 from leakguard import run_files
 from leakguard.atomic import finite_or_null, strict_json
-from leakguard.audit.audit import AuditInputs, AuditSettings, run_audit
-from leakguard.audit.faces import faces_section, manifold_test
+from leakguard.audit.audit import AuditSettings
+from leakguard.audit.evaluation import Judges, score_fakes
 from leakguard.audit.images import ImageFiles, ImageTensor
-from leakguard.audit.scalars import scalars
 from leakguard.audit.store import EmbeddingStore
 from leakguard.fidelity.extractors import build_extractor
-from leakguard.fidelity.scores import fidelity_scores
 from leakguard.matchers.calibrate import calibration_path, load_calibration
 from leakguard.matchers.registry import MatcherConfig, build_matcher, is_known, unknown_message
 from training.config import Config
@@ -123,34 +121,10 @@ class Evaluator:
                             labels=[f"seed{s:04d}" for s in self.seeds()])
         line = {"nimg": state.nimg, "kimg": state.nimg / 1000, "num_fakes": len(fakes),
                 "seeds": f"{e.first_seed}-{e.first_seed + e.num_fakes - 1}"}
-        tags, best, leakage, detected = {}, {}, {}, {}
         settings = AuditSettings(fmrs=tuple(e.fmrs), bootstrap=e.bootstrap)
-        if self.matchers:
-            inputs = AuditInputs(generated=fakes, training=self.training, members=self.members,
-                                 nonmembers=self.nonmembers, generated_info={"nimg": state.nimg})
-            report = run_audit(inputs, self.matchers, self.store, settings, self.calibrations, best_scores=best)
-            leakage = {name: section["leakage"] for name, section in report["matchers"].items()}
-            detected = report.get("faces", {})  # the detector tests of matchers that have one
-            line["audit"] = {name: _audit_numbers(section) for name, section in report["matchers"].items()}
-            line["would_drop"] = report["would_drop"]  # the release filter's rule over every eval matcher
-            tags.update(scalars(report))
-            tags.update({f"Audit/would_drop@{row['fmr']:g}": row["rate"] for row in line["would_drop"]})
-        fidelity, in_manifold, manifold = {}, {}, []
-        for ex in self.extractors:
-            real = self.store.embeddings(self.training, ex)
-            fake = torch.cat([ex.embed(b) for b in fakes.batches(ex.batch_size)]).numpy()
-            scores = fidelity_scores(real, fake, ex, kid_subsets=e.kid_subsets, seed=0, in_manifold=in_manifold)
-            fidelity[ex.metric_prefix] = scores
-            manifold.append(manifold_test(in_manifold[ex.metric_prefix], ex, scores["k"]))
-            p = ex.metric_prefix
-            tags.update({f"Fidelity/{p}": scores[p], f"Fidelity/{p}_kid": scores[f"{p}_kid"],
-                         f"Fidelity/{p}_precision": scores[f"{p}_precision"],
-                         f"Fidelity/{p}_recall": scores[f"{p}_recall"]})
-        if fidelity:
-            line["fidelity"] = fidelity
-        faces = {**faces_section(manifold, best, leakage, settings.bootstrap, settings.seed), **detected}
-        if faces:
-            line["faces"] = faces
+        judges = Judges(self.matchers, self.extractors, self.store, self.calibrations, self.members, self.nonmembers)
+        numbers, tags = score_fakes(fakes, self.training, judges, settings, e.kid_subsets, {"nimg": state.nimg})
+        line.update(numbers)
         if state.privacy is not None:
             line["privacy"] = {"epsilon": state.privacy.ledger.epsilon(), "delta": state.privacy.ledger.delta,
                                "note": OUTSIDE_DP}
@@ -171,15 +145,4 @@ class Evaluator:
                 + (" (mostly not faces)" if entry["mostly_not_faces"] else "")
                 for kind, tests in line.get("faces", {}).items() for name, entry in tests.items()]
         return out
-
-
-def _audit_numbers(section: dict) -> dict:
-    """What eval.jsonl keeps of one matcher's audit section: its version, leak rows and membership."""
-    keep = ("fmr", "threshold", "threshold_source", "leak_rate", "leak_rate_ci", "chance_rate", "ratio", "supported")
-    out = {"version": section["version"],
-           "leakage": [{k: row[k] for k in keep} for row in section["leakage"]]}
-    m = section["membership"]
-    if m is not None:
-        out["membership"] = {"auc": m["auc"], "auc_ci": m["auc_ci"]}
-    return out
 

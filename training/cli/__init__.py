@@ -18,7 +18,8 @@ import traceback
 from pathlib import Path
 
 from leakguard.cli import matcher, privacy, report
-from training.cli import audit, convert, dataset, doctor, dp_audit, fidelity, filter, generate, sweep, synthfaces, train
+from training.cli import (audit, convert, dataset, doctor, dp_audit, fidelity, filter, generate, pe, sweep, synthfaces,
+                          train)
 from training.records import CheckpointError
 from training.stop import STOPPED_EXIT, Stopped
 
@@ -33,6 +34,7 @@ COMMANDS = {
     "fidelity": fidelity,
     "filter": filter,
     "dp-audit": dp_audit,
+    "pe": pe,
     "sweep": sweep,
     "privacy": privacy,
     "report": report,

@@ -14,6 +14,7 @@ SAMPLE = 1   # which units each private D step includes (training.dp.units.Poiss
 PICK = 2     # which k images of a sampled person (PoissonSampler.images)
 NOISE = 3    # the Gaussian noise of private D step t (training.steps.dp_d_step)
 BANK = 4     # the private identity bank's noise, per matcher (training.leakage)
+PE_NOISE = 5  # the Gaussian noise of Private Evolution's histogram t (training.pe.run)
 
 # The privacy ledger's mechanism names
 D_STEP = "dp_d_step"            # one private D step: Poisson-subsampled Gaussian (sigma, q)
