@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from leakguard.audit.images import ImageFiles
 from leakguard.privacy.record import read_privacy_record
 from training.data.images import make_grid
 from training.inference import generate, load_generator
@@ -76,18 +77,22 @@ def arm_row(arm: str, result: dict, networks: Path | None, fmr: float) -> dict:
         row["fidelity"] = {"extractor": prefix, "fd": scores[prefix], "kid": scores[f"{prefix}_kid"],
                            "kid_std": scores[f"{prefix}_kid_std"], "precision": scores[f"{prefix}_precision"],
                            "recall": scores[f"{prefix}_recall"]}
-    if networks is not None and networks.suffix == ".pt":
-        record = read_privacy_record(networks)
+    release = networks.with_name("release.pt") if networks is not None and networks.suffix == ".zip" else networks
+    if release is not None and release.suffix == ".pt" and release.is_file():
+        record = read_privacy_record(release)
         row["epsilon"] = record["epsilon"] if record else None
         row["delta"] = record["delta"] if record else None
         row["epsilon_dp_accounting"] = oracle_epsilon(record) if record else None
-        row["sec_per_kimg"] = _sec_per_kimg(networks) if arm != "public_only" else None
+        row["sec_per_kimg"] = _sec_per_kimg(networks) if arm != "public_only" and networks.suffix == ".pt" else None
     return row
 
 
 def save_grid(networks: Path, path: Path) -> None:
-    G = load_generator(networks)
-    pixels = generate(G, GRID_SEEDS, "cpu")                       # [64, H, W, 3] uint8
+    """64 fakes of a generator (seeds GRID_SEEDS), or the first 64 images of an image set (a PE arm's zip)."""
+    if networks.suffix == ".zip":
+        pixels = next(ImageFiles(networks).batches(64)).permute(0, 2, 3, 1).numpy()   # [64, H, W, 3] uint8
+    else:
+        pixels = generate(load_generator(networks), GRID_SEEDS, "cpu")
     grid = make_grid(pixels, cols=8)                              # [H', W', 3]
     Image.fromarray(grid).resize((grid.shape[1] * 3, grid.shape[0] * 3), Image.NEAREST).save(path)
 
@@ -128,12 +133,26 @@ def markdown(rows: list[dict], fmr: float) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+PE_STRIP = ("public_only", "pe8_s0", "pe1", "dp8_s0", "dp1")   # docs/private_evolution.md's grids, left to right
+
+
+def side_by_side(grids: list[Path], path: Path, size: int = 256, gap: int = 8) -> None:
+    """The grids scaled to size x size, in a row with white gaps between them (a JPEG for the docs)."""
+    strip = Image.new("RGB", (len(grids) * size + (len(grids) - 1) * gap, size), "white")
+    for i, grid in enumerate(grids):
+        strip.paste(Image.open(grid).convert("RGB").resize((size, size), Image.LANCZOS), (i * (size + gap), 0))
+    strip.save(path, quality=90)
+
+
 def write_summary(out: Path, results: dict, networks: dict, fmr: float) -> list[dict]:
     rows = [arm_row(arm, result, networks.get(arm), fmr) for arm, result in results.items()]
     for arm, path in networks.items():
         grid = out / f"grid_{arm}.png"
         if path.is_file() and not grid.is_file():
             save_grid(path, grid)
+    strip = [out / f"grid_{arm}.png" for arm in PE_STRIP]
+    if all(p.is_file() for p in strip):
+        side_by_side(strip, out / "pe_grids.jpg")
     (out / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     text = markdown(rows, fmr)
     (out / "summary.md").write_text(text)

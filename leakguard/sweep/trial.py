@@ -71,8 +71,9 @@ def unrecorded(sweep_dir) -> list[Path]:
     return sorted(p for p in trials.iterdir() if p.is_dir() and not (p / run_files.TRIAL).is_file())
 
 
-def read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    """(line number, object) per non-blank line; each must be a JSON object with a number nimg."""
+def read_jsonl(path: Path, key: str = "nimg") -> list[tuple[int, dict]]:
+    """(line number, object) per non-blank line; each must be a JSON object with a number `key` (nimg; a
+    Private Evolution arm's eval.jsonl: iteration)."""
     if not path.is_file():
         raise ValueError(f"{path}: missing; a finished trial's run writes it")
     out = []
@@ -83,8 +84,8 @@ def read_jsonl(path: Path) -> list[tuple[int, dict]]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{n}: not a JSON line ({e.msg})") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("nimg"), (int, float)):
-            raise ValueError(f"{path}:{n}: expected a JSON object with a number 'nimg'")
+        if not isinstance(obj, dict) or not isinstance(obj.get(key), (int, float)):
+            raise ValueError(f"{path}:{n}: expected a JSON object with a number {key!r}")
         out.append((n, obj))
     return out
 
@@ -169,6 +170,19 @@ def _finished(trial_dir: Path) -> dict:
             "metrics": metrics, "intervals": intervals, "extractors": extractors, **face_share(final)}
 
 
+def _finished_pe(trial_dir: Path) -> dict:
+    """The measured part of a done Private Evolution arm's row: its last iteration's evaluation (the released
+    images) and release.pt's record; it trains nothing, so it has no kimg and no speed."""
+    evals = read_jsonl(trial_dir / run_files.EVAL, "iteration")
+    if not evals:
+        raise ValueError(f"{trial_dir / run_files.EVAL}: no evaluation; the sweep's eval names its matchers")
+    n, final = max(evals, key=lambda item: (item[1]["iteration"], item[0]))
+    where = f"{trial_dir / run_files.EVAL}:{n}"
+    metrics, intervals, extractors = eval_metrics(final, where)
+    return {**_privacy(trial_dir, final, where), "kimg": None, "kimg_trained": None, "sec_per_kimg": None,
+            "metrics": metrics, "intervals": intervals, "extractors": extractors, **face_share(final)}
+
+
 def trial_alive(record: dict) -> bool | None:
     """Whether the process of a trial marked running still runs: True or False on this host (its pid, its
     start time where recorded, and a trial's command line), None on another host (it cannot be told here)."""
@@ -201,5 +215,5 @@ def trial_row(trial_dir: Path) -> dict:
            "kimg_trained": None, "sec_per_kimg": None, "metrics": {}, "intervals": {}, "extractors": {}, "note": None,
            "face_key": None, "face_share": None, "not_faces": None}
     if t["status"] == "done":
-        row.update(_finished(trial_dir))
+        row.update(_finished_pe(trial_dir) if t.get("pe") is not None else _finished(trial_dir))
     return row

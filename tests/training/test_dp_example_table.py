@@ -46,3 +46,17 @@ def test_the_table_marks_fakes_that_are_not_faces_and_the_null_has_no_epsilon():
     scratch, null = text.splitlines()[2], text.splitlines()[3]
     assert "**not faces**" in scratch and "∞ (no DP)" in scratch
     assert null.startswith("| null | — | — |") and "0.030 [0.015, 0.060]" in null
+
+
+def test_a_private_evolution_row_reads_epsilon_from_the_release_beside_its_images(tmp_path):
+    """A PE arm is judged on its images.zip; its ε comes from the release.pt that `leakguard pe` wrote beside it,
+    and dp-accounting recomputes it from the record's mechanisms (q = 1: no subsampling)."""
+    from training.checkpoint import save_networks
+    from training.cli.generate import random_generator
+    record = {"unit": "identity", "epsilon": 7.99, "delta": 1e-5, "sigma": 1.427, "q": 1.0,
+              "mechanisms": [{"name": "pe_vote", "sigma": 1.427, "q": 1.0, "steps": 5}]}
+    save_networks(tmp_path / "release.pt", {"G_ema": random_generator(32, 0)}, {"privacy": record})
+    (tmp_path / "images.zip").write_bytes(b"")     # only its name is used: the release beside it
+    row = arm_row("pe8", {"audit": audit(0.04, 0.5, 0.6), "fidelity": FIDELITY}, tmp_path / "images.zip", 1e-3)
+    assert row["epsilon"] == 7.99 and row["delta"] == 1e-5 and row["sec_per_kimg"] is None
+    assert row["epsilon_dp_accounting"] == pytest.approx(7.99, abs=0.02)

@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="audit every iteration's images with it (eval.jsonl; repeatable)")
     p.add_argument("--eval-features", action="append", default=[], metavar="NAME[=PATH]",
                    help="FD/KID/precision/recall of every iteration against the private images (repeatable)")
+    p.add_argument("--eval-members", default=None, help="held-out photos of trained people: membership AUC per "
+                                                        "iteration (with --eval-nonmembers)")
+    p.add_argument("--eval-nonmembers", default=None, help="photos of people never trained on")
     p.add_argument("--fmr", type=finite_float, action="append", default=None, help="FMRs of the audit (default 1e-3)")
     p.add_argument("--cache", default=None, help="embedding cache folder")
     p.add_argument("--batch", type=int, default=64)
@@ -62,7 +65,8 @@ def settings(args) -> PESettings:
                       threshold=args.threshold, vote=args.vote, variation=tuple(args.variation),
                       truncation_psi=args.trunc, seed=args.seed, secret_seed=args.secret_seed, device=args.device,
                       batch=args.batch, cache=args.cache, eval_matchers=args.eval_matcher,
-                      eval_features=args.eval_features, eval_fmrs=tuple(args.fmr or [1e-3]))
+                      eval_features=args.eval_features, eval_fmrs=tuple(args.fmr or [1e-3]),
+                      eval_members=args.eval_members, eval_nonmembers=args.eval_nonmembers)
 
 
 def run(args) -> None:

@@ -60,7 +60,16 @@ def open_judges(s: PESettings, device, store) -> Judges | None:
                                   f"calibration file {calibration_path(weights)}")
     extractors = [build_extractor(*_split(item, "--eval-features"), device=device, batch_size=s.batch)
                   for item in s.eval_features]
-    return Judges(matchers, extractors, store, calibrations)
+    members = ImageFiles(s.eval_members) if s.eval_members else None
+    nonmembers = ImageFiles(s.eval_nonmembers) if s.eval_nonmembers else None
+    return Judges(matchers, extractors, store, calibrations, members, nonmembers)
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' is cuda when there is a GPU, else cpu (as training's train.device)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def open_generator(path: str, private: ImageFiles) -> tuple[Generator, dict]:

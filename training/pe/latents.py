@@ -1,13 +1,18 @@
-"""The population of Private Evolution as latents in W, and what PE's "APIs" are for a StyleGAN2 generator
-(all public: they read only the public generator and public randomness):
+"""The population of Private Evolution as latents z of the public generator, and what PE's "APIs" are for a
+StyleGAN2 generator (all public: they read only the public generator and public randomness):
 
-    RANDOM_API     w = mapping(z), z ~ N(0, I), truncated towards w_avg by psi
-    VARIATION_API  w' = w + s (w_r - w), w_r a fresh random latent: a step of size s in [0, 1] towards another
-                   face, which stays inside the convex hull of W's samples (s shrinks over the iterations)
-    render         synthesis(w broadcast to every layer), constant noise: a latent is one image, always
+    RANDOM_API     z ~ N(0, I)
+    VARIATION_API  z' = sqrt(1 - s^2) z + s e, e ~ N(0, I): a step of size s in (0, 1] that leaves N(0, I)
+                   unchanged, so without votes the population stays the public generator's distribution
+                   (a step in W, w' = w + s (w_r - w), shrinks W's spread by 1 - 2s(1 - s) per iteration and
+                   drifts every face towards the average one: FD 54 -> 66..80 on SynthFaces, docs/private_evolution.md)
+    render         G(z) through the mapping (truncation psi, public) and synthesis with constant noise:
+                   a latent is one image, always
 
 Randomness comes from (seed, iteration, purpose), so a resumed run draws what an uninterrupted one would.
 """
+import math
+
 import numpy as np
 import torch
 
@@ -29,27 +34,22 @@ def variation_steps(first: float, last: float, iterations: int) -> list[float]:
     return [first * (last / first) ** (t / (iterations - 1)) for t in range(iterations)]
 
 
-@torch.no_grad()
-def random_ws(G: Generator, n: int, psi: float, generator: torch.Generator, device, batch: int) -> torch.Tensor:
-    """[n, w_dim] float32 on the CPU: RANDOM_API."""
-    z = torch.randn([n, G.z_dim], generator=generator)                          # [n, z_dim]
-    c = torch.zeros([batch, G.c_dim], device=device)
-    out = [G.mapping(chunk.to(device), c[:len(chunk)], truncation_psi=psi, update_emas=False)[:, 0].cpu()
-           for chunk in z.split(batch)]
-    return torch.cat(out)
+def random_latents(G: Generator, n: int, generator: torch.Generator) -> torch.Tensor:
+    """[n, z_dim] float32: RANDOM_API."""
+    return torch.randn([n, G.z_dim], generator=generator)
 
 
-def vary(G: Generator, ws: torch.Tensor, step: float, psi: float, generator: torch.Generator, device,
-         batch: int) -> torch.Tensor:
-    """[n, w_dim]: VARIATION_API, each latent moved by `step` towards a fresh random one."""
-    return ws + step * (random_ws(G, len(ws), psi, generator, device, batch) - ws)
+def vary(z: torch.Tensor, step: float, generator: torch.Generator) -> torch.Tensor:
+    """[n, z_dim]: VARIATION_API, each latent moved by `step` (module doc)."""
+    return math.sqrt(1 - step ** 2) * z + step * torch.randn(z.shape, generator=generator)
 
 
 @torch.no_grad()
-def render(G: Generator, ws: torch.Tensor, device, batch: int) -> torch.Tensor:
-    """uint8 [n, 3, H, W] images of latents ws [n, w_dim]."""
+def render(G: Generator, z: torch.Tensor, psi: float, device, batch: int) -> torch.Tensor:
+    """uint8 [n, 3, H, W] images of latents z [n, z_dim]."""
     out = []
-    for chunk in ws.split(batch):
-        layers = chunk.to(device)[:, None, :].repeat(1, G.num_ws, 1)            # [n, num_ws, w_dim]
-        out.append(torch.from_numpy(to_uint8(G.synthesis(layers, noise_mode="const"))).permute(0, 3, 1, 2))
+    for chunk in z.split(batch):
+        c = torch.zeros([len(chunk), G.c_dim], device=device)
+        img = G(chunk.to(device), c, truncation_psi=psi, noise_mode="const", update_emas=False)
+        out.append(torch.from_numpy(to_uint8(img)).permute(0, 3, 1, 2))
     return torch.cat(out).contiguous()

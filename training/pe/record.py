@@ -15,6 +15,7 @@ NOT_COVERED = [
     "the evaluation of each iteration (eval.jsonl): leak rates and fidelity computed from the private images, "
     "the data holder's view",
     "anything computed from the private images after the run or outside the ledger (audit reports)",
+    "the embedding cache (--cache): the private images' embeddings, private data to keep with the dataset",
     "the noise comes from torch's pseudo-random generator seeded by the secret key, not a cryptographically "
     "secure one, and floating-point Gaussian sampling has known attacks (Mironov 2012)",
 ]

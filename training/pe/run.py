@@ -32,8 +32,8 @@ from training.data.images import make_grid, save_png
 from training.data.zip_format import DatasetZipWriter, Record
 from training.dp.keys import PE_NOISE, secret_generator
 from training.dp.setup import key_from_words, key_words
-from training.pe.inputs import PEInputs, open_inputs
-from training.pe.latents import INIT, RESAMPLE, VARY, public_generator, random_ws, render, variation_steps, vary
+from training.pe.inputs import PEInputs, open_inputs, pick_device
+from training.pe.latents import INIT, RESAMPLE, VARY, public_generator, random_latents, render, variation_steps, vary
 from training.pe.record import pe_record
 from training.pe.settings import PESettings, plain
 
@@ -50,9 +50,9 @@ def embed(extractor, images: torch.Tensor) -> torch.Tensor:
 
 def start_state(s: PESettings, inp: PEInputs) -> dict:
     key = s.secret_seed if s.secret_seed is not None else secrets.randbits(128)
-    ws = random_ws(inp.G, s.population, s.truncation_psi, public_generator(s.seed, 0, INIT), inp.device, s.batch)
+    z = random_latents(inp.G, s.population, public_generator(s.seed, 0, INIT))
     ledger = PrivacyLedger(inp.delta, s.accountant)
-    return {"format": FORMAT, "iteration": 0, "ws": ws, "ledger": ledger.state_dict(), "key": key_words(key),
+    return {"format": FORMAT, "iteration": 0, "z": z, "ledger": ledger.state_dict(), "key": key_words(key),
             "known_key": s.secret_seed is not None, "settings": s.identity(), "history": []}
 
 
@@ -77,10 +77,10 @@ def latest_state(out: Path, s: PESettings) -> dict | None:
 
 def iterate(state: dict, s: PESettings, inp: PEInputs, private_embeddings: np.ndarray) -> dict:
     """One iteration: the noisy histogram of the votes over state's population, resampling, variation."""
-    t, ws = state["iteration"], state["ws"]
+    t, z = state["iteration"], state["z"]
     last = t == s.iterations - 1
     start = time.perf_counter()
-    candidates = embed(inp.extractor, render(inp.G, ws, inp.device, s.batch))          # [M, D]
+    candidates = embed(inp.extractor, render(inp.G, z, s.truncation_psi, inp.device, s.batch))          # [M, D]
     hist = vote_histogram(private_embeddings, inp.ids, candidates, s.vote)              # [M], sums to the people
     noisy = noisy_votes(hist, inp.sigma, secret_generator(key_from_words(state["key"]), PE_NOISE, t))
     del hist                                                                            # only the release goes on
@@ -89,18 +89,18 @@ def iterate(state: dict, s: PESettings, inp: PEInputs, private_embeddings: np.nd
     weights = survivor_weights(noisy, s.threshold * inp.sigma)
     picks = resample(weights, s.final_count() if last else s.population, public_generator(s.seed, t + 1, RESAMPLE))
     if picks is None:  # nothing survived the threshold: every candidate stays as likely as any other
-        picks = resample(torch.ones(len(ws)), s.final_count() if last else s.population,
+        picks = resample(torch.ones(len(z)), s.final_count() if last else s.population,
                          public_generator(s.seed, t + 1, RESAMPLE))
     step = variation_steps(*s.variation, s.iterations)[t]
-    ws = vary(inp.G, ws[picks], step, s.truncation_psi, public_generator(s.seed, t + 1, VARY), inp.device, s.batch)
+    z = vary(z[picks], step, public_generator(s.seed, t + 1, VARY))
     line = {"iteration": t + 1, "epsilon": ledger.epsilon(), "delta": inp.delta, "sigma": inp.sigma,
             "survivors": int((weights > 0).sum()), "kept_noisy_votes": float(weights.sum()), "variation": step,
-            "population": len(ws), "seconds": time.perf_counter() - start}
-    return {**state, "iteration": t + 1, "ws": ws, "ledger": ledger.state_dict(), "history": state["history"] + [line]}
+            "population": len(z), "seconds": time.perf_counter() - start}
+    return {**state, "iteration": t + 1, "z": z, "ledger": ledger.state_dict(), "history": state["history"] + [line]}
 
 
 def evaluate(state: dict, s: PESettings, inp: PEInputs, out: Path) -> None:
-    fakes = ImageTensor(render(inp.G, state["ws"], inp.device, s.batch), name=f"PE iteration {state['iteration']}")
+    fakes = ImageTensor(render(inp.G, state["z"], s.truncation_psi, inp.device, s.batch), name=f"PE iteration {state['iteration']}")
     numbers, _ = score_fakes(fakes, inp.private, inp.judges, AuditSettings(fmrs=tuple(s.eval_fmrs)),
                              generated_info={"iteration": state["iteration"]})
     line = {"iteration": state["iteration"], "num_fakes": len(fakes), **numbers,
@@ -125,13 +125,14 @@ def save_state(state: dict, out: Path) -> None:
 def release(state: dict, s: PESettings, inp: PEInputs, out: Path) -> dict:
     """release.pt (public G_ema, final latents, privacy record), latents.pt, images.zip and grid.png."""
     record = pe_record(ledger_of(state, inp, s), inp.sigma, inp.people, state["known_key"], inp.generator_record, s.vote)
-    ws = state["ws"]
+    z = state["z"]                                                                      # [n, z_dim]
     save_networks(out / "release.pt", {"G_ema": inp.G.cpu()},
-                  {"privacy": record, "private_evolution": {"settings": s.identity(), "latents": ws.tolist()}})
+                  {"privacy": record, "private_evolution": {"settings": s.identity(), "z": z.tolist(),
+                                                            "truncation_psi": s.truncation_psi}})
     inp.G.to(inp.device)
     with atomic_open(out / "latents.pt", "wb") as f:
-        torch.save(ws, f)
-    images = render(inp.G, ws, inp.device, s.batch)                                     # [n, 3, H, W]
+        torch.save(z, f)
+    images = render(inp.G, z, s.truncation_psi, inp.device, s.batch)                    # [n, 3, H, W]
     with DatasetZipWriter(out / "images.zip") as writer:
         for img in images.permute(0, 2, 3, 1).numpy():
             writer.add(Record(pixels=np.ascontiguousarray(img)))
@@ -140,11 +141,12 @@ def release(state: dict, s: PESettings, inp: PEInputs, out: Path) -> dict:
     return record
 
 
-def run_pe(s: PESettings, out: Path, inputs: PEInputs | None = None) -> dict:
-    """Runs (or continues) Private Evolution into `out`; returns the privacy record of release.pt."""
-    inp = inputs if inputs is not None else open_inputs(s, torch.device(s.device))
+def run_pe(s: PESettings, out: Path, inputs: PEInputs | None = None, foreign: tuple = ()) -> dict:
+    """Runs (or continues) Private Evolution into `out`; returns the privacy record of release.pt. `foreign`: names
+    of files another owner keeps in `out` (a sweep trial's record), which do not make it someone else's folder."""
+    inp = inputs if inputs is not None else open_inputs(s, pick_device(s.device))
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / SETTINGS).is_file():
+    if out.exists() and not (out / SETTINGS).is_file() and any(p.name not in foreign for p in out.iterdir()):
         raise FileExistsError(f"--out {out}: holds files but no {SETTINGS}; choose an empty or new folder")
     state = latest_state(out, s) if out.exists() else None
     private_embeddings = np.asarray(inp.store.embeddings(inp.private, inp.extractor))      # [n, D]

@@ -38,11 +38,13 @@ class PESettings:
     eval_matchers: list = field(default_factory=list)   # NAME or NAME=WEIGHTS: leak audit of every iteration
     eval_features: list = field(default_factory=list)   # NAME or NAME=PATH: FD/KID/precision/recall per iteration
     eval_fmrs: tuple = (0.001,)
+    eval_members: Optional[str] = None      # held-out photos of trained people: membership AUC per iteration
+    eval_nonmembers: Optional[str] = None   # photos of people never trained on (with eval_members)
 
     # What must be the same on a resume (the rest, like the device or the batch, may change).
     def identity(self) -> dict:
         keep = {f.name for f in fields(self)} - {"device", "batch", "cache", "eval_matchers", "eval_features",
-                                                  "eval_fmrs", "secret_seed"}
+                                                  "eval_fmrs", "eval_members", "eval_nonmembers", "secret_seed"}
         return {k: v for k, v in plain(self).items() if k in keep}
 
     def final_count(self) -> int:
@@ -92,8 +94,12 @@ def check_settings(s: PESettings) -> None:
     if not (isinstance(s.truncation_psi, (int, float)) and 0 < s.truncation_psi <= 2):
         raise ValueError(f"--trunc {s.truncation_psi!r}: expected a truncation psi in (0, 2] (1 = none)")
     _whole(s.batch, "--batch", 1, 1 << 16)
-    for option, path in (("--generator", s.generator), ("--data", s.data)):
-        if not Path(path).expanduser().exists():
+    if (s.eval_members is None) != (s.eval_nonmembers is None):
+        raise ValueError("--eval-members and --eval-nonmembers: give both (the membership attack compares them) "
+                         "or neither")
+    for option, path in (("--generator", s.generator), ("--data", s.data), ("--eval-members", s.eval_members),
+                         ("--eval-nonmembers", s.eval_nonmembers)):
+        if path is not None and not Path(path).expanduser().exists():
             raise FileNotFoundError(f"{option} {path}: not found")
     if Path(s.generator).expanduser().is_dir():
         raise IsADirectoryError(f"--generator {s.generator}: is a folder; name the network file")

@@ -28,8 +28,10 @@ from leakguard.sweep.trial import read_trial
 from training import distributed, rundir
 from training.config import from_dict
 from training.stop import STOPPED_EXIT, TrainingStopped
+from training.sweep.pe_arms import settings_of
 
 TRIAL_FILE, TRIALS = run_files.TRIAL, run_files.TRIALS
+TRIAL_FILES = (TRIAL_FILE, "log.txt", "error.txt")   # what the runner and the job keep in a trial's folder
 STOPPED = STOPPED_EXIT       # exit status of a trial's process whose training was stopped (as `leakguard train`'s)
 log = logging.getLogger("leakguard.sweep")
 
@@ -77,6 +79,8 @@ class TrialJob:
     def __call__(self) -> str:
         folder = trial_dir(self.sweep_dir, self.name)
         record = read_trial(folder)
+        if record.get("pe") is not None:
+            return self._pe(folder, record)
         cfg = from_dict(record["config"], str(folder / TRIAL_FILE))
         _join_submitit_tasks()
         dist = distributed.init(cfg.train.device)
@@ -91,6 +95,23 @@ class TrialJob:
                 update_trial(folder, status="done", finished=now())
         finally:
             distributed.shutdown()
+        return str(folder)
+
+    @staticmethod
+    def _pe(folder: Path, record: dict) -> str:
+        """A Private Evolution arm: `leakguard pe` into the trial folder, continued from its last iteration."""
+        from training.pe import run_pe                     # as the training loop: loaded in the trial's process
+        update_trial(folder, status="running", started=now(), finished=None, error=None, host=socket.gethostname(),
+                     pid=os.getpid(), started_ticks=process_start(os.getpid()))
+        try:
+            run_pe(settings_of(record["pe"]), folder, foreign=TRIAL_FILES)
+        except (Exception, KeyboardInterrupt) as e:
+            write_text(folder / "error.txt", traceback.format_exc())
+            interrupted = isinstance(e, KeyboardInterrupt)
+            update_trial(folder, status="interrupted" if interrupted else "failed", finished=now(),
+                         error=f"{type(e).__name__}: {e}"[:2000])
+            raise
+        update_trial(folder, status="done", finished=now())
         return str(folder)
 
     @staticmethod

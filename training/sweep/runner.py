@@ -46,8 +46,17 @@ def check_plan(spec: SweepSpec, trials: list[Trial], out: Path) -> dict[str, dic
         raise NotADirectoryError(f"--out {out}: a file, not a sweep folder")
     new = {}
     for t in trials:
-        t.config.name, t.config.run_dir = t.name, str(out / TRIALS)
         folder = trial_dir(out, t.name)
+        if t.pe is not None:
+            if (folder / TRIAL_FILE).is_file():
+                _same_pe(folder, read_trial(folder).get("pe") or {}, t.pe)
+            else:
+                new[t.name] = {"name": t.name, "group": t.group, "overrides": t.overrides, "seed": t.seed,
+                               "kimg": None, "status": "pending", "error": None, "started": None, "finished": None,
+                               "resumed_from": None, "executor": spec.executor, "job_id": None, "pe": t.pe,
+                               "config": None}
+            continue
+        t.config.name, t.config.run_dir = t.name, str(out / TRIALS)
         config = to_dict(t.config)
         if (folder / TRIAL_FILE).is_file():
             _same_config(folder, read_trial(folder)["config"], config)
@@ -78,6 +87,14 @@ def _same_config(folder: Path, old: dict, new: dict) -> None:
         shown = ", ".join(f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:5])
         raise ConfigError(f"{folder / TRIAL_FILE}: trial {folder.name!r} was planned with another config ({shown}); "
                           f"run the changed spec into a new --out, or delete that trial's folder to redo it")
+
+
+def _same_pe(folder: Path, old: dict, new: dict) -> None:
+    changed = sorted(k for k in set(old) | set(new) if k not in ("device", "batch") and old.get(k) != new.get(k))
+    if changed:
+        shown = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:5])
+        raise ConfigError(f"{folder / TRIAL_FILE}: Private Evolution trial {folder.name!r} was planned with other "
+                          f"settings ({shown}); run the changed spec into a new --out, or delete that trial's folder")
 
 
 def check_idle(out: Path, trials: list[Trial]) -> list[Path]:

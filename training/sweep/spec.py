@@ -24,6 +24,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from training.config import Config, ConfigError, load_config
+from training.sweep.pe_arms import pe_groups
 
 EXECUTORS = ("local", "submitit-local", "slurm")
 COMBINE = ("grid", "zip")
@@ -61,6 +62,7 @@ class SweepSpec:
     workers: int = 1                     # local: trials at once (each its own process)
     slurm: SlurmSpec = field(default_factory=SlurmSpec)
     command_line: List[str] = field(default_factory=list)    # KEY=VALUE given to `leakguard sweep run`: last
+    pe: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # Private Evolution arms (training.sweep.pe_arms)
 
 
 @dataclass
@@ -70,7 +72,8 @@ class Trial:
     overrides: Dict[str, Any]            # its axis values
     seed: int
     dotlist: List[str]                   # every override the trial's config was built from, in order
-    config: Config
+    config: Optional[Config]             # a training trial's config; None for a Private Evolution arm's
+    pe: Optional[Dict[str, Any]] = None  # a Private Evolution arm's settings (training.pe.PESettings, plain data)
 
 
 def load_spec(path: str | Path, extra: List[str] | None = None) -> SweepSpec:
@@ -133,6 +136,11 @@ def check_spec(spec: SweepSpec, source: str) -> None:
         need(key not in RESERVED, key, f"set by the sweep; use {RESERVED.get(key)} instead")
     for key in spec.eval:
         need("." not in key, f"eval.{key}", "give eval settings one level deep (e.g. every_kimg: 10)")
+    for arm, given in spec.pe.items():
+        need(NAME.fullmatch(arm) is not None, f"pe.{arm}", "an arm's name is part of its folder's: letters, digits, "
+             "'.', '_', '+' and '-'")
+        need(isinstance(given, dict), f"pe.{arm}", "a mapping of `leakguard pe` settings (generator, data, embedding, "
+             "epsilon, ...)")
     if spec.combine == "zip":
         lengths = {k: len(v) for k, v in spec.axes.items()}
         need(len(set(lengths.values())) <= 1, "axes", f"combine=zip needs axes of one length, got {lengths}")
@@ -212,4 +220,10 @@ def expand(spec: SweepSpec) -> List[Trial]:
             except ConfigError as e:
                 raise ConfigError(f"sweep {spec.name!r}, trial {group}_s{seed}: {e}") from None
             trials.append(Trial(f"{group}_s{seed}", group, values, seed, dotlist, cfg))
+    if spec.pe:
+        base = load_config(spec.base, common)
+        for group, name, seed, settings in pe_groups(spec.pe, spec.seeds, base, f"sweep {spec.name!r}"):
+            if group in seen:
+                raise ConfigError(f"pe: arm {group!r} has the name of a training group; rename the arm")
+            trials.append(Trial(name, group, {"pe": group.removeprefix("pe-")}, seed, [], None, settings))
     return trials

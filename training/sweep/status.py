@@ -30,12 +30,23 @@ def _last_stats(folder: Path) -> dict:
     return newest
 
 
+def _last_pe(folder: Path) -> dict:
+    """A Private Evolution arm's progress: the iterations done and the epsilon spent (its pe.jsonl)."""
+    path = folder / "pe.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return {"iteration": lines[-1]["iteration"], "Privacy/epsilon": lines[-1]["epsilon"]} if lines else {}
+
+
 def progress(sweep_dir: Path) -> list[dict]:
     rows = []
     for path in sorted((Path(sweep_dir) / TRIALS).glob(f"*/{TRIAL_FILE}")):
         r, stats = read_trial(path.parent), _last_stats(path.parent)
-        rows.append({"name": r["name"], "status": shown_status(r), "kimg": stats.get("nimg", 0) / 1000,
-                     "budget": r["kimg"], "epsilon": stats.get("Privacy/epsilon"),
+        pe = r.get("pe") is not None   # a Private Evolution arm: iterations, not kimg (pe.jsonl, not stats.jsonl)
+        if pe:
+            stats = _last_pe(path.parent)
+        rows.append({"name": r["name"], "status": shown_status(r), "unit": "it" if pe else "kimg",
+                     "kimg": stats.get("iteration", 0) if pe else stats.get("nimg", 0) / 1000,
+                     "budget": r["pe"]["iterations"] if pe else r["kimg"], "epsilon": stats.get("Privacy/epsilon"),
                      "sec_per_kimg": stats.get("Timing/sec_per_kimg"), "error": r.get("error"),
                      "where": r.get("executor") + (f" job {r['job_id']}" if r.get("job_id") else ""),
                      "pid": r.get("pid"), "host": r.get("host"), "recorded": r["status"]})
@@ -56,8 +67,8 @@ def format_status(sweep_dir: Path) -> str:
     for r in rows:
         eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.3g}"
         speed = "-" if r["sec_per_kimg"] is None else f"{r['sec_per_kimg']:.1f}"
-        lines.append(f"{r['name']:<{width}}  {r['status']:<11} {r['kimg']:>6g}/{r['budget']:<6g}  {eps:>8}  "
-                     f"{speed:>7}  {r['where']}")
+        done = f"{r['kimg']:g}/{r['budget']:g}" + (" it" if r["unit"] == "it" else "")
+        lines.append(f"{r['name']:<{width}}  {r['status']:<11} {done:>13}  {eps:>8}  {speed:>7}  {r['where']}")
         if r["status"] == "interrupted" and r["recorded"] == "running":
             lines.append(f"{'':<{width}}  its process (pid {r['pid']} on {r['host']}) is gone; `leakguard sweep run` "
                          "resumes it from its snapshot")
