@@ -27,12 +27,10 @@ import torch
 from leakguard import run_files
 from leakguard.atomic import finite_or_null, strict_json
 from leakguard.audit.audit import AuditSettings
-from leakguard.audit.evaluation import Judges, score_fakes
-from leakguard.audit.images import ImageFiles, ImageTensor
+from leakguard.audit.evaluation import Judges, open_judges, score_fakes
+from leakguard.audit.images import ImageTensor
 from leakguard.audit.store import EmbeddingStore
-from leakguard.fidelity.extractors import build_extractor
-from leakguard.matchers.calibrate import calibration_path, load_calibration
-from leakguard.matchers.registry import MatcherConfig, build_matcher, is_known, unknown_message
+from leakguard.matchers.registry import is_known, unknown_message
 from training.config import Config
 from training.data.training_set import training_images
 from training.inference import generate
@@ -89,23 +87,13 @@ class Evaluator:
         if e.every_kimg is None:
             return None
         check_files(cfg)
-        members = ImageFiles(e.members) if e.members else None
-        nonmembers = ImageFiles(e.nonmembers) if e.nonmembers else None
-        matchers, calibrations = [], {}
-        for item in e.matchers:
-            name, weights = _name_path(item, "eval.matchers")
-            matchers.append(build_matcher(MatcherConfig(name=name, weights=weights, device=str(device),
-                                                        batch_size=e.batch)))
-            if weights is not None and calibration_path(weights).is_file():
-                calibrations[name] = (load_calibration(calibration_path(weights)),
-                                      f"calibration file {calibration_path(weights)}")
-        extractors = [build_extractor(*_name_path(item, "eval.fidelity"), device=device, batch_size=e.batch)
-                      for item in e.fidelity]
+        j = open_judges([_name_path(item, "eval.matchers") for item in e.matchers],
+                        [_name_path(item, "eval.fidelity") for item in e.fidelity], EmbeddingStore(e.cache), device,
+                        e.batch, e.members, e.nonmembers)
         training = training_images(cfg.data, dataset)
-        if matchers:
+        if j.matchers:
             training.identities  # an error naming the file when the training set has no identities
-        store = EmbeddingStore(e.cache)
-        return cls(cfg, training, members, nonmembers, matchers, calibrations, extractors, store)
+        return cls(cfg, training, j.members, j.nonmembers, j.matchers, j.calibrations, j.extractors, j.store)
 
     def seeds(self) -> list[int]:
         e = self.cfg.eval

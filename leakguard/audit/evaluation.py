@@ -13,8 +13,12 @@ import torch
 
 from leakguard.audit.audit import AuditInputs, AuditSettings, run_audit
 from leakguard.audit.faces import faces_section, manifold_test
+from leakguard.audit.images import ImageFiles
 from leakguard.audit.scalars import scalars
+from leakguard.fidelity.extractors import build_extractor
 from leakguard.fidelity.scores import fidelity_scores
+from leakguard.matchers.calibrate import calibration_path, load_calibration
+from leakguard.matchers.registry import MatcherConfig, build_matcher
 
 
 @dataclass
@@ -27,6 +31,21 @@ class Judges:
     calibrations: dict = field(default_factory=dict)
     members: object = None
     nonmembers: object = None
+
+
+def open_judges(matchers: list, extractors: list, store, device, batch: int, members: str | None = None,
+                nonmembers: str | None = None) -> Judges:
+    """Judges built from (name, weights or None) per matcher and (name, path or None) per extractor, each matcher's
+    calibration file (WEIGHTS.calibration.json) when it has one, and the membership sets' paths."""
+    built, calibrations = [], {}
+    for name, weights in matchers:
+        built.append(build_matcher(MatcherConfig(name=name, weights=weights, device=str(device), batch_size=batch)))
+        if weights is not None and calibration_path(weights).is_file():
+            calibrations[name] = (load_calibration(calibration_path(weights)),
+                                  f"calibration file {calibration_path(weights)}")
+    return Judges(built, [build_extractor(name, path, device=device, batch_size=batch) for name, path in extractors],
+                  store, calibrations, ImageFiles(members) if members else None,
+                  ImageFiles(nonmembers) if nonmembers else None)
 
 
 def audit_numbers(section: dict) -> dict:

@@ -130,9 +130,12 @@ def run_show(args) -> None:
     eps = record["epsilon"]
     print(f"{args.checkpoint}: ({eps:.4f}, {record['delta']:.3g})-DP per {record['unit']}" if math.isfinite(eps)
           else f"{args.checkpoint}: epsilon is not finite")
+    if record.get("method"):       # a record not of DP-SGD (Private Evolution) names its mechanism
+        print(f"  method: {record['method']}")
     for key in ("sigma", "q", "steps", "max_grad_norm", "expected_batch", "max_images_per_identity", "units",
                 "accountant", "opacus_version", "secret_seed"):
-        print(f"  {key}: {record.get(key)}")
+        if key in record or not record.get("method"):
+            print(f"  {key}: {record.get(key)}")
     print("  covers: " + "; ".join(record.get("covers", [])))
     print("  not covered: " + "; ".join(record.get("not_covered", [])))
 

@@ -144,3 +144,14 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(files, synth_matcher_w
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and message in lines[-1] and not out.exists()
     assert len(lines) == 1 or case in ARGPARSE                               # argparse prints its usage first
+
+
+def test_privacy_show_names_the_mechanism_and_leaves_out_dp_sgd_fields(files, synth_matcher_weights, tmp_path,
+                                                                        capsys):
+    out = tmp_path / "pe"
+    assert main(argv(files, synth_matcher_weights, out, "--sigma", "2")) == 0
+    capsys.readouterr()
+    assert main(["privacy", "show", str(out / "release.pt")]) == 0
+    text = capsys.readouterr().out
+    assert "method: Private Evolution" in text and "steps: 3" in text and f"units: {PEOPLE}" in text
+    assert "max_grad_norm" not in text and "expected_batch" not in text

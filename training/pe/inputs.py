@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from leakguard.audit.evaluation import Judges
+from leakguard.audit.evaluation import open_judges as build_judges
 from leakguard.audit.images import ImageFiles
 from leakguard.audit.store import EmbeddingStore
 from leakguard.fidelity.extractors import build_extractor
-from leakguard.matchers.calibrate import calibration_path, load_calibration
-from leakguard.matchers.registry import MatcherConfig, build_matcher, is_known, unknown_message
+from leakguard.matchers.registry import is_known, unknown_message
 from leakguard.pe.mechanism import planned_epsilon, plan_sigma
 from leakguard.torch_files import file_sha256
 from training.checkpoint import load_any
@@ -48,21 +48,14 @@ def _split(item: str, option: str) -> tuple[str, str | None]:
 def open_judges(s: PESettings, device, store) -> Judges | None:
     if not s.eval_matchers and not s.eval_features:
         return None
-    matchers, calibrations = [], {}
+    matchers = []
     for item in s.eval_matchers:
         name, weights = _split(item, "--eval-matcher")
         if not is_known(name, weights):
             raise ValueError(f"--eval-matcher {item}: {unknown_message(name, weights)}")
-        matchers.append(build_matcher(MatcherConfig(name=name, weights=weights, device=str(device),
-                                                    batch_size=s.batch)))
-        if weights is not None and calibration_path(weights).is_file():
-            calibrations[name] = (load_calibration(calibration_path(weights)),
-                                  f"calibration file {calibration_path(weights)}")
-    extractors = [build_extractor(*_split(item, "--eval-features"), device=device, batch_size=s.batch)
-                  for item in s.eval_features]
-    members = ImageFiles(s.eval_members) if s.eval_members else None
-    nonmembers = ImageFiles(s.eval_nonmembers) if s.eval_nonmembers else None
-    return Judges(matchers, extractors, store, calibrations, members, nonmembers)
+        matchers.append((name, weights))
+    return build_judges(matchers, [_split(item, "--eval-features") for item in s.eval_features], store, device,
+                        s.batch, s.eval_members, s.eval_nonmembers)
 
 
 def pick_device(name: str) -> torch.device:
