@@ -17,6 +17,9 @@
                 pe1, pe1_s1    epsilon 1, public seeds 0 and 1
                 pe8_features   epsilon 8, voting in the synthfaces features, the very features FD is computed in
                                (as PE's paper votes in Inception and reports FID): an upper bound, not a fair row
+   PE fine-tunes the public model fine-tuned without DP on a PE arm's 2,000 images (10 kimg, the non-private
+              arm's recipe): post-processing, so the generator carries the PE arm's epsilon
+                pe1_ft, pe8_ft on pe1's and pe8_s0's images
 3. judged     every arm's G_ema (a private arm's release.pt), 2,000 fakes (seeds 0-1999), by `leakguard audit`
               with synth_b (held out: no arm used it for anything) and synth, FMR 1e-3, membership of held-out
               photos of private people vs private-population people never trained on, the face share in the
@@ -45,6 +48,7 @@ import demo_data  # noqa: E402
 from training.data.build import export_zip  # noqa: E402
 from training.synthfaces import SynthFaces  # noqa: E402
 from training.synthfaces.feature_net import ensure_synthfaces_features  # noqa: E402
+from leakguard.privacy.record import read_dataset_record  # noqa: E402
 
 OUT = REPO / "runs" / "dp-example"
 LEAKGUARD = str(Path(sys.executable).with_name("leakguard"))
@@ -69,6 +73,9 @@ PE_ARMS = {
     "pe1_s1": ["--epsilon", "1", "--population", "100", "--iterations", "3", "--seed", "1"],
     "pe8_features": ["--epsilon", "8", "--population", "250", "--iterations", "5", "--embedding", "FEATURES"],
 }
+# name -> the PE arm whose 2,000 images the public model is fine-tuned on, without DP (post-processing: the
+# generator carries that arm's epsilon, training.dp.image_set), with the non-private arm's recipe
+PE_FINETUNES = {"pe1_ft": "pe1", "pe8_ft": "pe8_s0"}
 
 
 def run(args: list[str]) -> None:
@@ -125,9 +132,10 @@ def train(name: str, config: str, overrides: list[str]) -> Path:
 
 
 def pe(arm: str, options: list[str], files: dict, matchers: dict, features: Path) -> Path:
-    """The arm's Private Evolution image set (run, or continued, when missing)."""
+    """The arm's Private Evolution image set (run, or continued, when missing; a finished run whose images.zip
+    predates the record in its dataset.json is rerun, which rewrites the same images with the record)."""
     out = OUT / "pe" / arm
-    if not (out / "images.zip").is_file():
+    if not (out / "images.zip").is_file() or read_dataset_record(out / "images.zip") is None:
         options = [f"synthfaces={features}" if o == "FEATURES" else o for o in options]
         run([LEAKGUARD, "pe", "--generator", str(OUT / "public.pt"), "--data", str(files["private"]), "--embedding",
              f"synth={matchers['synth']}", "--count", "2000", "--variation", "0.5", "0.3", "--device", "cpu",
@@ -177,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         for arm, options in PE_ARMS.items():
             if args.only is None or (OUT / "pe" / arm / "images.zip").is_file():
                 networks[arm] = pe(arm, options, files, matchers, features)
+    for arm, source in PE_FINETUNES.items():
+        images = networks.get(source)
+        folder = run_folder(arm)
+        if images is not None and (args.only is None or (folder is not None and final_networks(folder) is not None)):
+            networks[arm] = train(arm, "configs/synthfaces32-dp.yaml", ["privacy.unit=none", f"data.path={images}"])
     results = {arm: judge(arm, path, files, matchers, features) for arm, path in networks.items() if path.is_file()}
     results["null"] = judge("null", files["null"], files, matchers, features)
     from dp_example_table import write_summary  # noqa: E402  (the table's own file)

@@ -32,6 +32,7 @@ from training.data.loader import ChunkStream, describe, open_dataset
 from training.data.training_set import fingerprint
 from training.distributed import Dist
 from training.dp.audit_hooks import AuditHooks
+from training.dp.image_set import carried_record, image_set_record
 from training.dp.per_unit import trainable
 from training.dp.stream import UnitStream
 from training.evaluate import Evaluator
@@ -123,10 +124,10 @@ def budget_spent(state: TrainState) -> bool:
     return p.ledger.steps() + state.cfg.privacy.d_steps_per_g > p.steps_allowed()
 
 
-def save_release(state: TrainState, run_dir: Path, units: int) -> None:
+def save_release(state: TrainState, run_dir: Path, record: dict) -> None:
     """release.pt: the networks and their privacy record, without the secret key a snapshot holds."""
     save_networks(run_dir / run_files.RELEASE, {"G": state.G, "D": state.D, "G_ema": state.G_ema},
-                  extra={"privacy": state.privacy.record(units), "nimg": state.nimg, "dataset": state.dataset_info,
+                  extra={"privacy": record, "nimg": state.nimg, "dataset": state.dataset_info,
                          "init": state.init})   # no content fingerprint: a digest of the private files' names
                                                 # and CRCs would let anyone confirm a guessed dataset exactly
 
@@ -150,6 +151,7 @@ def build_run(cfg: Config, dist: Dist, run_dir: Path | None, resume: Path | None
     state = build_state(cfg, dataset, dist, Reporter(run_dir if main else None))  # its files open at the first write
     state.dataset_info = describe(dataset)
     state.dataset_fingerprint = fingerprint(cfg.data, dataset)
+    state.image_set_record = image_set_record(cfg)
     if cfg.train.init is not None and resume is None:   # a resume takes its weights (and init record) from the snapshot
         init = read_init(cfg.train.init)
         check_public(init, state.privacy is not None, state.dataset_info, state.dataset_fingerprint)
@@ -259,7 +261,9 @@ def run_rounds(run: Run, signals: StopSignals | None = None) -> None:
             bar.close()
             stop_after_signal(run, received)
     if main and state.privacy is not None:
-        save_release(state, run_dir, len(state.privacy.sampler.table))
+        save_release(state, run_dir, state.privacy.record(len(state.privacy.sampler.table)))
+    elif main and state.image_set_record is not None:   # trained only on a DP image set: its record carries over
+        save_release(state, run_dir, carried_record(state.image_set_record, cfg, state.init))
     state.dist.barrier()
     bar.close()
     state.reporter.close()

@@ -41,6 +41,7 @@ class TrainState:
     d_frozen: frozenset = frozenset()    # names of D's parameters that train.freeze_d keeps fixed
     dataset_fingerprint: str | None = None  # the training data's content (data.training_set.fingerprint)
     init: dict | None = None             # train.init's path and SHA-256 (training.init), recorded in checkpoints
+    image_set_record: dict | None = None  # data.path is a DP image set: its privacy record (training.dp.image_set)
 
     @property
     def device(self) -> torch.device:

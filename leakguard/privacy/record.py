@@ -3,11 +3,13 @@ snapshot's (privacy.record). The record itself is written by training (training.
 what `leakguard privacy show`, `leakguard report` and a sweep's results use, without importing training.
 A record is checked as it is read: a field of the wrong type (a file edited or damaged) is one error
 naming the file and the key, never a crash in the page or the table that shows it."""
+import json
 import math
 import os
 from numbers import Integral, Real
 from pathlib import Path
 
+from leakguard.identity_data import listing
 from leakguard.torch_files import FORMATS, CheckpointError, read_checkpoint
 
 
@@ -74,6 +76,20 @@ def check_record(record, path) -> dict:
             if not ok(m.get(key)):
                 raise _bad(path, f"mechanisms[{i}].{key}", m.get(key), what)
     return record
+
+
+def read_dataset_record(path: str | os.PathLike) -> dict | None:
+    """The privacy record a dataset zip or folder carries in its dataset.json (a DP image set, such as Private
+    Evolution's images.zip), checked; None when it carries none."""
+    path = Path(path)
+    with listing(path) as (_, meta, _read):
+        if meta is None:
+            return None
+        try:
+            record = json.loads(meta).get("privacy")
+        except (ValueError, AttributeError) as e:
+            raise CheckpointError(f"{path}: dataset.json is not a JSON object ({e})") from None
+    return None if record is None else check_record(record, f"{path} (dataset.json)")
 
 
 def read_privacy_record(path: str | os.PathLike) -> dict | None:

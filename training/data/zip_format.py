@@ -3,7 +3,8 @@
 Layout (readable by the official training code, which ignores the extra key):
     00000/img00000000.png ...                 uint8 PNGs, all the same size and channel count
     dataset.json  {"labels": [[name, label], ...] or null,
-                   "identities": [[name, identity_id], ...] or null}
+                   "identities": [[name, identity_id], ...] or null,
+                   "privacy": {...}}   (optional: the privacy record of a DP image set, as `leakguard pe` writes)
 `label` is an int class index (as the official dataset tool writes); `identity_id` is the person
 in the image, an int the privacy features group by.
 """
@@ -40,8 +41,10 @@ class DatasetZipWriter:
     identities must be given for all images or for none.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, privacy: dict | None = None):
+        """`privacy`: the privacy record of the images (a DP release), kept in dataset.json."""
         self.path = Path(path)
+        self.privacy = privacy
         self._out = AtomicFile(self.path)
         self._zip = zipfile.ZipFile(self._out.tmp, "w", compression=zipfile.ZIP_STORED)
         self._shape = None
@@ -80,6 +83,8 @@ class DatasetZipWriter:
             self.abort()
             raise ValueError(f"{self.path}: no images to write")
         meta = {"labels": self.labels or None, "identities": self.identities or None}
+        if self.privacy is not None:
+            meta["privacy"] = self.privacy
         with self._out:
             self._zip.writestr("dataset.json", json.dumps(meta))
             self._zip.close()

@@ -131,7 +131,7 @@ def release(state: dict, s: PESettings, inp: PEInputs, out: Path) -> dict:
     with atomic_open(out / "latents.pt", "wb") as f:
         torch.save(z, f)
     images = render(inp.G, z, s.truncation_psi, inp.device, s.batch)                    # [n, 3, H, W]
-    with DatasetZipWriter(out / "images.zip") as writer:
+    with DatasetZipWriter(out / "images.zip", privacy=record) as writer:   # training on it carries the record
         for img in images.permute(0, 2, 3, 1).numpy():
             writer.add(Record(pixels=np.ascontiguousarray(img)))
     save_png(make_grid(images[:64].permute(0, 2, 3, 1).numpy()), out / "grid.png")
