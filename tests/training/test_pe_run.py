@@ -4,6 +4,7 @@ iterations and ends where an uninterrupted one does, a generator trained on the 
 and every bad input is one line, exit 2, with nothing written."""
 import json
 import zipfile
+from fnmatch import fnmatch
 
 import pytest
 import torch
@@ -65,6 +66,9 @@ def test_release_record_and_images_agree_with_the_ledger_and_dp_accounting(files
     assert [e["iteration"] for e in evals] == [0, 1, 2, 3]                   # the public start, then each iteration
     assert "outside" in evals[-1]["privacy"]["note"] and evals[0]["privacy"]["epsilon"] == 0
     assert evals[-1]["audit"]["synth"]["leakage"][0]["fmr"] == 1e-3
+    written = [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()]
+    assert [w for w in written if not any(fnmatch(w, g) for g in record["covered_files"]
+                                          + record["not_covered_files"])] == []   # every file is accounted for
 
 
 def test_an_interrupted_run_continues_without_redoing_iterations_and_ends_as_an_uninterrupted_one(

@@ -6,8 +6,8 @@ COVERS = ["the final latents and their images (release.pt, latents.pt, images.zi
           "vote histograms, one vote per person, and public randomness; post-processing of the histograms",
           "pe.jsonl: per iteration the epsilon spent, the survivors and the kept noisy votes (read from the noisy "
           "histogram only)",
-          "settings.json (the settings, chosen without looking at the data)"]
-COVERED_FILES = ["release.pt", "latents.pt", "images.zip", "grid.png", "pe.jsonl", "settings.json"]
+          "settings.json (the settings, chosen without looking at the data) and record.json (this record)"]
+COVERED_FILES = ["release.pt", "latents.pt", "images.zip", "grid.png", "pe.jsonl", "settings.json", "record.json"]
 NOT_COVERED = [
     "the number of people and the dataset's size (treated as public, as the histogram's sensitivity does)",
     "the secret seed in checkpoints/iter-*.pt (the per-iteration state for resuming): publish release.pt, latents.pt "
