@@ -12,6 +12,7 @@ Calibration runs on the CPU (numpy) on random clustered unit embeddings.
   python bench/matchers.py --device cuda --res 1024 --batch 64
   python bench/matchers.py --matchers arcface_torch synth --weights arcface_torch=ms1mv3_r50/backbone.pth
   python bench/matchers.py --json matchers.json              # the rows also as JSON (bench/gpu_check.py)
+  python bench/matchers.py --matchers synth mine --weights mine=model.onnx   # a model file with its spec
 """
 import argparse
 import inspect
@@ -26,7 +27,7 @@ from bench.timing import median_seconds  # noqa: E402
 from leakguard.atomic import write_json  # noqa: E402
 from leakguard.matchers import calibrate as calibration  # noqa: E402
 from leakguard.matchers.calibrate import calibrate, calibrate_scores, pair_scores  # noqa: E402
-from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher  # noqa: E402
+from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher, is_known, unknown_message  # noqa: E402
 from leakguard.matchers.weights import WeightsMissing  # noqa: E402
 
 
@@ -47,9 +48,19 @@ def build(name, weights, args):
         return cls(device=args.device, batch_size=args.batch, allow_random=True), "random (no weights file)"
 
 
+def face_batch(args) -> torch.Tensor:
+    """[batch, 3, res, res] in [0, 1]: scikit-image's astronaut (a real face), resized, with a little noise per copy,
+    for matchers that align faces (dlib landmarks find none in random pixels)."""
+    from skimage.data import astronaut
+    face = torch.from_numpy(astronaut()).permute(2, 0, 1)[None].float() / 255             # [1, 3, 512, 512]
+    face = torch.nn.functional.interpolate(face, size=(args.res, args.res), mode="area")
+    noise = torch.randn(args.batch, 3, args.res, args.res, generator=torch.Generator().manual_seed(0))
+    return (face + 0.01 * noise).clamp(0, 1)
+
+
 def bench_matchers(args, device):
     weights = dict(w.split("=", 1) for w in args.weights)
-    images = torch.rand(args.batch, 3, args.res, args.res, device=device) * 2 - 1  # [N, 3, H, W] in [-1, 1]
+    images = (face_batch(args) if args.faces else torch.rand(args.batch, 3, args.res, args.res)).to(device) * 2 - 1
     rows, skipped = [], []
     for name in args.matchers or list(MATCHERS):
         try:
@@ -69,7 +80,7 @@ def bench_matchers(args, device):
         del m
 
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"Matchers: Matcher.embed on {args.batch} random {args.res}x{args.res} images on {device} "
+    print(f"Matchers: Matcher.embed on {args.batch} {'face' if args.faces else 'random'} {args.res}x{args.res} images on {device} "
           f"(batch_size {args.batch}), {where}, torch {torch.__version__}")
     if not rows:
         print("no matcher could be built")
@@ -144,15 +155,18 @@ def main():
     ap.add_argument("--calib-dim", type=int, default=512, help="embedding dimension")
     ap.add_argument("--calib-sampled", type=int, default=2_000_000, help="pairs of each kind in the sampled case")
     ap.add_argument("--calib-repeats", type=int, default=3)
+    ap.add_argument("--faces", action="store_true", help="a real face (scikit-image's astronaut) instead of random "
+                                                          "pixels: for matchers that align with landmarks")
     ap.add_argument("--skip-matchers", action="store_true", help="only the calibration table")
     ap.add_argument("--json", metavar="OUT", help="also write both tables to OUT as JSON")
     args = ap.parse_args()
-    for name in args.matchers or []:
-        if name not in MATCHERS:
-            ap.error(f"unknown matcher {name!r}; valid matchers: {', '.join(MATCHERS)}")
+    weights = dict(w.split("=", 1) for w in args.weights if "=" in w)
     for w in args.weights:
-        if "=" not in w or w.split("=", 1)[0] not in MATCHERS:
-            ap.error(f"--weights {w!r}: expected NAME=PATH with NAME one of {', '.join(MATCHERS)}")
+        if "=" not in w:
+            ap.error(f"--weights {w!r}: expected NAME=PATH")
+    for name in args.matchers or []:
+        if not is_known(name, weights.get(name)):   # a registry name, or any name for a model file with a spec
+            ap.error(unknown_message(name, weights.get(name)))
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
     found = {"device": str(device), "res": args.res, "batch": args.batch}
