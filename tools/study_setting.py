@@ -1,6 +1,7 @@
 """The headline study's setting, measured: does the undefended generator leak above the null, over seeds?
 
     python tools/study_setting.py            # runs configs/sweeps/synthfaces32-leak-setting.yaml, then the null
+    python tools/study_setting.py --spec configs/sweeps/synthfaces32-leak-setting-60kimg.yaml   # twice as long
 
 The data, membership sets, matchers and the null are tools/regularizer_experiment.py's (the same people: 0..49
 with 10 images, person 0 with 500), so its single-seed result is one of the three seeds here. Writes
@@ -8,6 +9,7 @@ runs/sweeps/synthfaces32-leak-setting/ (the sweep's results and report) and its 
 rate under each matcher at FMR 1e-3 with its interval, the mean over seeds with a 95% t interval, person 0's
 share of the leaks, membership AUC, FD, and the null (1,000 faces of people never trained on).
 """
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -23,7 +25,6 @@ from training.cli import main  # noqa: E402
 from training.synthfaces.feature_net import ensure_synthfaces_features  # noqa: E402
 
 SPEC = REPO / "configs" / "sweeps" / "synthfaces32-leak-setting.yaml"
-OUT = REPO / "runs" / "sweeps" / "synthfaces32-leak-setting"
 DATA = REPO / "runs" / "regularizer_experiment"
 FMR = 1e-3
 
@@ -40,8 +41,8 @@ def final_line(trial: Path) -> dict:
     return json.loads((trial / "eval.jsonl").read_text().splitlines()[-1])
 
 
-def table(null: dict) -> str:
-    trials = sorted((OUT / "trials").glob("base_s*"))
+def table(out: Path, null: dict) -> str:
+    trials = sorted((out / "trials").glob("base_s*"))
     lines = ["| seed | matcher | leak @ FMR 1e-3 [95% CI] | membership AUC [95% CI] | FD synthfaces | faces |",
              "|---|---|---|---|---|---|"]
     per = {}
@@ -67,7 +68,11 @@ def table(null: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run() -> int:
+def run(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--spec", type=Path, default=SPEC, help="a spec of this setting (same people, other kimg)")
+    args = p.parse_args(argv)
+    out = REPO / "runs" / "sweeps" / args.spec.stem
     demo = demo_data()
     matchers = {name: demo_matcher(name, demo) for name in ("synth_b", "synth")}
     features = ensure_synthfaces_features(None, resolution=32)
@@ -75,12 +80,12 @@ def run() -> int:
     evals = [f"eval.matchers=[synth_b={matchers['synth_b']},synth={matchers['synth']}]",
              f"eval.fidelity=[synthfaces={features}]", f"eval.members={files['members']}",
              f"eval.nonmembers={files['nonmembers']}"]
-    code = main(["sweep", "run", str(SPEC), "--out", str(OUT), *evals])
+    code = main(["sweep", "run", str(args.spec), "--out", str(out), *evals])
     if code != 0:
         return code
     null = null_rates(DATA, files, matchers)
-    text = table(null)
-    (OUT / "setting.md").write_text(text)
+    text = table(out, null)
+    (out / "setting.md").write_text(text)
     print(text)
     return 0
 

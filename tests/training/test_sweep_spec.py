@@ -128,7 +128,8 @@ def test_dry_run_lists_the_trials(tmp_path, preset, capsys):
 SHIPPED = {"synthfaces32-privacy": ["eval.matchers=[synth=/m.pt]", "leakage_reg.matchers=[synth=/m.pt]"],
            "ffhq256-privacy": ["data.path=/d.zip", "eval.matchers=[arcface_torch=/a.pth]",
                                "leakage_reg.matchers=[arcface_torch=/a.pth]"],
-           "synthfaces32-leak-setting": ["eval.matchers=[synth_b=/b.pt]"]}
+           "synthfaces32-leak-setting": ["eval.matchers=[synth_b=/b.pt]"],
+           "synthfaces32-leak-setting-60kimg": ["eval.matchers=[synth_b=/b.pt]"]}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -139,9 +140,10 @@ def test_the_shipped_specs_expand(name):
         assert privacy == [("none", 0), ("identity", 0), ("identity", 0), ("none", 5), ("none", 20)]
         assert [t.config.privacy.noise_multiplier for t in trials[1:3]] == [0.7, 2.0]
         assert all(t.config.train.kimg == 20 and t.config.data.synthfaces.overrep_images == 500 for t in trials)
-    elif name == "synthfaces32-leak-setting":   # no defence, three seeds, person 0 with 500 of 990 images
+    elif name.startswith("synthfaces32-leak-setting"):   # no defence, three seeds, person 0 with 500 of 990 images
         assert privacy == [("none", 0)] * 3 and [t.seed for t in trials] == [0, 1, 2]
-        assert all(t.config.train.kimg == 30 and t.config.data.synthfaces.num_identities == 50 for t in trials)
+        kimg = 60 if name.endswith("60kimg") else 30
+        assert all(t.config.train.kimg == kimg and t.config.data.synthfaces.num_identities == 50 for t in trials)
     else:
         assert len(trials) == 15 and [t.config.privacy.target_epsilon for t in trials[3:9:3]] == [10.0, 3.0]
 
