@@ -26,7 +26,7 @@ from timing import median_seconds  # noqa: E402
 from leakguard.audit.images import ImageTensor  # noqa: E402
 from leakguard.audit.store import EmbeddingStore  # noqa: E402
 from leakguard.matchers.synth import SynthMatcher  # noqa: E402
-from leakguard.pe import vote_histogram  # noqa: E402
+from leakguard.pe import vote_histogram, voters  # noqa: E402
 from training.cli.generate import random_generator  # noqa: E402
 from training.pe.inputs import PEInputs  # noqa: E402
 from training.pe.latents import render  # noqa: E402
@@ -48,10 +48,11 @@ def per_iteration(args, folder: Path) -> None:
     inp = PEInputs(G, {}, None, ids, args.private_people, matcher, 2.0, 0.0, 1e-5, EmbeddingStore(folder), None,
                    device)
     state = start_state(s, inp)
+    voting = voters(private, ids, s.vote)
 
     def one_iteration():
         nonlocal state
-        state = iterate({**state, "iteration": 0}, s, inp, private)
+        state = iterate({**state, "iteration": 0}, s, inp, voting)
 
     def evaluation_embedding():
         fakes = ImageTensor(render(G, torch.randn(args.eval_fakes, G.z_dim), 1.0, device, 64))

@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from leakguard.sweep.results import t_interval  # noqa: E402
 from tools.demo_data import data as demo_data, matcher as demo_matcher  # noqa: E402
 from tools.regularizer_experiment import null_rates, sets  # noqa: E402
 from training.cli import main  # noqa: E402
@@ -27,14 +27,6 @@ from training.synthfaces.feature_net import ensure_synthfaces_features  # noqa: 
 SPEC = REPO / "configs" / "sweeps" / "synthfaces32-leak-setting.yaml"
 DATA = REPO / "runs" / "regularizer_experiment"
 FMR = 1e-3
-
-
-def t_interval(values: list[float]) -> tuple[float, float, float]:
-    m = float(np.mean(values))
-    if len(values) < 2:
-        return m, m, m
-    half = stats.t.ppf(0.975, len(values) - 1) * float(np.std(values, ddof=1)) / np.sqrt(len(values))
-    return m, m - half, m + half
 
 
 def final_line(trial: Path) -> dict:
@@ -60,7 +52,8 @@ def table(out: Path, null: dict) -> str:
                          f"{auc.get('auc_ci', [0, 0])[1]:.3f}] | {fd:.2f} | {share:.2f} |")
     lines += ["", "| matcher | mean leak over seeds [95% t interval] | null: new people [95% CI] |", "|---|---|---|"]
     for name, values in per.items():
-        m, lo, hi = t_interval(values)
+        m = float(np.mean(values))
+        lo, hi = t_interval(np.array(values)) or (m, m)
         n = null.get(name, {})
         ci = n.get("leak_rate_ci", [float("nan")] * 2)
         lines.append(f"| {name} | {m:.3f} [{lo:.3f}, {hi:.3f}] ({len(values)} seeds) | "

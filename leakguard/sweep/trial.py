@@ -151,35 +151,24 @@ def _privacy(trial_dir: Path, final: dict, where: str) -> dict:
         raise ValueError(f"{release}: privacy record without a usable {e}") from None
 
 
-def _finished(trial_dir: Path) -> dict:
-    """The measured part of a done trial's row."""
-    evals = read_jsonl(trial_dir / run_files.EVAL)
-    stats = read_jsonl(trial_dir / run_files.STATS)
+def _finished(trial_dir: Path, pe: bool = False) -> dict:
+    """The measured part of a done trial's row. A Private Evolution arm (`pe`) counts its evaluations by iteration
+    and trains nothing: its row is its last iteration's (the released images), with no kimg and no speed."""
+    key = "iteration" if pe else "nimg"
+    evals = read_jsonl(trial_dir / run_files.EVAL, key)
+    stats = [] if pe else read_jsonl(trial_dir / run_files.STATS)
     if not evals:
         raise ValueError(f"{trial_dir / run_files.EVAL}: no evaluation; the sweep needs eval.every_kimg and "
                          "matchers set")
-    n, final = max(evals, key=lambda item: (item[1]["nimg"], item[0]))  # the last of equal nimg
+    n, final = max(evals, key=lambda item: (item[1][key], item[0]))  # the last of equal nimg
     where = f"{trial_dir / run_files.EVAL}:{n}"
     metrics, intervals, extractors = eval_metrics(final, where)
     timing = [float(s["Timing/sec_per_kimg"]) for _, s in stats
               if isinstance(s.get("Timing/sec_per_kimg"), (int, float))]
     timing = [t for t in timing if math.isfinite(t)]
-    return {**_privacy(trial_dir, final, where), "kimg": final["nimg"] / 1000,
+    return {**_privacy(trial_dir, final, where), "kimg": None if pe else final["nimg"] / 1000,
             "kimg_trained": max(s["nimg"] for _, s in stats) / 1000 if stats else None,
             "sec_per_kimg": statistics.median(timing) if timing else None,
-            "metrics": metrics, "intervals": intervals, "extractors": extractors, **face_share(final)}
-
-
-def _finished_pe(trial_dir: Path) -> dict:
-    """The measured part of a done Private Evolution arm's row: its last iteration's evaluation (the released
-    images) and release.pt's record; it trains nothing, so it has no kimg and no speed."""
-    evals = read_jsonl(trial_dir / run_files.EVAL, "iteration")
-    if not evals:
-        raise ValueError(f"{trial_dir / run_files.EVAL}: no evaluation; the sweep's eval names its matchers")
-    n, final = max(evals, key=lambda item: (item[1]["iteration"], item[0]))
-    where = f"{trial_dir / run_files.EVAL}:{n}"
-    metrics, intervals, extractors = eval_metrics(final, where)
-    return {**_privacy(trial_dir, final, where), "kimg": None, "kimg_trained": None, "sec_per_kimg": None,
             "metrics": metrics, "intervals": intervals, "extractors": extractors, **face_share(final)}
 
 
@@ -215,5 +204,5 @@ def trial_row(trial_dir: Path) -> dict:
            "kimg_trained": None, "sec_per_kimg": None, "metrics": {}, "intervals": {}, "extractors": {}, "note": None,
            "face_key": None, "face_share": None, "not_faces": None}
     if t["status"] == "done":
-        row.update(_finished_pe(trial_dir) if t.get("pe") is not None else _finished(trial_dir))
+        row.update(_finished(trial_dir, pe=t.get("pe") is not None))
     return row

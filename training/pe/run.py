@@ -24,7 +24,7 @@ from leakguard.atomic import atomic_open, finite_or_null, strict_json, write_jso
 from leakguard.audit.audit import AuditSettings
 from leakguard.audit.evaluation import score_fakes
 from leakguard.audit.images import ImageTensor
-from leakguard.pe import MECHANISM, noisy_votes, resample, survivor_weights, vote_histogram
+from leakguard.pe import MECHANISM, histogram, noisy_votes, resample, survivor_weights, voters
 from leakguard.privacy import PrivacyLedger
 from training.checkpoint import save_networks
 from training.data.images import make_grid, save_png
@@ -74,21 +74,21 @@ def latest_state(out: Path, s: PESettings) -> dict | None:
     return None
 
 
-def iterate(state: dict, s: PESettings, inp: PEInputs, private_embeddings: np.ndarray) -> dict:
-    """One iteration: the noisy histogram of the votes over state's population, resampling, variation."""
+def iterate(state: dict, s: PESettings, inp: PEInputs, voting: tuple) -> dict:
+    """One iteration: the noisy histogram of the votes of `voting` (leakguard.pe.voters) over state's population,
+    resampling, variation."""
     t, z = state["iteration"], state["z"]
     last = t == s.iterations - 1
     candidates = embed(inp.extractor, render(inp.G, z, s.truncation_psi, inp.device, s.batch))          # [M, D]
-    hist = vote_histogram(private_embeddings, inp.ids, candidates, s.vote)              # [M], sums to the people
+    hist = histogram(*voting, candidates)                                               # [M], sums to the people
     noisy = noisy_votes(hist, inp.sigma, secret_generator(key_from_words(state["key"]), PE_NOISE, t))
     del hist                                                                            # only the release goes on
     ledger = ledger_of(state, inp, s)
     ledger.record(MECHANISM, sigma=inp.sigma, q=1.0)
     weights = survivor_weights(noisy, s.threshold * inp.sigma)
-    picks = resample(weights, s.final_count() if last else s.population, public_generator(s.seed, t + 1, RESAMPLE))
-    if picks is None:  # nothing survived the threshold: every candidate stays as likely as any other
-        picks = resample(torch.ones(len(z)), s.final_count() if last else s.population,
-                         public_generator(s.seed, t + 1, RESAMPLE))
+    # nothing survived the threshold: every candidate stays as likely as any other
+    odds = weights if float(weights.sum()) > 0 else torch.ones(len(z), dtype=torch.float64)
+    picks = resample(odds, s.final_count() if last else s.population, public_generator(s.seed, t + 1, RESAMPLE))
     step = variation_steps(*s.variation, s.iterations)[t]
     z = vary(z[picks], step, public_generator(s.seed, t + 1, VARY))
     line = {"iteration": t + 1, "epsilon": ledger.epsilon(), "delta": inp.delta, "sigma": inp.sigma,
@@ -147,7 +147,7 @@ def run_pe(s: PESettings, out: Path, inputs: PEInputs | None = None, foreign: tu
     if out.exists() and not (out / SETTINGS).is_file() and any(p.name not in foreign for p in out.iterdir()):
         raise FileExistsError(f"--out {out}: holds files but no {SETTINGS}; choose an empty or new folder")
     state = latest_state(out, s) if out.exists() else None
-    private_embeddings = np.asarray(inp.store.embeddings(inp.private, inp.extractor))      # [n, D]
+    voting = voters(np.asarray(inp.store.embeddings(inp.private, inp.extractor)), inp.ids, s.vote)  # once per run
     (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
     write_json(out / SETTINGS, {**plain(s), "sigma": inp.sigma, "delta": inp.delta, "planned_epsilon": inp.epsilon,
                                 "people": inp.people})
@@ -159,7 +159,7 @@ def run_pe(s: PESettings, out: Path, inputs: PEInputs | None = None, foreign: tu
     else:
         log.info("continuing %s from iteration %d of %d", out, state["iteration"], s.iterations)
     while state["iteration"] < s.iterations:
-        state = iterate(state, s, inp, private_embeddings)
+        state = iterate(state, s, inp, voting)
         save_state(state, out)
         log.info("iteration %d/%d: epsilon %.3f, %d survivors", state["iteration"], s.iterations,
                  state["history"][-1]["epsilon"], state["history"][-1]["survivors"])
