@@ -126,6 +126,13 @@ BAD = {
     "population of one": (["--epsilon", "4", "--population", "1"], {}, "--population 1"),
     "bad vote": (["--epsilon", "4", "--vote", "majority"], {}, "--vote 'majority'"),
     "vacuous delta": (["--epsilon", "4", "--delta", "0.5"], {}, "--delta 0.5"),
+    "negative public seed": (["--epsilon", "4", "--seed", "-1"], {}, "--seed -1"),
+    "negative secret seed": (["--epsilon", "4", "--secret-seed", "-1"], {}, "--secret-seed -1"),
+    "false-match rate above 1": (["--epsilon", "4", "--fmr", "2"], {}, "--fmr 2.0"),
+    "no iterations": (["--epsilon", "4", "--iterations", "0"], {}, "--iterations 0"),
+    "variation out of range": (["--epsilon", "4", "--variation", "0", "2"], {}, "--variation (0.0, 2.0)"),
+    "members without non-members": (["--epsilon", "4", "--eval-members", "X"], {}, "--eval-nonmembers: give both"),
+    "unknown eval matcher": (["--epsilon", "4", "--eval-matcher", "nosuch"], {}, "unknown matcher 'nosuch'"),
 }
 
 

@@ -94,6 +94,12 @@ def check_settings(s: PESettings) -> None:
     if not (isinstance(s.truncation_psi, (int, float)) and 0 < s.truncation_psi <= 2):
         raise ValueError(f"--trunc {s.truncation_psi!r}: expected a truncation psi in (0, 2] (1 = none)")
     _whole(s.batch, "--batch", 1, 1 << 16)
+    _whole(s.seed, "--seed", 0, 2 ** 63 - 1)
+    if s.secret_seed is not None:
+        _whole(s.secret_seed, "--secret-seed", 0, 2 ** 128 - 1)
+    for fmr in s.eval_fmrs:
+        if not (isinstance(fmr, (int, float)) and 0 < fmr < 1):
+            raise ValueError(f"--fmr {fmr!r}: a false-match rate must be in (0, 1), e.g. 1e-3")
     if (s.eval_members is None) != (s.eval_nonmembers is None):
         raise ValueError("--eval-members and --eval-nonmembers: give both (the membership attack compares them) "
                          "or neither")
