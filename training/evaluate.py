@@ -99,6 +99,14 @@ class Evaluator:
         e = self.cfg.eval
         return list(range(e.first_seed, e.first_seed + e.num_fakes))
 
+    def score(self, fakes, info: dict) -> tuple[dict, dict]:
+        """(numbers, scalar tags) of any set of fakes (leakguard.audit.evaluation.score_fakes) under this run's
+        judges; `info` describes where the fakes came from."""
+        e = self.cfg.eval
+        judges = Judges(self.matchers, self.extractors, self.store, self.calibrations, self.members, self.nonmembers)
+        return score_fakes(fakes, self.training, judges, AuditSettings(fmrs=tuple(e.fmrs), bootstrap=e.bootstrap),
+                           e.kid_subsets, info)
+
     def evaluate(self, state, run_dir: Path) -> dict:
         """Scores G_ema now; appends to run_dir/eval.jsonl, logs to TensorBoard (not under DP), returns the line."""
         e, start = self.cfg.eval, time.perf_counter()
@@ -109,9 +117,7 @@ class Evaluator:
                             labels=[f"seed{s:04d}" for s in self.seeds()])
         line = {"nimg": state.nimg, "kimg": state.nimg / 1000, "num_fakes": len(fakes),
                 "seeds": f"{e.first_seed}-{e.first_seed + e.num_fakes - 1}"}
-        settings = AuditSettings(fmrs=tuple(e.fmrs), bootstrap=e.bootstrap)
-        judges = Judges(self.matchers, self.extractors, self.store, self.calibrations, self.members, self.nonmembers)
-        numbers, tags = score_fakes(fakes, self.training, judges, settings, e.kid_subsets, {"nimg": state.nimg})
+        numbers, tags = self.score(fakes, {"nimg": state.nimg})
         line.update(numbers)
         if state.privacy is not None:
             line["privacy"] = {"epsilon": state.privacy.ledger.epsilon(), "delta": state.privacy.ledger.delta,

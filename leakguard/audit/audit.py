@@ -9,7 +9,9 @@ score over the training identities, the max over an identity's images); a genera
 FMR f when that score reaches the matcher's threshold at f. Thresholds come from the matcher's own
 calibration file when there is one (independent data), else from the training set's R-R pairs.
 Identity membership: each reference identity's attack score from its held-out images against the
-generated faces (metrics.membership_scores), members labelled 1, ROC over identities.
+generated faces (metrics.membership_scores), members labelled 1, ROC over identities; and the same AUC for the
+over-represented members alone (training images at least OVERREP_FACTOR x the median person's; Webster et al.:
+an over-represented person is the privacy risk) against every non-member.
 Faces (report["faces"], leakguard.audit.faces): which generated images are faces at all, by the face
 detector of each matcher that has one (dlib) and, for each fidelity extractor given (`extractors`), by
 the real images' k-NN manifold in its features; the share of faces and the leak rate among them, per
@@ -37,6 +39,7 @@ from leakguard.matchers.threshold_ci import with_threshold_intervals
 
 FMRS = (1e-2, 1e-3, 1e-4)
 FORMAT = 1
+OVERREP_FACTOR = 5.0      # an identity with at least this many times the median person's training images is over-represented
 
 
 @dataclass
@@ -67,17 +70,26 @@ def _describe(images, with_ids: bool) -> dict:
     return d
 
 
-def _membership(emb_members, ids_members, emb_nonmembers, ids_nonmembers, gen: torch.Tensor,
-                s: AuditSettings) -> dict:
-    """Attack score (topk_mean) per reference identity, members labelled 1; ROC, AUC, TPR@FPR with intervals."""
-    scores, best_scores, labels = [], [], []
+def overrepresented(train_ids: np.ndarray) -> np.ndarray:
+    """The training identities with at least OVERREP_FACTOR x the median person's number of images."""
+    ids, counts = np.unique(train_ids, return_counts=True)
+    return ids[counts >= OVERREP_FACTOR * np.median(counts)]
+
+
+def membership_section(emb_members, ids_members, emb_nonmembers, ids_nonmembers, gen: torch.Tensor,
+                s: AuditSettings, overrep: np.ndarray = np.array([], np.int64)) -> dict:
+    """Attack score (topk_mean) per reference identity, members labelled 1; ROC, AUC, TPR@FPR with intervals;
+    the AUC of the members among `overrep` (training identities) against every non-member."""
+    scores, best_scores, labels, people = [], [], [], []
     for emb, ids, label in ((emb_members, ids_members, 1), (emb_nonmembers, ids_nonmembers, 0)):
         refs = torch.from_numpy(np.array(emb)).to(gen.device)
         nearest = topk_cosine(refs, gen, k=1).scores[:, 0].cpu().numpy()           # [R]
-        _, best, topk_mean = metrics.membership_scores(nearest, ids, s.top_k)
+        who, best, topk_mean = metrics.membership_scores(nearest, ids, s.top_k)
         scores.append(topk_mean)
         best_scores.append(best)
         labels.append(np.full(len(topk_mean), label))
+        people.append(who)
+    over = _overrep_auc(scores[0][np.isin(people[0], overrep)], scores[1], people[0][np.isin(people[0], overrep)], s)
     scores, labels, best_scores = np.concatenate(scores), np.concatenate(labels), np.concatenate(best_scores)
     fpr, tpr, _ = metrics.roc_curve(scores, labels)
     ci = metrics.membership_intervals(scores, labels, fprs=(1e-2, 1e-3), resamples=s.bootstrap, seed=s.seed)
@@ -86,7 +98,19 @@ def _membership(emb_members, ids_members, emb_nonmembers, ids_nonmembers, gen: t
             "auc": metrics.roc_auc(scores, labels), "auc_ci": [ci["auc"].low, ci["auc"].high],
             "auc_best": metrics.roc_auc(best_scores, labels),  # the attack with the single best pair instead
             "tpr_at_fpr": tprs, "tpr_at_fpr_ci": {k: [ci[f"tpr@{k}"].low, ci[f"tpr@{k}"].high] for k in tprs},
-            "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()}}
+            "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()}, "overrepresented": over}
+
+
+def _overrep_auc(member_scores: np.ndarray, nonmember_scores: np.ndarray, ids: np.ndarray, s: AuditSettings):
+    """AUC of the over-represented members' attack scores against the non-members', with its interval; with one
+    such person it is the share of non-members that person outscores. None when no member is over-represented."""
+    if len(member_scores) == 0:
+        return None
+    y = np.concatenate([np.ones(len(member_scores), np.int64), np.zeros(len(nonmember_scores), np.int64)])
+    x = np.concatenate([member_scores, nonmember_scores])
+    ci = metrics.membership_intervals(x, y, fprs=(), resamples=s.bootstrap, seed=s.seed)["auc"]
+    return {"identities": [int(i) for i in ids], "auc": metrics.roc_auc(x, y), "auc_ci": [ci.low, ci.high],
+            "rule": f"training images >= {OVERREP_FACTOR:g} x the median person's"}
 
 
 def best_matches(gen: torch.Tensor, train: torch.Tensor, train_ids: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -220,10 +244,10 @@ def audit_matcher(inputs: AuditInputs, matcher: Matcher, store: EmbeddingStore, 
     section["published"] = (published_leakage(inputs, matcher, store, s, progress)
                             if matcher.name in s.published else None)
     if inputs.members is not None and inputs.nonmembers is not None:
-        section["membership"] = _membership(store.embeddings(inputs.members, matcher, progress),
-                                            inputs.members.identities,
-                                            store.embeddings(inputs.nonmembers, matcher, progress),
-                                            inputs.nonmembers.identities, gen, s)
+        section["membership"] = membership_section(store.embeddings(inputs.members, matcher, progress),
+                                                   inputs.members.identities,
+                                                   store.embeddings(inputs.nonmembers, matcher, progress),
+                                                   inputs.nonmembers.identities, gen, s, overrepresented(train_ids))
     return section
 
 

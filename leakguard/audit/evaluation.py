@@ -56,6 +56,10 @@ def audit_numbers(section: dict) -> dict:
     m = section["membership"]
     if m is not None:
         out["membership"] = {"auc": m["auc"], "auc_ci": m["auc_ci"]}
+        if m.get("overrepresented"):
+            o = m["overrepresented"]
+            out["membership"]["overrepresented"] = {"identities": o["identities"], "auc": o["auc"],
+                                                    "auc_ci": o["auc_ci"]}
     return out
 
 

@@ -44,7 +44,7 @@ def pareto_front(privacy: Sequence[float], fidelity: Sequence[float]) -> np.ndar
 
 def privacy_axes(columns) -> list[str]:
     """epsilon, then the leak-rate and AUC columns among `columns`, in metric_order."""
-    ordered = metric_order(c for c in columns if c.startswith(("leak@", "auc@")))
+    ordered = metric_order(c for c in columns if c.startswith(("leak@", "auc@", "auc_overrep@")))
     return [EPSILON] + ordered
 
 
@@ -61,6 +61,8 @@ def axis_label(column: str) -> str:
         return f"leak rate, {where} at FMR {fmr} (lower is better)"
     if kind == "auc":
         return f"membership AUC, {where} (lower is better; 0.5 is chance)"
+    if kind == "auc_overrep":
+        return f"membership AUC of the over-represented people, {where} (lower is better; 0.5 is chance)"
     if kind == "fd":
         return f"FD, {where} (lower is better)"
     return column
@@ -69,7 +71,8 @@ def axis_label(column: str) -> str:
 def short_name(column: str) -> str:
     """'ε', 'leak synth@0.001', 'AUC synth': the axis as the table's front column names it."""
     kind, _, rest = column.partition("@")
-    return {"epsilon": "ε", "leak": f"leak {rest}", "auc": f"AUC {rest}"}.get(kind, column)
+    return {"epsilon": "ε", "leak": f"leak {rest}", "auc": f"AUC {rest}",
+            "auc_overrep": f"AUC over-rep. {rest}"}.get(kind, column)
 
 
 def group_columns(groups: Sequence[dict]) -> list[str]:

@@ -32,7 +32,8 @@ PRIVACY_STATEMENT = (
     "recall are computed from the training images (and the member and non-member sets): they are the data "
     "holder's measurements, outside any DP guarantee, and so are this page, results.json and results.csv.")
 FORMATS = {"leak": (None, "leak {}"), "faces": (None, "faces {}"), "detected": (None, "detected {}"),
-           "auc": (fmt_num, "AUC {}"), "fd": (lambda v: fmt_num(v, 2), "FD {}"),
+           "auc": (fmt_num, "AUC {}"), "auc_overrep": (fmt_num, "AUC over-represented {}"),
+           "fd": (lambda v: fmt_num(v, 2), "FD {}"),
            "kid": (lambda v: fmt_num(v, 4), "KID {}")}
 NOT_FACES = "not faces"
 

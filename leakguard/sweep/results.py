@@ -60,8 +60,8 @@ def _metric_key(col: str) -> tuple:
         return 0, where, -float(fmr), col
     if kind in FACE_KINDS:
         return 1, FACE_KINDS.index(kind), where, col
-    if kind == "auc":
-        return 2, where, 0, col
+    if kind in ("auc", "auc_overrep"):
+        return 2, where, kind == "auc_overrep", col
     return 3, where, FIDELITY_KINDS.index(kind) if kind in FIDELITY_KINDS else len(FIDELITY_KINDS), col
 
 
@@ -71,7 +71,7 @@ def metric_order(columns) -> list[str]:
 
 
 def _has_interval(col: str) -> bool:
-    return col.startswith(("leak@", "auc@", "faces@", "detected@"))
+    return col.startswith(("leak@", "auc@", "auc_overrep@", "faces@", "detected@"))
 
 
 def csv_columns(rows: Sequence[dict]) -> list[str]:

@@ -4,6 +4,7 @@ the sweep runner), the run's eval.jsonl and stats.jsonl, and release.pt's privac
 Metric columns of a row (row["metrics"], the trial's own intervals in row["intervals"]):
   leak@<matcher>@<fmr>   leak rate at that false match rate (fmr as %g), with its interval
   auc@<matcher>          membership AUC, with its interval
+  auc_overrep@<matcher>  membership AUC of the over-represented members alone (when the members include one)
   fd@<key>, kid@<key>, kid_std@<key>, precision@<key>, recall@<key>   fidelity, key as in eval.jsonl
   faces@<key>            the share of fakes that are faces by the real k-NN manifold under that extractor
                          (eval.jsonl's faces.manifold; leakguard.audit.faces), with its Wilson interval
@@ -110,6 +111,10 @@ def eval_metrics(line: dict, where: str) -> tuple[dict, dict, dict]:
             if m.get("membership"):
                 col = f"auc@{matcher}"
                 values[col], intervals[col] = _num(m["membership"]["auc"]), _interval(m["membership"].get("auc_ci"))
+                over = m["membership"].get("overrepresented")
+                if over:
+                    col = f"auc_overrep@{matcher}"
+                    values[col], intervals[col] = _num(over["auc"]), _interval(over.get("auc_ci"))
         for key, s in (line.get("fidelity") or {}).items():
             for name, suffix in FIDELITY:
                 if name == "fd" or key + suffix in s:  # FD is required; the rest are reported when computed
@@ -151,12 +156,13 @@ def _privacy(trial_dir: Path, final: dict, where: str) -> dict:
         raise ValueError(f"{release}: privacy record without a usable {e}") from None
 
 
-def _finished(trial_dir: Path, pe: bool = False) -> dict:
+def _finished(trial_dir: Path, pe: bool = False, release: bool = False) -> dict:
     """The measured part of a done trial's row. A Private Evolution arm (`pe`) counts its evaluations by iteration
-    and trains nothing: its row is its last iteration's (the released images), with no kimg and no speed."""
+    and trains nothing: its row is its last iteration's (the released images), with no kimg and no speed. A
+    release arm (`release`) trains nothing either: its one line's kimg is its generator's (0 for a given file)."""
     key = "iteration" if pe else "nimg"
     evals = read_jsonl(trial_dir / run_files.EVAL, key)
-    stats = [] if pe else read_jsonl(trial_dir / run_files.STATS)
+    stats = [] if pe or release else read_jsonl(trial_dir / run_files.STATS)
     if not evals:
         raise ValueError(f"{trial_dir / run_files.EVAL}: no evaluation; the sweep needs eval.every_kimg and "
                          "matchers set")
@@ -204,5 +210,5 @@ def trial_row(trial_dir: Path) -> dict:
            "kimg_trained": None, "sec_per_kimg": None, "metrics": {}, "intervals": {}, "extractors": {}, "note": None,
            "face_key": None, "face_share": None, "not_faces": None}
     if t["status"] == "done":
-        row.update(_finished(trial_dir, pe=t.get("pe") is not None))
+        row.update(_finished(trial_dir, pe=t.get("pe") is not None, release=t.get("release") is not None))
     return row

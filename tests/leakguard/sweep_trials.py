@@ -26,7 +26,9 @@ def eval_line(nimg: int, leak: float, auc: float, fd: float, epsilon: float | No
                 "ratio": rate / (fmr * 9), "supported": True} for fmr, rate in ((0.01, 8 * leak), (0.001, leak))]
     line = {"nimg": nimg, "kimg": nimg / 1000, "num_fakes": 200, "seeds": "0-199",
             "audit": {"synth": {"version": "synth-abc-none", "leakage": leakage,
-                                "membership": {"auc": auc, "auc_ci": [auc - 0.07, auc + 0.06]}}},
+                                "membership": {"auc": auc, "auc_ci": [auc - 0.07, auc + 0.06],
+                                               "overrepresented": {"identities": [0], "auc": min(auc + 0.2, 1.0),
+                                                                   "auc_ci": [auc, 1.0]}}}},
             "fidelity": {EXTRACTOR: {EXTRACTOR: fd, f"{EXTRACTOR}_kid": fd / 50, f"{EXTRACTOR}_kid_std": fd / 4000,
                                      f"{EXTRACTOR}_precision": 0.9 - fd / 100, f"{EXTRACTOR}_recall": 0.2 + fd / 200,
                                      "extractor": "synthfaces", "extractor_version": "synthfaces-1",

@@ -46,6 +46,9 @@ def test_rows_equal_the_final_evaluation_and_the_privacy_record(sweep):
             assert row["metrics"][col] == r["leak_rate"] and row["intervals"][col] == r["leak_rate_ci"]
         ms = e["audit"]["synth"]["membership"]
         assert row["metrics"]["auc@synth"] == ms["auc"] and row["intervals"]["auc@synth"] == ms["auc_ci"]
+        over = ms["overrepresented"]
+        assert (row["metrics"]["auc_overrep@synth"], row["intervals"]["auc_overrep@synth"]) == (over["auc"],
+                                                                                                over["auc_ci"])
         f = e["fidelity"][EXTRACTOR]
         for kind, key in (("fd", ""), ("kid", "_kid"), ("kid_std", "_kid_std"), ("precision", "_precision"),
                           ("recall", "_recall")):
@@ -110,7 +113,8 @@ def test_csv_and_json_agree_and_the_json_is_strict(sweep, tmp_path):
                                     "kimg_trained", "sec_per_kimg"] and list(table[0])[-1] == "note"
     assert [c for c in table[0] if "@" in c] == [
         "leak@synth@0.01", "leak@synth@0.01_lo", "leak@synth@0.01_hi", "leak@synth@0.001", "leak@synth@0.001_lo",
-        "leak@synth@0.001_hi", "auc@synth", "auc@synth_lo", "auc@synth_hi", f"fd@{EXTRACTOR}", f"kid@{EXTRACTOR}",
+        "leak@synth@0.001_hi", "auc@synth", "auc@synth_lo", "auc@synth_hi", "auc_overrep@synth",
+            "auc_overrep@synth_lo", "auc_overrep@synth_hi", f"fd@{EXTRACTOR}", f"kid@{EXTRACTOR}",
         f"kid_std@{EXTRACTOR}", f"precision@{EXTRACTOR}", f"recall@{EXTRACTOR}", f"extractor@{EXTRACTOR}"]
     assert len(data["trials"]) == len(table) == len(rows) and len(data["groups"]) == len(GROUPS)
     for t, c in zip(data["trials"], table):
@@ -198,7 +202,7 @@ def test_the_fronts_of_the_groups(sweep):
     names = [g["group"] for g in groups]
     front = fronts(groups)
     assert list(front) == privacy_axes([c for g in groups for c in g["means"]]) == [
-        "epsilon", "leak@synth@0.01", "leak@synth@0.001", "auc@synth"]
+        "epsilon", "leak@synth@0.01", "leak@synth@0.001", "auc@synth", "auc_overrep@synth"]
     on_eps = {n for n, f in zip(names, front["epsilon"]) if f}
     assert on_eps == {"unit-identity_noise-0.8", "unit-none_noise-0.0", "unit-identity_noise-2.0"}
     assert not any(f[names.index("unit-identity_noise-0.5")] for f in front.values())
@@ -231,7 +235,7 @@ def report(sweep) -> tuple[Path, str]:
 def test_report_has_the_groups_table_and_one_plot_per_privacy_axis(report):
     page, html = report
     assert page.name == "report.html"
-    assert html.count("<img") == html.count('src="data:image/png;base64,') == 4  # epsilon, 2 leak rates, AUC
+    assert html.count("<img") == html.count('src="data:image/png;base64,') == 5  # epsilon, 2 leak rates, 2 AUCs
     for name in GROUPS:
         assert f'<td class="l">{name}</td>' in html
     assert "none (no DP)" in html and "2.000 (identity)" in html and "outside any DP guarantee" in html
@@ -239,9 +243,10 @@ def test_report_has_the_groups_table_and_one_plot_per_privacy_axis(report):
     assert "ValueError: &lt;b&gt;NaN&lt;/b&gt; in D&#x27;s loss &amp; the run stopped" in html and "<b>NaN" not in html
     assert "[&lt;0.8&gt;, 2.0]" in html  # the spec, escaped
     assert "membership AUC, synth (lower is better; 0.5 is chance)" in html
+    assert "membership AUC of the over-represented people, synth (lower is better; 0.5 is chance)" in html
     dominated = re.search(r'<tr><td class="l">unit-identity_noise-0.5</td>.*?</tr>', html).group(0)
     on_all = re.search(r'<tr><td class="l">unit-identity_noise-2.0</td>.*?</tr>', html).group(0)
-    assert on_all.endswith("<td>ε<br>leak synth@0.01<br>leak synth@0.001<br>AUC synth</td></tr>")
+    assert on_all.endswith("<td>ε<br>leak synth@0.01<br>leak synth@0.001<br>AUC synth<br>AUC over-rep. synth</td></tr>")
     assert "★" not in dominated and dominated.endswith("<td>–</td></tr>")
 
 

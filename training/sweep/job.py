@@ -81,6 +81,8 @@ class TrialJob:
         record = read_trial(folder)
         if record.get("pe") is not None:
             return self._pe(folder, record)
+        if record.get("release") is not None:
+            return self._release(folder, record)
         cfg = from_dict(record["config"], str(folder / TRIAL_FILE))
         _join_submitit_tasks()
         dist = distributed.init(cfg.train.device)
@@ -97,14 +99,23 @@ class TrialJob:
             distributed.shutdown()
         return str(folder)
 
-    @staticmethod
-    def _pe(folder: Path, record: dict) -> str:
+    def _pe(self, folder: Path, record: dict) -> str:
         """A Private Evolution arm: `leakguard pe` into the trial folder, continued from its last iteration."""
         from training.pe import run_pe                     # as the training loop: loaded in the trial's process
+        return self._untrained(folder, lambda: run_pe(settings_of(record["pe"]), folder, foreign=TRIAL_FILES))
+
+    def _release(self, folder: Path, record: dict) -> str:
+        """A release arm: draw (and filter) the release into the trial folder and score it (training.sweep.release)."""
+        from training.sweep.release import run_release     # as the training loop: loaded in the trial's process
+        return self._untrained(folder, lambda: run_release(record, folder, Path(self.sweep_dir)))
+
+    @staticmethod
+    def _untrained(folder: Path, work) -> str:
+        """Runs a trial that trains nothing (`work()`), its state kept in trial.json as a training trial's."""
         update_trial(folder, status="running", started=now(), finished=None, error=None, host=socket.gethostname(),
                      pid=os.getpid(), started_ticks=process_start(os.getpid()))
         try:
-            run_pe(settings_of(record["pe"]), folder, foreign=TRIAL_FILES)
+            work()
         except (Exception, KeyboardInterrupt) as e:
             write_text(folder / "error.txt", traceback.format_exc())
             interrupted = isinstance(e, KeyboardInterrupt)

@@ -60,6 +60,7 @@ def check_plan(spec: SweepSpec, trials: list[Trial], out: Path) -> dict[str, dic
         config = to_dict(t.config)
         if (folder / TRIAL_FILE).is_file():
             _same_config(folder, read_trial(folder)["config"], config)
+            _same_release(folder, read_trial(folder).get("release"), t.release)
             continue
         bad = [(k, v) for k, v in {**flatten(config), **t.overrides}.items()
                if isinstance(v, float) and not math.isfinite(v)]
@@ -69,6 +70,8 @@ def check_plan(spec: SweepSpec, trials: list[Trial], out: Path) -> dict[str, dic
         new[t.name] = {"name": t.name, "group": t.group, "overrides": t.overrides, "seed": t.seed, "kimg": spec.kimg,
                        "status": "pending", "error": None, "started": None, "finished": None, "resumed_from": None,
                        "executor": spec.executor, "job_id": None, "overrides_applied": t.dotlist, "config": config}
+        if t.release is not None:
+            new[t.name]["release"] = t.release
     return new
 
 
@@ -87,6 +90,14 @@ def _same_config(folder: Path, old: dict, new: dict) -> None:
         shown = ", ".join(f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:5])
         raise ConfigError(f"{folder / TRIAL_FILE}: trial {folder.name!r} was planned with another config ({shown}); "
                           f"run the changed spec into a new --out, or delete that trial's folder to redo it")
+
+
+def _same_release(folder: Path, old: dict | None, new: dict | None) -> None:
+    changed = sorted(k for k in set(old or {}) | set(new or {}) if (old or {}).get(k) != (new or {}).get(k))
+    if changed:
+        shown = ", ".join(f"{k} {(old or {}).get(k)!r} -> {(new or {}).get(k)!r}" for k in changed[:5])
+        raise ConfigError(f"{folder / TRIAL_FILE}: release trial {folder.name!r} was planned with other settings "
+                          f"({shown}); run the changed spec into a new --out, or delete that trial's folder")
 
 
 def _same_pe(folder: Path, old: dict, new: dict) -> None:

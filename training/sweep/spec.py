@@ -8,7 +8,10 @@ A trial is the base preset <- the spec's `overrides` <- its `eval` <- the comman
 its axis values <- train.seed and train.kimg. Axes are combined as a grid (every combination) or zipped (the
 i-th value of every axis together), then crossed with the seeds. A trial's name comes from its axis
 values alone (`unit-identity_noise_multiplier-0.8_s0`), so the same spec names the same trials on
-every rerun. Every trial's config is built and checked before anything runs: an unknown key, an axis
+every rerun. Instead of axes a spec may name its arms (`arms: {undefended: [], reg5: [leakage_reg.weight=5,
+...]}`): each arm is one group of KEY=VALUE overrides, its trials <arm>_s<seed>, planned seed by seed, each
+seed's release arms (`releases`, training.sweep.release: a given generator, or an arm's through the release
+filter) after its training arms. Every trial's config is built and checked before anything runs: an unknown key, an axis
 over a key the config does not have, an empty axis or a bad value is refused, naming the key.
 """
 import hashlib
@@ -25,6 +28,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from training.config import Config, ConfigError, load_config
 from training.sweep.pe_arms import pe_groups
+from training.sweep.release import release_trials
 
 EXECUTORS = ("local", "submitit-local", "slurm")
 COMBINE = ("grid", "zip")
@@ -63,6 +67,8 @@ class SweepSpec:
     slurm: SlurmSpec = field(default_factory=SlurmSpec)
     command_line: List[str] = field(default_factory=list)    # KEY=VALUE given to `leakguard sweep run`: last
     pe: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # Private Evolution arms (training.sweep.pe_arms)
+    arms: Dict[str, List[str]] = field(default_factory=dict)  # named arms: name -> KEY=VALUE (instead of axes)
+    releases: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # release arms (training.sweep.release)
 
 
 @dataclass
@@ -74,6 +80,7 @@ class Trial:
     dotlist: List[str]                   # every override the trial's config was built from, in order
     config: Optional[Config]             # a training trial's config; None for a Private Evolution arm's
     pe: Optional[Dict[str, Any]] = None  # a Private Evolution arm's settings (training.pe.PESettings, plain data)
+    release: Optional[Dict[str, Any]] = None  # a release arm's settings (training.sweep.release), with `config`
 
 
 def load_spec(path: str | Path, extra: List[str] | None = None) -> SweepSpec:
@@ -132,7 +139,20 @@ def check_spec(spec: SweepSpec, source: str) -> None:
         need(len(values) > 0, f"axes.{key}", "empty; give at least one value")
         need(spec.combine == "zip" or len({_canonical(v) for v in values}) == len(values), f"axes.{key}",
              f"repeats a value in {values}")
-    for key in list(spec.axes) + [o.partition("=")[0] for o in spec.overrides + spec.command_line]:
+    need(not (spec.arms and spec.axes), "arms", "give either named arms or axes, not both (an arm is one "
+         "combination of settings by name)")
+    for arm, dotlist in spec.arms.items():
+        need(NAME.fullmatch(arm) is not None, f"arms.{arm}", "an arm's name is its trials' folder prefix: letters, "
+             "digits, '.', '_', '+' and '-'")
+        need(arm not in spec.pe and f"pe-{arm}" not in spec.pe, f"arms.{arm}", "also a Private Evolution arm's name")
+        for item in dotlist:
+            need(isinstance(item, str) and "=" in item, f"arms.{arm}", f"{item!r}: give KEY=VALUE overrides")
+    need(not spec.releases or spec.arms, "releases", "release arms need named arms (`arms`): `from` names one")
+    for arm in spec.releases:
+        need(NAME.fullmatch(arm) is not None and arm not in spec.arms, f"releases.{arm}",
+             "a release arm's name: letters, digits, '.', '_', '+' and '-', and not the name of a training arm")
+    arm_keys = [o.partition("=")[0] for dotlist in spec.arms.values() for o in dotlist]
+    for key in list(spec.axes) + arm_keys + [o.partition("=")[0] for o in spec.overrides + spec.command_line]:
         need(key not in RESERVED, key, f"set by the sweep; use {RESERVED.get(key)} instead")
     for key in spec.eval:
         need("." not in key, f"eval.{key}", "give eval settings one level deep (e.g. every_kimg: 10)")
@@ -202,9 +222,22 @@ def group_name(values: Dict[str, Any], short: Dict[str, str]) -> str:
 
 def expand(spec: SweepSpec) -> List[Trial]:
     """Every trial of the spec, each config built and checked (module doc)."""
-    short = labels(list(spec.axes))
     evals = {"every_kimg": spec.kimg, **spec.eval}
     common = list(spec.overrides) + [_as_override(f"eval.{k}", v) for k, v in evals.items()] + spec.command_line
+    trials = _arm_trials(spec, common) if spec.arms else _axis_trials(spec, common)
+    if spec.pe:
+        base = load_config(spec.base, common)
+        groups = {t.group for t in trials}
+        for group, name, seed, settings in pe_groups(spec.pe, spec.seeds, base, f"sweep {spec.name!r}"):
+            if group in groups:
+                raise ConfigError(f"pe: arm {group!r} has the name of a training group; rename the arm")
+            trials.append(Trial(name, group, {"pe": group.removeprefix("pe-")}, seed, [], None, settings))
+    return trials
+
+
+def _axis_trials(spec: SweepSpec, common: List[str]) -> List[Trial]:
+    """The axes' combinations, each crossed with the seeds."""
+    short = labels(list(spec.axes))
     trials, seen = [], {}
     for values in combinations(spec):
         group = group_name(values, short)
@@ -220,10 +253,25 @@ def expand(spec: SweepSpec) -> List[Trial]:
             except ConfigError as e:
                 raise ConfigError(f"sweep {spec.name!r}, trial {group}_s{seed}: {e}") from None
             trials.append(Trial(f"{group}_s{seed}", group, values, seed, dotlist, cfg))
-    if spec.pe:
-        base = load_config(spec.base, common)
-        for group, name, seed, settings in pe_groups(spec.pe, spec.seeds, base, f"sweep {spec.name!r}"):
-            if group in seen:
-                raise ConfigError(f"pe: arm {group!r} has the name of a training group; rename the arm")
-            trials.append(Trial(name, group, {"pe": group.removeprefix("pe-")}, seed, [], None, settings))
+    return trials
+
+
+def _arm_trials(spec: SweepSpec, common: List[str]) -> List[Trial]:
+    """The named arms' trials, seed by seed (every arm of seed 0, then of seed 1, ...), so a sweep stopped
+    part way has whole seeds to compare; an arm's overrides come after the spec's and the command line's."""
+    trials = []
+    for seed in spec.seeds:
+        for arm, dotlist in spec.arms.items():
+            full = common + list(dotlist) + [f"train.seed={seed}", f"train.kimg={spec.kimg}"]
+            try:
+                cfg = load_config(spec.base, full)
+            except ConfigError as e:
+                raise ConfigError(f"sweep {spec.name!r}, arm {arm} (trial {arm}_s{seed}): {e}") from None
+            trials.append(Trial(f"{arm}_s{seed}", arm, {"arm": arm}, seed, full, cfg))
+        if spec.releases:
+            full = common + [f"train.seed={seed}", f"train.kimg={spec.kimg}"]
+            base = load_config(spec.base, full)
+            for arm, settings in release_trials(spec.releases, list(spec.arms), seed, spec.seeds.index(seed), base,
+                                                f"sweep {spec.name!r}"):
+                trials.append(Trial(f"{arm}_s{seed}", arm, {"release": arm}, seed, full, base, release=settings))
     return trials
