@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test venv clean sweep-example dp-example
+.PHONY: demo test venv clean sweep-example dp-example study
 
 venv: $(STAMP)
 
@@ -40,6 +40,12 @@ sweep-example: $(STAMP)
 # a rerun skips what exists. Results: runs/dp-example/summary.md and grid_<arm>.png.
 dp-example: $(STAMP)
 	$(PY) tools/dp_example.py
+
+# The headline study (docs/study.md): every defence on a generator that leaks (people 0..49, person 0 with half the
+# images), 60 kimg, three seeds, judged by a matcher no arm used; about 10-20 minutes per trial on 2 cores, 27
+# trials; resumable (a rerun skips finished trials). Results: runs/sweeps/synthfaces32-study/study.md.
+study: $(STAMP)
+	$(PY) tools/study.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

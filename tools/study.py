@@ -15,6 +15,7 @@ Every number here reads the training images: the data holder's view, outside eve
 """
 import argparse
 import contextlib
+import json
 import sys
 from pathlib import Path
 
@@ -23,10 +24,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from tools.demo_data import data as demo_data, matcher as demo_matcher  # noqa: E402
-from tools.regularizer_experiment import OVERREP, OVERREP_IMAGES, PEOPLE, PER, sets  # noqa: E402
+from tools.regularizer_experiment import OVERREP, OVERREP_IMAGES, PEOPLE, PER, null_rates, sets  # noqa: E402
+from tools.study_table import write_study  # noqa: E402
 from training.cli import main  # noqa: E402
 from training.data.zip_format import DatasetZipWriter, Record  # noqa: E402
 from training.synthfaces import SynthFaces  # noqa: E402
+from training.sweep.spec import load_spec  # noqa: E402
 from training.synthfaces.feature_net import ensure_synthfaces_features  # noqa: E402
 
 SPEC = REPO / "configs" / "sweeps" / "synthfaces32-study.yaml"
@@ -34,6 +37,10 @@ OUT = REPO / "runs" / "sweeps" / "synthfaces32-study"
 DATA = REPO / "runs" / "regularizer_experiment"     # the setting's data, shared with the regularizer experiment
 PUBLIC = REPO / "runs" / "dp-example" / "public.pt"
 HELD_OUT, OVERREP_HELD_OUT = 5, 25                  # held-out photos per person, and of the over-represented one
+NOTE = ("SynthFaces at 32 px: people 0..49 with 10 images each and person 0 with 500; every arm 60 kimg "
+        "(configs/sweeps/synthfaces32-study.yaml, docs/study.md). Judged at the end of training on 1,000 fakes by "
+        "synth_b, which no arm used, and synth (used by the regularizer and the filter); membership: held-out "
+        "photos of the 50 people against 49 people never trained on; FD in the synthfaces features.")
 
 
 def members(path: Path) -> Path:
@@ -79,6 +86,19 @@ def public_init() -> None:
         shutil.copyfile(train("public", "configs/synthfaces32-public.yaml", []), PUBLIC)
 
 
+def null_numbers(j: dict) -> dict:
+    """The null beside every number: leak rates of 1,000 faces of people never trained on (audited against the
+    training set with the same matchers), their FD and share in the manifold (the precision: the same mask)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        rates = null_rates(DATA, {"train": j["train"]}, {"synth_b": j["synth_b"], "synth": j["synth"]})
+        folder = REPO / "runs" / "study" / "null_fidelity"
+        if not (folder / "fidelity.json").is_file():
+            main(["fidelity", "--generated", str(DATA / "data" / "novel.zip"), "--training", str(j["train"]),
+                  "--features", f"synthfaces={j['features']}", "--out", str(folder)])
+    scores = json.loads((folder / "fidelity.json").read_text())["metrics"]["fd_synthfaces"]
+    return {**rates, "fd": scores["fd_synthfaces"], "faces": scores["fd_synthfaces_precision"]}
+
+
 def run(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", choices=["table"], help="only rebuild the table, plots and findings from what exists")
@@ -89,6 +109,9 @@ def run(argv: list[str] | None = None) -> int:
         code = main(["sweep", "run", str(SPEC), "--out", str(OUT), *overrides(j)])
         if code != 0:
             return code
+    spec = load_spec(SPEC, overrides(j))
+    path = write_study(OUT, null_numbers(j), list(spec.arms) + list(spec.releases), len(spec.seeds), NOTE)
+    print(path.read_text())
     return 0
 
 

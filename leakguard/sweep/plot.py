@@ -68,8 +68,10 @@ def _points(ax, names: list[str], pos: np.ndarray, y: np.ndarray, front: np.ndar
         ax.annotate(mpl_literal(name), (px, py), xytext=(4, 4), textcoords="offset points", fontsize=7)
 
 
-def pareto_plot(groups: Sequence[dict], axis: str, fid: str, front: np.ndarray) -> bytes:
-    """PNG of `axis` against the fidelity column `fid` for the groups; front: [G] bool (pareto.fronts)."""
+def pareto_plot(groups: Sequence[dict], axis: str, fid: str, front: np.ndarray, null: tuple | None = None,
+                null_label: str = "null") -> bytes:
+    """PNG of `axis` against the fidelity column `fid` for the groups; front: [G] bool (pareto.fronts); `null`:
+    (value, [low, high]) on the privacy axis of a generator that leaks nothing, drawn as a dashed line in its band."""
     x = np.array([g["means"].get(axis, math.nan) for g in groups], np.float64)  # [G]
     y = np.array([g["means"].get(fid, math.nan) for g in groups], np.float64)   # [G]
     shown = ~(np.isnan(x) | np.isnan(y))
@@ -85,8 +87,11 @@ def pareto_plot(groups: Sequence[dict], axis: str, fid: str, front: np.ndarray) 
         _error_bars(ax, groups[i], axis, fid, (pos[i], y[i]), bool(np.isfinite(x[i])))
     _points(ax, [g["group"] for g, s in zip(groups, shown) if s], pos[shown], y[shown],
             np.asarray(front, bool)[shown], not_faces(groups)[shown])
-    if axis.startswith("auc@"):
+    if axis.startswith(("auc@", "auc_overrep@")):
         ax.axvline(0.5, color="0.5", ls=":", lw=1)  # a chance-level membership attack
+    if null is not None:
+        ax.axvspan(null[1][0], null[1][1], color="tab:green", alpha=0.12, zorder=0)
+        ax.axvline(null[0], color="tab:green", ls="--", lw=1, label=mpl_literal(null_label))
     ax.set_xlabel(mpl_literal(axis_label(axis)), fontsize=9)
     ax.set_ylabel(mpl_literal(axis_label(fid)), fontsize=9)
     drawn, missing = int(shown.sum()), int((~shown).sum())
