@@ -54,7 +54,7 @@ def table(groups: list[dict], null: dict, seeds: int) -> str:
     for g in groups:
         eps = g["means"].get("epsilon")
         lines.append(f"| {g['group']}{' (not faces)' if g.get('not_faces') else ''} | {g['n_seeds']}/{seeds} | "
-                     f"{fmt(eps, g['intervals'].get('epsilon'))} | {cell(g, FD)} | {cell(g, FACES, pct=True)} | "
+                     f"{fmt(eps)} | {cell(g, FD)} | {cell(g, FACES, pct=True)} | "
                      f"{cell(g, LEAK, pct=True)} | {cell(g, LEAK2, pct=True)} | {cell(g, AUC)} | {cell(g, AUC_OVER)} | "
                      f"{cell(g, 'sec_per_kimg', digits=1)} |")
     n = null.get(JUDGE, {}), null.get(SECOND, {})
