@@ -93,6 +93,7 @@ def test_comparisons_say_apart_only_where_the_intervals_are(study):
     assert "is below the undefended arm's" not in lines["reg5"] and "is above the undefended arm's" not in lines["reg5"]
     assert "FD 30.00 [27.52, 32.48] is overlapping the undefended arm's 23.33 [15.35, 31.32]" in lines["reg5"]
     assert "leak synth_b 0.0% [0.0, 0.0] is below the null's" in lines["filtered"]
+    assert "membership AUC 0.55 [0.48, 0.61] covers 0.5 (chance)" in lines["filtered"]   # one seed: its own interval
     assert "membership AUC 0.55 [0.55, 0.55] excludes 0.5" in lines["dp_eps8"]   # every seed 0.55 here
 
 
