@@ -8,7 +8,6 @@ interface: the spec says how faces are cropped and scaled for it (file_spec.py),
 Everything is checked when the matcher is built, before any face is embedded: the spec's keys and values,
 that the spec fits the model (layout, input size, batch, output) and that its landmark source is installed.
 """
-import hashlib
 from pathlib import Path
 from typing import Optional
 
@@ -21,18 +20,11 @@ from leakguard.matchers.base import Matcher
 from leakguard.matchers.file_spec import FileSpec, SpecError, check_landmarks_installed, read_spec, spec_path
 from leakguard.matchers.runtimes import check_fit, open_runtime
 from leakguard.matchers.weights import require_file
+from leakguard.torch_files import file_sha256
 
 ALIGNMENTS = ("ffhq", "none", "detect")
 # The alignment a spec's preparation means when the caller names none.
 DEFAULT_ALIGNMENT = {"arcface5": "detect", "box": "detect", "ffhq": "ffhq", "none": "none"}
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def template_for(size: tuple[int, int]) -> np.ndarray:

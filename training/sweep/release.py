@@ -14,7 +14,6 @@ An arm is run once per seed as trial <arm>_s<seed>, after that seed's training a
 The release is scored by the sweep's evaluation (training.evaluate.Evaluator.score) into eval.jsonl, one line
 with "release" saying what was drawn and filtered. It reads the training images; no arm here has a DP record.
 """
-import hashlib
 import math
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
@@ -26,6 +25,7 @@ from leakguard.atomic import finite_or_null, strict_json, write_text
 from leakguard.audit.images import ImageFiles, ImageTensor
 from leakguard.filter.gates import build_gate
 from leakguard.filter.run import FilterSettings, read_progress, run_filter
+from leakguard.torch_files import file_sha256
 from training.config import Config, ConfigError
 
 KEYS = ("generator", "from", "filter", "fmr", "max_candidates", "trunc")
@@ -108,14 +108,6 @@ def release_fakes(settings: dict, path: Path, evaluator, folder: Path, device) -
                         "thresholds": {g.matcher.name: g.threshold for g in gates}}})
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def run_release(record: dict, folder: Path, sweep_dir: Path) -> dict:
     """The release arm's trial: draw (and filter) the release, score it, write eval.jsonl; returns the line."""
     from training.config import from_dict
@@ -130,7 +122,7 @@ def run_release(record: dict, folder: Path, sweep_dir: Path) -> dict:
     fakes, drawn = release_fakes(s, path, evaluator, folder, device)
     numbers, _ = evaluator.score(fakes, {"release": record["group"]})
     line = {"nimg": nimg, "kimg": nimg / 1000, "num_fakes": len(fakes),
-            "release": {"arm": record["group"], "generator": str(path), "sha256": sha256(path),
+            "release": {"arm": record["group"], "generator": str(path), "sha256": file_sha256(path),
                         "from_trial": None if s["from"] is None else f"{s['from']}_s{record['seed']}", **drawn},
             **numbers, "note": OUTSIDE_DP}
     write_text(folder / run_files.EVAL, strict_json(finite_or_null(line), indent=None) + "\n")
