@@ -107,3 +107,11 @@ def trim_stats(run_dir: Path, nimg: int) -> None:
         keep = [line for line in stats.read_text().splitlines()
                 if line.strip() and json.loads(line).get("nimg", 0) <= nimg]
         stats.write_text("".join(line + "\n" for line in keep))
+
+
+def latest_intact_snapshot(run_dir: Path) -> Path | None:
+    """The newest snapshot of a run folder that is intact (a kill mid-write leaves a damaged or temporary one)."""
+    for snap in reversed(list_snapshots(Path(run_dir) / CHECKPOINTS)):
+        if damaged(snap) is None:
+            return snap
+    return None

@@ -50,14 +50,6 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def latest_snapshot(folder: Path) -> Path | None:
-    """The newest snapshot of the trial that is intact (a kill mid-write leaves a damaged or temporary one)."""
-    for snap in reversed(rundir.list_snapshots(folder / run_files.CHECKPOINTS)):
-        if rundir.damaged(snap) is None:
-            return snap
-    return None
-
-
 def _join_submitit_tasks() -> None:
     """Under a submitit job of several tasks: the env:// variables torch.distributed reads (RANK, ...)."""
     if "SUBMITIT_EXECUTOR" not in os.environ and "SLURM_JOB_ID" not in os.environ:
@@ -87,7 +79,7 @@ class TrialJob:
         _join_submitit_tasks()
         dist = distributed.init(cfg.train.device)
         try:
-            resume = latest_snapshot(folder)
+            resume = rundir.latest_intact_snapshot(folder)
             if dist.is_main:
                 update_trial(folder, status="running", started=now(), finished=None, error=None,
                              resumed_from=str(resume.relative_to(folder)) if resume else None,

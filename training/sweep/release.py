@@ -70,9 +70,9 @@ def source_networks(settings: dict, sweep_dir: Path, seed: int, kimg: float) -> 
     """(the checkpoint whose G_ema draws the release, the images it was trained on; 0 for a given file)."""
     if settings["generator"] is not None:
         return Path(settings["generator"]).expanduser(), 0
-    from training.sweep.job import latest_snapshot   # the trial folder's own rule for its newest intact snapshot
+    from training.rundir import latest_intact_snapshot
     trial = sweep_dir / run_files.TRIALS / f"{settings['from']}_s{seed}"
-    snap = latest_snapshot(trial)
+    snap = latest_intact_snapshot(trial)
     nimg = round(kimg * 1000)
     if snap is None or int(snap.stem.split("-")[-1]) < nimg:
         raise FileNotFoundError(f"{trial}: no final snapshot (snapshot-{nimg:010d}.pt) yet; the release of arm "
