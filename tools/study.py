@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from tools.demo_data import data as demo_data, matcher as demo_matcher  # noqa: E402
 from tools.regularizer_experiment import OVERREP, OVERREP_IMAGES, PEOPLE, PER, null_rates, sets  # noqa: E402
+from leakguard.audit.metrics import wilson_interval  # noqa: E402
 from tools.study_table import write_study  # noqa: E402
 from training.cli import main  # noqa: E402
 from training.data.zip_format import DatasetZipWriter, Record  # noqa: E402
@@ -96,7 +97,8 @@ def null_numbers(j: dict) -> dict:
             main(["fidelity", "--generated", str(DATA / "data" / "novel.zip"), "--training", str(j["train"]),
                   "--features", f"synthfaces={j['features']}", "--out", str(folder)])
     scores = json.loads((folder / "fidelity.json").read_text())["metrics"]["fd_synthfaces"]
-    return {**rates, "fd": scores["fd_synthfaces"], "faces": scores["fd_synthfaces_precision"]}
+    share, n = scores["fd_synthfaces_precision"], scores["fake_count"]
+    return {**rates, "fd": scores["fd_synthfaces"], "faces": share, "faces_ci": wilson_interval(round(share * n), n)}
 
 
 def run(argv: list[str] | None = None) -> int:

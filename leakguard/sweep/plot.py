@@ -53,7 +53,8 @@ def _error_bars(ax, group: dict, axis: str, fid: str, at: tuple[float, float], f
                     capsize=2, zorder=1)
 
 
-def _points(ax, names: list[str], pos: np.ndarray, y: np.ndarray, front: np.ndarray, off: np.ndarray) -> None:
+def _points(ax, names: list[str], pos: np.ndarray, y: np.ndarray, front: np.ndarray, off: np.ndarray,
+            off_label: str = NOT_FACES) -> None:
     """The groups as points, the front's in red, joined as the staircase of what is attainable; the groups
     that are not faces (off [G] bool) hollow and grey."""
     dominated = ~front & ~off
@@ -61,7 +62,7 @@ def _points(ax, names: list[str], pos: np.ndarray, y: np.ndarray, front: np.ndar
     ax.scatter(pos[front], y[front], color="tab:red", s=60, label="non-dominated", zorder=4)
     if off.any():
         ax.scatter(pos[off], y[off], facecolors="none", edgecolors="0.45", linewidths=1.4, s=50,
-                   label=mpl_literal(NOT_FACES), zorder=3)
+                   label=mpl_literal(off_label), zorder=3)
     order = np.lexsort((y[front], pos[front]))
     ax.step(pos[front][order], y[front][order], where="post", color="tab:red", lw=1.2, zorder=2)
     for name, px, py in zip(names, pos, y):
@@ -69,9 +70,10 @@ def _points(ax, names: list[str], pos: np.ndarray, y: np.ndarray, front: np.ndar
 
 
 def pareto_plot(groups: Sequence[dict], axis: str, fid: str, front: np.ndarray, null: tuple | None = None,
-                null_label: str = "null") -> bytes:
+                null_label: str = "null", not_faces_label: str = NOT_FACES) -> bytes:
     """PNG of `axis` against the fidelity column `fid` for the groups; front: [G] bool (pareto.fronts); `null`:
-    (value, [low, high]) on the privacy axis of a generator that leaks nothing, drawn as a dashed line in its band."""
+    (value, [low, high]) on the privacy axis of a generator that leaks nothing, drawn as a dashed line in its band;
+    `not_faces_label`: the legend of the groups marked not_faces (by the rule their caller applied)."""
     x = np.array([g["means"].get(axis, math.nan) for g in groups], np.float64)  # [G]
     y = np.array([g["means"].get(fid, math.nan) for g in groups], np.float64)   # [G]
     shown = ~(np.isnan(x) | np.isnan(y))
@@ -86,7 +88,7 @@ def pareto_plot(groups: Sequence[dict], axis: str, fid: str, front: np.ndarray, 
     for i in np.flatnonzero(shown):
         _error_bars(ax, groups[i], axis, fid, (pos[i], y[i]), bool(np.isfinite(x[i])))
     _points(ax, [g["group"] for g, s in zip(groups, shown) if s], pos[shown], y[shown],
-            np.asarray(front, bool)[shown], not_faces(groups)[shown])
+            np.asarray(front, bool)[shown], not_faces(groups)[shown], not_faces_label)
     if axis.startswith(("auc@", "auc_overrep@")):
         ax.axvline(0.5, color="0.5", ls=":", lw=1)  # a chance-level membership attack
     if null is not None:

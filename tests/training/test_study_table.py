@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tools.study_table import FD, LEAK, fmt, write_study  # noqa: E402
 
 NULL = {"synth_b": {"leak_rate": 0.11, "leak_rate_ci": [0.09, 0.13]},
-        "synth": {"leak_rate": 0.14, "leak_rate_ci": [0.12, 0.16]}, "fd": 4.0, "faces": 0.8}
+        "synth": {"leak_rate": 0.14, "leak_rate_ci": [0.12, 0.16]}, "fd": 4.0, "faces": 0.5,
+        "faces_ci": [0.47, 0.53]}
 # arm -> per-seed (leak under synth_b at FMR 1e-3, FD), epsilon or None
 ARMS = {"undefended": ([(0.50, 22.0), (0.22, 27.0), (0.21, 21.0)], None),
         "reg5": ([(0.05, 30.0), (0.06, 31.0), (0.04, 29.0)], None),
@@ -24,13 +25,14 @@ ARMS = {"undefended": ([(0.50, 22.0), (0.22, 27.0), (0.21, 21.0)], None),
         "filtered": ([(0.0, 24.0)], None)}
 
 
-def judged(leak: float, fd: float, eps) -> dict:
+def judged(leak: float, fd: float, eps, share: float = 0.6) -> dict:
     """An eval line with synth_b (the judge) and synth, an over-represented AUC, one extractor."""
     line = eval_line(60000, leak, 0.55, fd, eps)
     synth_b = line["audit"].pop("synth")
     line["audit"]["synth_b"] = synth_b
     line["audit"]["synth"] = json.loads(json.dumps(synth_b))
-    line["faces"] = {"manifold": {"fd_synthfaces": {"share": 0.6, "share_ci": [0.55, 0.65], "count": 600,
+    line["faces"] = {"manifold": {"fd_synthfaces": {"share": share, "share_ci": [share - 0.05, share + 0.05],
+                                                    "count": round(share * 1000),
                                                     "of": 1000, "mostly_not_faces": False}}}
     return line
 
@@ -40,14 +42,15 @@ def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
     for arm, (seeds, eps) in ARMS.items():
         for seed, (leak, fd) in enumerate(seeds):
-            write_trial(out, f"{arm}_s{seed}", arm, {"arm": arm}, seed, evals=(judged(leak, fd, eps),),
+            share = 0.05 if arm == "dp_eps8" else 0.6
+            write_trial(out, f"{arm}_s{seed}", arm, {"arm": arm}, seed, evals=(judged(leak, fd, eps, share),),
                         timings=(10.0, 12.0), record=None if eps is None else dp_record(eps))
     path = write_study(out, NULL, list(ARMS), 3, "the note")
     return out, path.read_text()
 
 
 def row_of(text: str, arm: str) -> list[str]:
-    line = next(x for x in text.splitlines() if x.startswith(f"| {arm} |"))
+    line = next(x for x in text.splitlines() if x.startswith((f"| {arm} |", f"| {arm} (not faces) |")))
     return [c.strip() for c in line.strip("|").split("|")]
 
 
@@ -81,6 +84,15 @@ def test_the_null_stands_beside_every_leak_rate(study):
     _, text = study
     null = next(x for x in text.splitlines() if x.startswith("| **null**"))
     assert "11.0% [9.0, 13.0]" in null and "14.0% [12.0, 16.0]" in null and "4.00" in null
+    assert "50.0% [47.0, 53.0]" in null
+
+
+def test_an_arm_draws_no_faces_when_its_share_lies_below_the_nulls(study):
+    _, text = study
+    # the fixed 50% rule of sweeps would mark every arm here (60% of fakes is above it, the null's 50% is not);
+    # the study's rule compares with real faces of new people
+    assert text.count("(not faces)") == 1 and "| dp_eps8 (not faces) |" in text
+    assert "draws no faces" in next(x for x in text.splitlines() if x.startswith("- **dp_eps8**"))
 
 
 def test_comparisons_say_apart_only_where_the_intervals_are(study):
