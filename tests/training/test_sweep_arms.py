@@ -15,6 +15,7 @@ from training.cli import main
 from training.cli.generate import random_generator
 from training.config import ConfigError
 from training.sweep.spec import expand, load_spec
+from training.sweep.status import format_status
 
 FILTER_FMR = 0.1
 
@@ -101,6 +102,8 @@ def test_each_row_is_its_own_evaluation(swept):
         assert not row["private"]
     assert set(rows["public_s0"]["metrics"]) == set(rows["plain_s0"]["metrics"])
     assert rows["public_s0"]["kimg"] == 0 and rows["filtered_s0"]["kimg"] == rows["plain_s0"]["kimg"] == 0.016
+    shown = {line.split()[0]: line for line in format_status(root / "out").splitlines()[2:]}
+    assert "done" in shown["filtered_s0"] and "release" in shown["filtered_s0"] and "0.016/0.016" in shown["plain_s0"]
 
 
 def test_the_filtered_release_is_the_arms_generator_through_the_filter(swept):

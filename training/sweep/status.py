@@ -44,7 +44,8 @@ def progress(sweep_dir: Path) -> list[dict]:
         pe = r.get("pe") is not None   # a Private Evolution arm: iterations, not kimg (pe.jsonl, not stats.jsonl)
         if pe:
             stats = _last_pe(path.parent)
-        rows.append({"name": r["name"], "status": shown_status(r), "unit": "it" if pe else "kimg",
+        unit = "it" if pe else "release" if r.get("release") is not None else "kimg"   # a release trains nothing
+        rows.append({"name": r["name"], "status": shown_status(r), "unit": unit,
                      "kimg": stats.get("iteration", 0) if pe else stats.get("nimg", 0) / 1000,
                      "budget": r["pe"]["iterations"] if pe else r["kimg"], "epsilon": stats.get("Privacy/epsilon"),
                      "sec_per_kimg": stats.get("Timing/sec_per_kimg"), "error": r.get("error"),
@@ -67,7 +68,8 @@ def format_status(sweep_dir: Path) -> str:
     for r in rows:
         eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.3g}"
         speed = "-" if r["sec_per_kimg"] is None else f"{r['sec_per_kimg']:.1f}"
-        done = f"{r['kimg']:g}/{r['budget']:g}" + (" it" if r["unit"] == "it" else "")
+        done = "release" if r["unit"] == "release" else f"{r['kimg']:g}/{r['budget']:g}" + (
+            " it" if r["unit"] == "it" else "")
         lines.append(f"{r['name']:<{width}}  {r['status']:<11} {done:>13}  {eps:>8}  {speed:>7}  {r['where']}")
         if r["status"] == "interrupted" and r["recorded"] == "running":
             lines.append(f"{'':<{width}}  its process (pid {r['pid']} on {r['host']}) is gone; `leakguard sweep run` "
