@@ -19,7 +19,8 @@ JUDGE, SECOND, FMR, FEATURES = "synth_b", "synth", 1e-3, "fd_synthfaces"
 LEAK, LEAK2 = f"leak@{JUDGE}@{FMR:g}", f"leak@{SECOND}@{FMR:g}"
 AUC, AUC_OVER, FD = f"auc@{JUDGE}", f"auc_overrep@{JUDGE}", f"fd@{FEATURES}"
 FACES = f"faces@{FEATURES}"
-PLOTS = {LEAK: "study_leak.png", AUC_OVER: "study_auc_overrep.png", AUC: "study_auc.png", "epsilon": "study_epsilon.png"}
+PLOTS = {LEAK: "study_leak.png", AUC_OVER: "study_auc_overrep.png", AUC: "study_auc.png",
+         "epsilon": "study_epsilon.png"}
 UNDEFENDED = "undefended"
 
 
@@ -70,10 +71,11 @@ def table(groups: list[dict], null: dict, seeds: int) -> str:
                      f"{fmt(eps)} | {cell(g, FD)} | {cell(g, FACES, pct=True)} | "
                      f"{cell(g, LEAK, pct=True)} | {cell(g, LEAK2, pct=True)} | {cell(g, AUC)} | {cell(g, AUC_OVER)} | "
                      f"{cell(g, 'sec_per_kimg', digits=1)} |")
-    n = null.get(JUDGE, {}), null.get(SECOND, {})
+    judge, second = (null.get(m, {}) for m in (JUDGE, SECOND))
     lines.append(f"| **null**: faces of people never trained on | | | {fmt(null.get('fd'))} | "
-                 f"{fmt(null.get('faces'), null.get('faces_ci'), pct=True)} | {fmt(n[0].get('leak_rate'), n[0].get('leak_rate_ci'), True)} | "
-                 f"{fmt(n[1].get('leak_rate'), n[1].get('leak_rate_ci'), True)} | 0.5 by construction | | |")
+                 f"{fmt(null.get('faces'), null.get('faces_ci'), pct=True)} | "
+                 f"{fmt(judge.get('leak_rate'), judge.get('leak_rate_ci'), True)} | "
+                 f"{fmt(second.get('leak_rate'), second.get('leak_rate_ci'), True)} | 0.5 by construction | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -101,7 +103,8 @@ def comparisons(groups: list[dict], null: dict) -> list[str]:
             parts.append(f"leak {JUDGE} {cell(g, LEAK, pct=True)} is {vs_null} the null's "
                          f"{fmt(null[JUDGE]['leak_rate'], null_ci, True)}")
         if base is not None and g is not base:
-            for col, what, pct in ((LEAK, f"leak {JUDGE}", True), (FD, "FD", False), (AUC_OVER, "over-rep. AUC", False)):
+            for col, what, pct in ((LEAK, f"leak {JUDGE}", True), (FD, "FD", False),
+                                   (AUC_OVER, "over-rep. AUC", False)):
                 way = apart(g["intervals"].get(col), base["intervals"].get(col))
                 if way:
                     parts.append(f"{what} {cell(g, col, pct)} is {way} the undefended arm's {cell(base, col, pct)}")

@@ -39,7 +39,7 @@ from leakguard.matchers.threshold_ci import with_threshold_intervals
 
 FMRS = (1e-2, 1e-3, 1e-4)
 FORMAT = 1
-OVERREP_FACTOR = 5.0      # an identity with at least this many times the median person's training images is over-represented
+OVERREP_FACTOR = 5.0    # a person with at least this many times the median person's training images is over-represented
 
 
 @dataclass
@@ -77,7 +77,7 @@ def overrepresented(train_ids: np.ndarray) -> np.ndarray:
 
 
 def membership_section(emb_members, ids_members, emb_nonmembers, ids_nonmembers, gen: torch.Tensor,
-                s: AuditSettings, overrep: np.ndarray = np.array([], np.int64)) -> dict:
+                       s: AuditSettings, overrep: np.ndarray = np.array([], np.int64)) -> dict:
     """Attack score (topk_mean) per reference identity, members labelled 1; ROC, AUC, TPR@FPR with intervals;
     the AUC of the members among `overrep` (training identities) against every non-member."""
     scores, best_scores, labels, people = [], [], [], []
@@ -89,7 +89,8 @@ def membership_section(emb_members, ids_members, emb_nonmembers, ids_nonmembers,
         best_scores.append(best)
         labels.append(np.full(len(topk_mean), label))
         people.append(who)
-    over = _overrep_auc(scores[0][np.isin(people[0], overrep)], scores[1], people[0][np.isin(people[0], overrep)], s)
+    chosen = np.isin(people[0], overrep)                                            # [members] over-represented
+    over = _overrep_auc(scores[0][chosen], scores[1], people[0][chosen], s)
     scores, labels, best_scores = np.concatenate(scores), np.concatenate(labels), np.concatenate(best_scores)
     fpr, tpr, _ = metrics.roc_curve(scores, labels)
     ci = metrics.membership_intervals(scores, labels, fprs=(1e-2, 1e-3), resamples=s.bootstrap, seed=s.seed)

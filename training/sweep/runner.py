@@ -49,7 +49,7 @@ def check_plan(spec: SweepSpec, trials: list[Trial], out: Path) -> dict[str, dic
         folder = trial_dir(out, t.name)
         if t.pe is not None:
             if (folder / TRIAL_FILE).is_file():
-                _same_pe(folder, read_trial(folder).get("pe") or {}, t.pe)
+                _same_settings(folder, "Private Evolution", read_trial(folder).get("pe"), t.pe, ("device", "batch"))
             else:
                 new[t.name] = {"name": t.name, "group": t.group, "overrides": t.overrides, "seed": t.seed,
                                "kimg": None, "status": "pending", "error": None, "started": None, "finished": None,
@@ -60,7 +60,7 @@ def check_plan(spec: SweepSpec, trials: list[Trial], out: Path) -> dict[str, dic
         config = to_dict(t.config)
         if (folder / TRIAL_FILE).is_file():
             _same_config(folder, read_trial(folder)["config"], config)
-            _same_release(folder, read_trial(folder).get("release"), t.release)
+            _same_settings(folder, "release", read_trial(folder).get("release"), t.release)
             continue
         bad = [(k, v) for k, v in {**flatten(config), **t.overrides}.items()
                if isinstance(v, float) and not math.isfinite(v)]
@@ -92,20 +92,15 @@ def _same_config(folder: Path, old: dict, new: dict) -> None:
                           f"run the changed spec into a new --out, or delete that trial's folder to redo it")
 
 
-def _same_release(folder: Path, old: dict | None, new: dict | None) -> None:
-    changed = sorted(k for k in set(old or {}) | set(new or {}) if (old or {}).get(k) != (new or {}).get(k))
-    if changed:
-        shown = ", ".join(f"{k} {(old or {}).get(k)!r} -> {(new or {}).get(k)!r}" for k in changed[:5])
-        raise ConfigError(f"{folder / TRIAL_FILE}: release trial {folder.name!r} was planned with other settings "
-                          f"({shown}); run the changed spec into a new --out, or delete that trial's folder")
-
-
-def _same_pe(folder: Path, old: dict, new: dict) -> None:
-    changed = sorted(k for k in set(old) | set(new) if k not in ("device", "batch") and old.get(k) != new.get(k))
+def _same_settings(folder: Path, kind: str, old: dict | None, new: dict | None, free: tuple = ()) -> None:
+    """Refuses a rerun whose settings of an untrained trial (kind: its kind in words) differ from those it was
+    planned with; keys in `free` (where it runs, not what it makes) may change."""
+    old, new = old or {}, new or {}
+    changed = sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))
     if changed:
         shown = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:5])
-        raise ConfigError(f"{folder / TRIAL_FILE}: Private Evolution trial {folder.name!r} was planned with other "
-                          f"settings ({shown}); run the changed spec into a new --out, or delete that trial's folder")
+        raise ConfigError(f"{folder / TRIAL_FILE}: {kind} trial {folder.name!r} was planned with other settings "
+                          f"({shown}); run the changed spec into a new --out, or delete that trial's folder")
 
 
 def check_idle(out: Path, trials: list[Trial]) -> list[Path]:

@@ -11,8 +11,8 @@ values alone (`unit-identity_noise_multiplier-0.8_s0`), so the same spec names t
 every rerun. Instead of axes a spec may name its arms (`arms: {undefended: [], reg5: [leakage_reg.weight=5,
 ...]}`): each arm is one group of KEY=VALUE overrides, its trials <arm>_s<seed>, planned seed by seed, each
 seed's release arms (`releases`, training.sweep.release: a given generator, or an arm's through the release
-filter) after its training arms. Every trial's config is built and checked before anything runs: an unknown key, an axis
-over a key the config does not have, an empty axis or a bad value is refused, naming the key.
+filter) after its training arms. Every trial's config is built and checked before anything runs: an unknown
+key, an axis over a key the config does not have, an empty axis or a bad value is refused, naming the key.
 """
 import hashlib
 import itertools
