@@ -1,5 +1,5 @@
 """Matchers given as model files with a sidecar spec, in training's config paths as the built-ins are:
-an ONNX model audited during training under any name; a differentiable TorchScript model accepted by the
+an ONNX model audited during training and in a sweep under any name; a differentiable TorchScript model accepted by the
 leakage regularizer and moving G; an ONNX (or non-differentiable) one refused at the config check in one
 line naming leakage_reg.matchers, before anything is written."""
 import json
@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from leakguard.matchers.calibrate import calibration_path, load_calibration
 from leakguard.matchers.file_matcher import FileMatcher
+from leakguard.sweep.results import read_rows
 from tests.file_models import onnx_model, torchscript_model
 from tests.training.tiny import TINY, tiny_config
 from training import loop, rundir
@@ -133,3 +135,22 @@ def test_a_model_file_without_a_spec_is_named_in_the_refusal(tmp_path):
     with pytest.raises(ConfigError, match=r"expected a differentiable matcher: .*bare\.pt: no such model file with a "
                                           r"spec\)$"):
         leak_config(tmp_path, bare)
+
+
+def test_a_sweep_judges_with_a_model_file_under_its_name(tmp_path, models, synth_matcher_weights):
+    """eval.matchers in a sweep spec takes NAME=MODEL as the built-ins: the trial's eval.jsonl audits with the
+    file matcher, and the sweep's row carries its leak rate under that name."""
+    OmegaConf.save(OmegaConf.from_dotlist(TINY), tmp_path / "tiny.yaml")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: tiny-file-matcher\nbase: tiny.yaml\nkimg: 0.008\n"
+                    "overrides: [train.snapshot_kimg=0.008, train.tick_kimg=0.008]\n"
+                    f"eval: {{num_fakes: 12, bootstrap: 20, kid_subsets: 5, matchers: ['mine={models['onnx']}'], "
+                    f"fidelity: ['synth={synth_matcher_weights}'], fmrs: [0.1], cache: '{tmp_path / 'cache'}'}}\n"
+                    "seeds: [0]\narms:\n  plain: []\n")
+    assert main(["sweep", "run", str(spec), "--out", str(tmp_path / "out")]) == 0
+    (row,) = read_rows(tmp_path / "out")
+    trial = tmp_path / "out" / "trials" / "plain_s0"
+    (line,) = [json.loads(s) for s in (trial / "eval.jsonl").read_text().splitlines()]
+    assert line["audit"]["mine"]["version"] == FileMatcher(models["onnx"], name="mine").version
+    assert row["status"] == "done"
+    assert row["metrics"]["leak@mine@0.1"] == line["audit"]["mine"]["leakage"][0]["leak_rate"]
