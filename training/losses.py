@@ -49,6 +49,11 @@ def r1_of_grad(grad: torch.Tensor) -> torch.Tensor:
     return _wide(grad).square().sum(dim=[1, 2, 3])  # [N]
 
 
+def per_image_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """<a_i, b_i> per image of two [N, C, H, W] tensors (the R1 surrogate of training.dp.per_unit)."""
+    return (_wide(a) * _wide(b)).sum(dim=[1, 2, 3])  # [N]
+
+
 def path_lengths(fake_img: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
     """|J_w^T y| per image (Karras et al. 2020, eq. 4), y ~ N(0, I) / sqrt(H W), averaged over the
     ws layers as in the official code; the graph is kept for the penalty's backward."""

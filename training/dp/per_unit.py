@@ -16,13 +16,18 @@ those blocks: they run once over every unit's images as one batch, without autog
 trained rest of D goes under vmap. Each of those blocks treats every image on its own (no layer of a
 D block mixes images; minibatch-stddev is in the epilogue, which is never frozen), so the per-unit
 gradients are the same as with the whole D under vmap (tested against the batch-of-one loop).
-With R1, the penalty's gradient with respect to the pixels runs back through the frozen blocks, so
-the whole D stays under vmap.
+With R1, the penalty's input gradient runs back through the frozen blocks f, but f still needs no
+per-unit work. For image j with g_j = dD/dh_j at h = f(x) (the trained rest's input gradient, per unit:
+minibatch-stddev mixes a unit's images) the penalty is |J_f^T g_j|^2, and its gradient with respect to
+the trained weights is that of the surrogate 2 <M_j, g_j(theta)> with M_j = J_f J_f^T g_j held fixed. So
+g is taken per unit under vmap (first order, the rest only), J_f^T g by one vjp and M by one jvp through
+f over all images as a batch, and only the rest goes under vmap for the second-order gradient. The
+per-unit gradients equal those of the whole D under vmap (tested against the batch-of-one loop).
 """
 from functools import partial
 
 import torch
-from torch.func import functional_call, grad, vjp, vmap
+from torch.func import functional_call, grad, jvp, vjp, vmap
 
 from training import losses
 
@@ -86,6 +91,44 @@ def _trained_part_grads(D, frozen: list[int], img, c, weight, params: dict, cons
     return {name: grads[f"D.{name}"] for name in params}
 
 
+def _trained_part_grads_r1(D, frozen: list[int], img, c, weight, params: dict, constants: dict,
+                           r1_weight: float) -> dict:
+    """Per-unit gradients of the real loss with R1 when the `frozen` blocks run outside vmap (module doc)."""
+    U, k = img.shape[:2]
+    flat = img.flatten(0, 1)                                           # [U k, C, H, W]
+
+    def prefix(x):  # the frozen blocks, each image on its own: (features,) or (features, skip image)
+        return tuple(t for t in D.blocks(None, x, frozen) if t is not None)
+    h, prefix_vjp = vjp(prefix, flat)
+    feats = tuple(t.detach().unflatten(0, (U, k)) for t in h)
+    rest = _Trained(D, len(frozen))
+    held = {f"D.{name}": t for name, t in constants.items()}
+    wrapped = {f"D.{name}": t for name, t in params.items()}
+    cond = c if c.shape[-1] else None
+    c_dim = None if cond is None else 0
+
+    def logits_and_grad(p: dict, f: tuple, cu):  # one unit: D's outputs and their input gradient at h
+        def logits(ff):
+            return functional_call(rest, ({**held, **p},), (ff[0], ff[1] if len(ff) > 1 else None, cu))
+        out, pullback = vjp(logits, f)
+        (g,) = pullback(torch.ones_like(out))
+        return out, g
+
+    _, g = vmap(lambda f, cu: logits_and_grad(wrapped, f, cu), in_dims=(0, c_dim))(feats, cond)
+    (grad_x,) = prefix_vjp(tuple(t.flatten(0, 1) for t in g))        # J_f^T g: D's input gradient
+    _, m = jvp(prefix, (flat,), (grad_x,))                             # J_f J_f^T g
+    fixed = tuple(t.detach().unflatten(0, (U, k)) for t in m)
+
+    def loss(p: dict, f: tuple, mu: tuple, cu, wu) -> torch.Tensor:
+        out, gu = logits_and_grad(p, f, cu)
+        inner = sum(losses.per_image_dot(a, b) for a, b in zip(gu, mu))    # [k]
+        return (wu * (losses.d_logistic_real(out) + r1_weight * 2 * inner)).sum()
+
+    grads = vmap(lambda f, mu, cu, wu: grad(loss)(wrapped, f, mu, cu, wu),
+                 in_dims=(0, 0, c_dim, 0))(feats, fixed, cond, weight)
+    return {name: grads[f"D.{name}"] for name in params}
+
+
 def per_unit_grads(D: torch.nn.Module, img: torch.Tensor, c: torch.Tensor, weight: torch.Tensor,
                    r1_weight: float = 0.0) -> list[torch.Tensor]:
     """[U, *p.shape] per trainable parameter of D (in named_parameters order), for img [U, k, C, H, W],
@@ -98,8 +141,9 @@ def per_unit_grads(D: torch.nn.Module, img: torch.Tensor, c: torch.Tensor, weigh
     constants = {name: t.detach() for name, t in list(D.named_parameters()) + list(D.named_buffers())
                  if name not in params}
     frozen = frozen_blocks(D)
-    if frozen and not r1_weight:
-        grads = _trained_part_grads(D, frozen, img, c, weight, params, constants)
+    if frozen:
+        grads = (_trained_part_grads_r1(D, frozen, img, c, weight, params, constants, float(r1_weight)) if r1_weight
+                 else _trained_part_grads(D, frozen, img, c, weight, params, constants))
         return [grads[name] for name, _ in named]
     loss = partial(_unit_loss, D=D, constants=constants, r1_weight=float(r1_weight))
     if c.shape[-1] == 0:  # unconditional D takes c=None
