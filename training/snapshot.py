@@ -2,11 +2,13 @@
 
 A snapshot holds G, D and G_ema (in the network-checkpoint record format, so `leakguard generate`
 reads them), both optimizers, the augmentation probability and ADA controller, the path-length
-mean, images seen, the round counter, the RNG states, the resolved config and, under DP, the privacy
-ledger, the noise multiplier, the secret key and the privacy record. It is written
+mean, images seen, the round counter, the RNG states, the resolved config, the numerics it ran under
+(training.numerics) and, under DP, the privacy ledger, the noise multiplier, the secret key and the
+privacy record. It is written
 atomically (temporary file, fsync, rename): a crash mid-write leaves the previous snapshots intact.
 Snapshots are named by images seen, so the newest is the one with the largest number.
 """
+import logging
 import random
 from pathlib import Path
 
@@ -18,11 +20,13 @@ from leakguard.torch_files import NETWORKS_FORMAT, SNAPSHOT_FORMAT, read_checkpo
 from leakguard.privacy import PrivacyLedgerError
 from training.config import RESUMABLE_CHANGES, config_differences, from_dict, to_dict
 from training.dp.setup import key_from_words, key_words, set_key
+from training.numerics import differences, numerics
 from training.records import CheckpointError, load_state_dict_exact, network_record, plain
 from training.rundir import list_snapshots, remove_stale_temporaries, snapshot_name
 from training.state import TrainState
 
 FORMAT = SNAPSHOT_FORMAT
+log = logging.getLogger(__name__)
 
 def rng_state() -> dict:
     np_state = np.random.get_state()
@@ -57,7 +61,7 @@ def save_snapshot(state: TrainState, folder: Path, keep: int = 0) -> Path:
         "rng": rng_state(),
         "config": to_dict(state.cfg),
         "extra": plain({"dataset": state.dataset_info, "dataset_fingerprint": state.dataset_fingerprint,
-                        "init": state.init}, "extra"),
+                        "init": state.init, "numerics": numerics(state.device)}, "extra"),
         "privacy": privacy_state(state),
     }
     path = folder / snapshot_name(state.nimg)
@@ -138,5 +142,10 @@ def load_snapshot(path: Path, state: TrainState) -> None:
     state.pl_mean.copy_(data["pl_mean"])
     state.nimg, state.round, state.skipped_steps = data["nimg"], data["round"], data["skipped_steps"]
     state.init = data["extra"].get("init")  # a resumed fine-tune keeps the record of where it started
+    changed = differences(data["extra"].get("numerics"), numerics(state.device))
+    if changed:
+        log.warning("%s: resuming under other numerics (%s): the run goes on from the snapshot exactly, but its "
+                    "float sums now round otherwise, so from here its path is not bit for bit the one an "
+                    "uninterrupted run would take", path, "; ".join(changed))
     load_privacy(path, data.get("privacy"), state)
     set_rng_state(data["rng"])

@@ -50,6 +50,26 @@ def test_resume_is_bitwise_exact(tmp_path):
     assert_same_state(full, resumed)
 
 
+def test_a_resume_under_another_thread_count_says_its_path_will_differ(tmp_path, caplog):
+    """The snapshot records its numerics; a resume under another CPU thread count still resumes, with one
+    warning naming what changed (float sums round otherwise from there on)."""
+    _, run_dir = run(tmp_path, 0.012)
+    snap = rundir.list_snapshots(run_dir / rundir.CHECKPOINTS)[-1]
+    saved = read_snapshot(snap)["extra"]["numerics"]
+    assert saved == {"torch": str(torch.__version__), "device": "cpu", "threads": torch.get_num_threads(),
+                     "ops": os.environ.get("LEAKGUARD_OPS", "").strip().lower() or "auto"}
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        with caplog.at_level("WARNING", logger="training.snapshot"):
+            resumed, _ = run(tmp_path, 0.016, resume=snap, run_dir=run_dir)
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed.nimg == 16
+    (warning,) = [r.getMessage() for r in caplog.records if "other numerics" in r.getMessage()]
+    assert f"threads {threads} -> {threads + 1}" in warning and str(snap) in warning
+
+
 def test_resume_auto_finds_the_latest_snapshot(tmp_path):
     _, run_dir = run(tmp_path, 0.012)
     cfg = tiny_config(tmp_path, *RESUME)
