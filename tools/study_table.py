@@ -22,6 +22,7 @@ FACES = f"faces@{FEATURES}"
 PLOTS = {LEAK: "study_leak.png", AUC_OVER: "study_auc_overrep.png", AUC: "study_auc.png",
          "epsilon": "study_epsilon.png"}
 UNDEFENDED = "undefended"
+BOUNDED = {LEAK, LEAK2, FACES, AUC, AUC_OVER}
 
 
 def fmt(value, interval=None, pct: bool = False, digits: int = 2) -> str:
@@ -37,8 +38,17 @@ def fmt(value, interval=None, pct: bool = False, digits: int = 2) -> str:
     return text
 
 
+def clipped(col: str, interval: list | None) -> list | None:
+    """A t interval over few seeds can pass a measure's range (a leak rate of -143%): shown cut to it (rates,
+    shares and AUCs lie in [0, 1]; FD and sec/kimg are not negative)."""
+    if not interval:
+        return interval
+    top = 1.0 if col in BOUNDED else math.inf
+    return [max(interval[0], 0.0), min(interval[1], top)]
+
+
 def cell(group: dict, col: str, pct: bool = False, digits: int = 2) -> str:
-    return fmt(group["means"].get(col), group["intervals"].get(col), pct, digits)
+    return fmt(group["means"].get(col), clipped(col, group["intervals"].get(col)), pct, digits)
 
 
 def ordered(groups: list[dict], arms: list[str]) -> list[dict]:
@@ -157,7 +167,8 @@ def write_study(out: Path, null: dict, arms: list[str], seeds: int, note: str = 
     groups = mark_faces(ordered(group_rows(rows), arms), null)
     images = plots(out, groups, null)
     text = ["# The headline study: what each defence buys and costs", "", note, "",
-            "Means over the seeds that finished, with 95% Student-t intervals over seeds (one seed: the trial's own "
+            "Means over the seeds that finished, with 95% Student-t intervals over seeds, cut to each measure's range "
+            "(one seed: the trial's own "
             "95% interval). Every number reads the training images: the data holder's view, outside every arm's "
             "(ε, δ).", "", table(groups, null, seeds), "## Interval comparisons", "", *comparisons(groups, null), "",
             "## Each trial", "", trials_table(rows, arms, null), "## Pareto plots (lower is better on both axes)", ""]

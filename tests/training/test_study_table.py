@@ -13,7 +13,7 @@ from scipy import stats
 from tests.leakguard.sweep_trials import dp_record, eval_line, write_trial
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tools.study_table import FD, LEAK, fmt, write_study  # noqa: E402
+from tools.study_table import AUC, FD, LEAK, cell, clipped, fmt, write_study  # noqa: E402
 
 NULL = {"synth_b": {"leak_rate": 0.11, "leak_rate_ci": [0.09, 0.13]},
         "synth": {"leak_rate": 0.14, "leak_rate_ci": [0.12, 0.16]}, "fd": 4.0, "faces": 0.5,
@@ -67,11 +67,11 @@ def test_each_cell_is_the_mean_of_its_trials_with_the_t_interval(study, arm):
     fd = np.array([e["fidelity"]["fd_synthfaces"]["fd_synthfaces"] for e in lines])
     assert cells[1] == f"{len(lines)}/3"
     if len(lines) >= 2:
-        def ci(x):
+        def ci(x, top):   # cut to the measure's range: a rate in [0, 1], FD not negative
             half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-            return [x.mean() - half, x.mean() + half]
-        assert cells[5] == fmt(float(leak.mean()), ci(leak), pct=True)
-        assert cells[3] == fmt(float(fd.mean()), ci(fd))
+            return [max(x.mean() - half, 0.0), min(x.mean() + half, top)]
+        assert cells[5] == fmt(float(leak.mean()), ci(leak, 1.0), pct=True)
+        assert cells[3] == fmt(float(fd.mean()), ci(fd, np.inf))
     else:   # one seed: the trial's own bootstrap interval
         assert cells[5] == fmt(float(leak[0]), lines[0]["audit"]["synth_b"]["leakage"][1]["leak_rate_ci"], pct=True)
     assert cells[2] == ("8.00" if arm == "dp_eps8" else "∞ (no DP)")
@@ -119,3 +119,11 @@ def test_each_trial_has_its_row_and_the_plots_are_drawn(study):
     for name in ("study_leak.png", "study_auc.png", "study_epsilon.png", "study_auc_overrep.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({name})" in text
     assert LEAK == "leak@synth_b@0.001" and FD == "fd@fd_synthfaces"
+
+
+def test_an_interval_past_a_measures_range_is_shown_cut_to_it():
+    """Two seeds' t interval of a leak rate can reach below 0 (the study's undefended arm: [-143%, 204%])."""
+    assert clipped(LEAK, [-1.43, 2.04]) == [0.0, 1.0] and clipped(AUC, [0.2, 0.9]) == [0.2, 0.9]
+    assert clipped(FD, [-11.86, 61.18]) == [0.0, 61.18] and clipped(FD, None) is None
+    group = {"means": {LEAK: 0.304}, "intervals": {LEAK: [-1.43, 2.04]}}
+    assert cell(group, LEAK, pct=True) == "30.4% [0.0, 100.0]"
