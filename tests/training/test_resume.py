@@ -56,8 +56,8 @@ def test_a_resume_under_another_thread_count_says_its_path_will_differ(tmp_path,
     _, run_dir = run(tmp_path, 0.012)
     snap = rundir.list_snapshots(run_dir / rundir.CHECKPOINTS)[-1]
     saved = read_snapshot(snap)["extra"]["numerics"]
-    ops = os.environ.get("LEAKGUARD_OPS", "").strip().lower() or "auto"
-    assert saved == {"torch": str(torch.__version__), "device": "cpu", "threads": torch.get_num_threads(), "ops": ops}
+    assert saved == {"torch": str(torch.__version__), "device": "cpu", "threads": torch.get_num_threads(),
+                     "ops": os.environ.get("LEAKGUARD_OPS", "").strip().lower() or "auto"}
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(threads + 1)
