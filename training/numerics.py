@@ -2,16 +2,16 @@
 count and the fused-ops mode. Two runs of one config agree bit for bit only where these agree too (on the
 CPU the thread count splits float sums: 1 thread and 2 threads part at the first tick), so snapshots record
 them and a resume under others says so."""
-import os
-
 import torch
+
+import cuda_ops
 
 
 def numerics(device: torch.device) -> dict:
     """The numerics of this process on `device`, as plain values a snapshot can hold."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return {"torch": str(torch.__version__), "device": name, "threads": torch.get_num_threads(),
-            "ops": os.environ.get("LEAKGUARD_OPS", "").strip().lower() or "auto"}
+            "ops": cuda_ops.mode() or "auto"}
 
 
 def differences(saved: dict | None, now: dict) -> list[str]:
