@@ -1,4 +1,3 @@
 """Low-level StyleGAN2 ops: FIR resampling (upfirdn2d), fused bias + activation (bias_act), and
 convolution with resampling (conv2d_resample). Each op has an `impl=` switch; the pure-torch
 reference is the oracle and the path used under torch.func transforms. Nothing compiles at import."""
-from cuda_ops._impl import mode  # noqa: E402,F401  ('strict', 'ref', or '' for auto; raises on another value)

@@ -7,11 +7,11 @@ fused path on a cluster never trains ten times slower without knowing it; `LEAKG
 'auto' run the reference everywhere (to rule the kernels out when debugging, or to time them).
 """
 import logging
-import os
 
 import torch
 
 from cuda_ops import _kernels
+from cuda_ops.ops_mode import mode
 
 IMPLS = ("auto", "cuda", "cpu", "ref")
 
@@ -21,16 +21,6 @@ _reported: set[tuple[str, str, str]] = set()  # (op, wanted, reason) already log
 
 class OpFallbackError(RuntimeError):
     """Raised instead of falling back to the reference when LEAKGUARD_OPS=strict."""
-
-
-MODES = ("", "strict", "ref")  # LEAKGUARD_OPS: default, fallbacks are errors, or the reference everywhere
-
-
-def mode() -> str:
-    mode = os.environ.get("LEAKGUARD_OPS", "").strip().lower()
-    if mode not in MODES:
-        raise ValueError(f"LEAKGUARD_OPS={mode!r} is not one of 'strict', 'ref' (or unset)")
-    return mode
 
 
 def strict_mode() -> bool:

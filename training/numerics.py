@@ -4,14 +4,14 @@ CPU the thread count splits float sums: 1 thread and 2 threads part at the first
 them and a resume under others says so."""
 import torch
 
-import cuda_ops
+from cuda_ops.ops_mode import mode as ops_mode
 
 
 def numerics(device: torch.device) -> dict:
     """The numerics of this process on `device`, as plain values a snapshot can hold."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return {"torch": str(torch.__version__), "device": name, "threads": torch.get_num_threads(),
-            "ops": cuda_ops.mode() or "auto"}
+            "ops": ops_mode() or "auto"}
 
 
 def differences(saved: dict | None, now: dict) -> list[str]:

@@ -23,3 +23,17 @@ def test_with_cuda_torch_and_toolkit_the_kernels_build_at_install(monkeypatch):
     assert kwargs["cmdclass"]["build_ext"] is cpp_extension.BuildExtension
     monkeypatch.setenv("LEAKGUARD_AOT", "0")
     assert _aot.setup_kwargs(str(REPO)) == {}
+
+
+def test_what_setup_py_imports_needs_no_torch():
+    """pip runs setup.py in a build environment without torch: cuda_ops' package init and _aot must import
+    there (an import of torch from cuda_ops/__init__.py once broke a fresh install)."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import cuda_ops, cuda_ops._aot, cuda_ops.ops_mode\n"
+            "print(cuda_ops.ops_mode.mode() or 'auto')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "LEAKGUARD_OPS": "ref"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ref"
