@@ -1,5 +1,5 @@
-"""The headline study: every defence on a generator that measurably leaks, three seeds, judged by a matcher no
-defence saw (docs/study.md).
+"""The headline study: every defence on a generator that measurably leaks, three seeds per arm (eight for the
+undefended one), judged by a matcher no defence saw (docs/study.md).
 
     python tools/study.py            # `make study`: resumable; a rerun skips what is finished
     python tools/study.py --only table   # rebuild study.md and the plots from what exists
@@ -112,7 +112,8 @@ def run(argv: list[str] | None = None) -> int:
         if code != 0:
             return code
     spec = load_spec(SPEC, overrides(j))
-    path = write_study(OUT, null_numbers(j), list(spec.arms) + list(spec.releases), len(spec.seeds), NOTE)
+    planned = {arm: len(spec.seeds) + len(spec.arm_seeds.get(arm, [])) for arm in [*spec.arms, *spec.releases]}
+    path = write_study(OUT, null_numbers(j), planned, NOTE)
     print(path.read_text())
     return 0
 

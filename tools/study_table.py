@@ -1,6 +1,6 @@
 """The headline study's table, Pareto plots and interval comparisons, from the sweep's own results.
 
-    write_study(Path("runs/sweeps/synthfaces32-study"), null, arms)   # -> study.md, study_*.png
+    write_study(Path("runs/sweeps/synthfaces32-study"), null, {arm: planned seeds})   # -> study.md, study_*.png
 
 Every cell is a group of leakguard.sweep.results.group_rows (the mean over the seeds that finished, with the 95%
 Student-t interval over seeds; with one seed the trial's own interval), so it equals the trials' eval.jsonl and
@@ -70,14 +70,15 @@ def mark_faces(groups: list[dict], null: dict) -> list[dict]:
     return out
 
 
-def table(groups: list[dict], null: dict, seeds: int) -> str:
+def table(groups: list[dict], null: dict, seeds: dict[str, int]) -> str:
     head = (f"| arm | seeds | ε per person (δ 1e-5) | FD {FEATURES.removeprefix('fd_')} ↓ | faces (share in the "
             f"manifold) | leak {JUDGE} (held out) @ FMR {FMR:g} | leak {SECOND} (seen) @ FMR {FMR:g} | membership "
             f"AUC {JUDGE}, all | AUC {JUDGE}, over-represented person | sec/kimg |")
     lines = [head, "|" + "---|" * 10]
     for g in groups:
         eps = g["means"].get("epsilon")
-        lines.append(f"| {g['group']}{' (not faces)' if g.get('not_faces') else ''} | {g['n_seeds']}/{seeds} | "
+        planned = seeds.get(g["group"], g["n_seeds"])
+        lines.append(f"| {g['group']}{' (not faces)' if g.get('not_faces') else ''} | {g['n_seeds']}/{planned} | "
                      f"{fmt(eps)} | {cell(g, FD)} | {cell(g, FACES, pct=True)} | "
                      f"{cell(g, LEAK, pct=True)} | {cell(g, LEAK2, pct=True)} | {cell(g, AUC)} | {cell(g, AUC_OVER)} | "
                      f"{cell(g, 'sec_per_kimg', digits=1)} |")
@@ -161,8 +162,10 @@ def trials_table(rows: list[dict], arms: list[str], null: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_study(out: Path, null: dict, arms: list[str], seeds: int, note: str = "") -> Path:
-    """study.md (table, plots, interval comparisons) and the plots in the sweep folder `out`."""
+def write_study(out: Path, null: dict, seeds: dict[str, int], note: str = "") -> Path:
+    """study.md (table, plots, interval comparisons) and the plots in the sweep folder `out`; `seeds`: each arm's
+    planned seed count, in the table's order."""
+    arms = list(seeds)
     rows = read_rows(out)
     groups = mark_faces(ordered(group_rows(rows), arms), null)
     images = plots(out, groups, null)

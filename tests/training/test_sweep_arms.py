@@ -58,6 +58,18 @@ def test_arms_are_planned_seed_by_seed_with_their_overrides_last(tmp_path, synth
     assert {t.release["first_seed"] for t in trials if t.group == "filtered"} == {0}
 
 
+def test_arm_seeds_add_an_arms_trials_after_the_whole_seeds(tmp_path, synth_matcher_weights):
+    """More seeds for one arm whose claim needs them: planned after every arm's `seeds`, releases untouched."""
+    spec = load_spec(arms_spec(tmp_path, synth_matcher_weights,
+                               extra=releases(tmp_path / "public.pt") + "arm_seeds: {r2: [5, 3]}\n"))
+    trials = expand(spec)
+    assert [t.name for t in trials][-2:] == ["r2_s5", "r2_s3"] and len(trials) == 10
+    extra = trials[-2]
+    assert extra.group == "r2" and extra.seed == 5 and extra.config.train.seed == 5
+    assert trials[5].name == "r2_s1" and extra.config.loss.r1_gamma == 2.0
+    assert extra.dotlist == [o.replace("train.seed=1", "train.seed=5") for o in trials[5].dotlist]
+
+
 @pytest.mark.parametrize("arms, extra, message", [
     ("arms:\n  plain: []\naxes:\n  loss.r1_gamma: [1.0]\n", "", "arms: give either named arms or axes"),
     ("arms:\n  'bad name': []\n", "", "arms.bad name"),
@@ -74,6 +86,10 @@ def test_arms_are_planned_seed_by_seed_with_their_overrides_last(tmp_path, synth
     ("arms:\n  plain: []\n", "releases:\n  f: {generator: missing.pt}\n", "releases.f.generator: 'missing.pt': not"),
     ("arms:\n  plain: []\n", "releases:\n  f: {from: plain, fmr: 1.5}\n", "releases.f.fmr: 1.5"),
     ("arms:\n  plain: []\n", "releases:\n  f: {from: plain, max_candidates: 3}\n", "releases.f.max_candidates: 3"),
+    ("arms:\n  plain: []\n", "arm_seeds: {other: [4]}\n", "arm_seeds.other: not a training arm of `arms` (plain)"),
+    ("arms:\n  plain: []\n", "arm_seeds: {plain: [1, 4]}\n", "arm_seeds.plain: [1] already in `seeds`"),
+    ("arms:\n  plain: []\n", "arm_seeds: {plain: [4, 4]}\n", "arm_seeds.plain: [4, 4]: one or more distinct"),
+    ("arms:\n  plain: []\n", "arm_seeds: {plain: [-1]}\n", "arm_seeds.plain: [-1]: one or more distinct"),
 ])
 def test_a_bad_arm_is_refused_before_anything_runs(tmp_path, synth_matcher_weights, capsys, arms, extra, message):
     spec = arms_spec(tmp_path, synth_matcher_weights, arms=arms, extra=extra)

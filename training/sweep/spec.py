@@ -69,6 +69,7 @@ class SweepSpec:
     pe: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # Private Evolution arms (training.sweep.pe_arms)
     arms: Dict[str, List[str]] = field(default_factory=dict)  # named arms: name -> KEY=VALUE (instead of axes)
     releases: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # release arms (training.sweep.release)
+    arm_seeds: Dict[str, List[int]] = field(default_factory=dict)  # with arms: arm -> seeds beyond `seeds` (run last)
 
 
 @dataclass
@@ -147,6 +148,12 @@ def check_spec(spec: SweepSpec, source: str) -> None:
         need(arm not in spec.pe and f"pe-{arm}" not in spec.pe, f"arms.{arm}", "also a Private Evolution arm's name")
         for item in dotlist:
             need(isinstance(item, str) and "=" in item, f"arms.{arm}", f"{item!r}: give KEY=VALUE overrides")
+    for arm, extra in spec.arm_seeds.items():
+        need(arm in spec.arms, f"arm_seeds.{arm}", f"not a training arm of `arms` ({', '.join(spec.arms) or 'none'})")
+        need(len(extra) > 0 and len(set(extra)) == len(extra) and all(0 <= s < MAX_SEED for s in extra),
+             f"arm_seeds.{arm}", f"{extra!r}: one or more distinct integers in [0, 2**63)")
+        need(not set(extra) & set(spec.seeds), f"arm_seeds.{arm}", f"{sorted(set(extra) & set(spec.seeds))} already "
+             "in `seeds`: give only the arm's seeds beyond them")
     need(not spec.releases or spec.arms, "releases", "release arms need named arms (`arms`): `from` names one")
     for arm in spec.releases:
         need(NAME.fullmatch(arm) is not None and arm not in spec.arms, f"releases.{arm}",
@@ -258,20 +265,23 @@ def _axis_trials(spec: SweepSpec, common: List[str]) -> List[Trial]:
 
 def _arm_trials(spec: SweepSpec, common: List[str]) -> List[Trial]:
     """The named arms' trials, seed by seed (every arm of seed 0, then of seed 1, ...), so a sweep stopped
-    part way has whole seeds to compare; an arm's overrides come after the spec's and the command line's."""
+    part way has whole seeds to compare, then each arm's `arm_seeds`; an arm's overrides come after the spec's and
+    the command line's."""
+    def arm_trial(arm: str, seed: int) -> Trial:
+        full = common + list(spec.arms[arm]) + [f"train.seed={seed}", f"train.kimg={spec.kimg}"]
+        try:
+            cfg = load_config(spec.base, full)
+        except ConfigError as e:
+            raise ConfigError(f"sweep {spec.name!r}, arm {arm} (trial {arm}_s{seed}): {e}") from None
+        return Trial(f"{arm}_s{seed}", arm, {"arm": arm}, seed, full, cfg)
+
     trials = []
     for seed in spec.seeds:
-        for arm, dotlist in spec.arms.items():
-            full = common + list(dotlist) + [f"train.seed={seed}", f"train.kimg={spec.kimg}"]
-            try:
-                cfg = load_config(spec.base, full)
-            except ConfigError as e:
-                raise ConfigError(f"sweep {spec.name!r}, arm {arm} (trial {arm}_s{seed}): {e}") from None
-            trials.append(Trial(f"{arm}_s{seed}", arm, {"arm": arm}, seed, full, cfg))
+        trials += [arm_trial(arm, seed) for arm in spec.arms]
         if spec.releases:
             full = common + [f"train.seed={seed}", f"train.kimg={spec.kimg}"]
             base = load_config(spec.base, full)
             for arm, settings in release_trials(spec.releases, list(spec.arms), seed, spec.seeds.index(seed), base,
                                                 f"sweep {spec.name!r}"):
                 trials.append(Trial(f"{arm}_s{seed}", arm, {"release": arm}, seed, full, base, release=settings))
-    return trials
+    return trials + [arm_trial(arm, seed) for arm, extra in spec.arm_seeds.items() for seed in extra]
