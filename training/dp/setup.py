@@ -154,12 +154,6 @@ def plan_privacy(cfg: Config, dataset, source: str) -> PrivacyPlan | None:
     return PrivacyPlan(table, expected, q, delta, k, steps, float(sigma))
 
 
-def chunk_units(batch_gpu: int, k: int) -> int:
-    """Units per pass of per-unit gradients: as many images (up to k per unit) as the plain D step holds at once
-    (a chunk's fakes and reals, 2 x batch_gpu); the private step's fake term runs before, on its own."""
-    return max(1, 2 * batch_gpu // k)
-
-
 def build_privacy(cfg: Config, dataset, batch_gpu: int, agree_key, source: str) -> PrivacyState | None:
     """None unless privacy.unit is set. `agree_key(key) -> key` makes every process use rank 0's key."""
     plan = plan_privacy(cfg, dataset, source)
@@ -169,7 +163,7 @@ def build_privacy(cfg: Config, dataset, batch_gpu: int, agree_key, source: str) 
     known = p.secret_seed is not None
     key = p.secret_seed if known else agree_key(secrets.randbits(128))
     return PrivacyState(unit=p.unit, sigma=plan.sigma, max_grad_norm=p.max_grad_norm, q=plan.q,
-                        expected_batch=plan.expected_batch, k=plan.k, units_per_chunk=chunk_units(batch_gpu, plan.k),
+                        expected_batch=plan.expected_batch, k=plan.k, units_per_chunk=max(1, batch_gpu // plan.k),
                         sampler=PoissonSampler(plan.table, plan.q, plan.k, key),
                         ledger=PrivacyLedger(plan.delta, p.accountant), key=key, known_key=known,
                         target_epsilon=p.target_epsilon, planned_steps=plan.steps)

@@ -68,12 +68,7 @@ class PoissonSampler:
 
     def plan(self, t: int, units_per_chunk: int, rank: int, world: int) -> list[tuple[int, list[np.ndarray]]]:
         """This rank's chunks of step t: (chunk index, the image indices of each unit in the chunk).
-        The step's sampled units are split into the fewest chunks of at most `units_per_chunk` units that give
-        every rank as many, of sizes differing by at most one (each chunk is one pass of per-unit gradients, with
-        a fixed cost: a draw of 9 where 16 fit is one pass, not 8 + 1); chunk i goes to rank i % world, as
-        rounds split their chunks, and a rank with nothing left gets no empty chunk."""
+        Chunk i of the step's sampled units goes to rank i % world, as rounds split their chunks."""
         sampled = self.units(t)
-        per_rank = -(-len(sampled) // (world * units_per_chunk))
-        chunks = np.array_split(sampled, per_rank * world) if len(sampled) else []
-        return [(i, [self.images(int(u), t) for u in chunk]) for i, chunk in enumerate(chunks)
-                if i % world == rank and len(chunk)]
+        chunks = [sampled[i:i + units_per_chunk] for i in range(0, len(sampled), units_per_chunk)]
+        return [(i, [self.images(int(u), t) for u in chunk]) for i, chunk in enumerate(chunks) if i % world == rank]

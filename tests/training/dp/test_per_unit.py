@@ -130,24 +130,3 @@ def test_one_image_moves_the_clipped_sum_by_at_most_C():
         return torch.cat([s.flatten() for s in summed])
 
     assert float((total([0, 1, 2, 3, 4]) - total([1, 2, 3, 4])).norm()) <= C * (1 + 1e-9)
-
-
-@pytest.mark.parametrize("world", [1, 2, 3])
-@pytest.mark.parametrize("cap", [1, 4, 16])
-def test_a_steps_units_are_split_into_the_fewest_even_chunks_each_rank_as_many(world, cap):
-    """Every sampled unit in exactly one chunk, in order, over the ranks; no chunk above the cap, sizes within
-    one of each other; the fewest chunks that give each rank the same number (a draw of 9 where 16 fit is one
-    pass, not 8 + 1); no empty chunk."""
-    data = People([2] * 200)
-    sampler = PoissonSampler(UnitTable(data, "identity"), q=0.05, k=2, key=3)
-    for t in range(40):
-        sampled = sampler.units(t)
-        plans = [sampler.plan(t, cap, rank, world) for rank in range(world)]
-        chunks = sorted(((i, [int(data.identities[imgs[0]]) for imgs in unit_images])
-                         for plan in plans for i, unit_images in plan))
-        assert [u for _, units in chunks for u in units] == sampled.tolist()
-        assert all(i % world == rank for rank, plan in enumerate(plans) for i, _ in plan)
-        sizes = [len(units) for _, units in chunks]
-        assert all(0 < n <= cap for n in sizes) and (not sizes or max(sizes) - min(sizes) <= 1)
-        per_rank = -(-len(sampled) // (world * cap))
-        assert len(sizes) == min(per_rank * world, len(sampled))
