@@ -20,7 +20,7 @@ class Units:
 
 
 @pytest.mark.parametrize("preset, units, sigma, q, steps, delta", [
-    ("synthfaces32-dp.yaml", 2000, 0.856, 0.032, 625, 1e-5),
+    ("synthfaces32-dp.yaml", 2000, 1.271, 0.064, 625, 1e-5),
     ("synthfaces32-dp-scratch.yaml", 100, 2.35, 0.08, 1875, 1e-5),
     ("ffhq256-dp-finetune.yaml", 10000, 2.168, 0.0256, 15626, 1e-5),
     ("ffhq256-dp.yaml", 70000, 1.34, 512 / 70000, 78126, 0.1 / 70000),
