@@ -120,6 +120,11 @@ def _keys(schema) -> List[str]:
     return [f.name for f in fields(schema)]
 
 
+def distinct_seeds(seeds: List[int]) -> bool:
+    """One or more distinct seeds, each a valid train.seed."""
+    return len(seeds) > 0 and len(set(seeds)) == len(seeds) and all(0 <= s < MAX_SEED for s in seeds)
+
+
 def check_spec(spec: SweepSpec, source: str) -> None:
     def need(ok: bool, key: str, what: str) -> None:
         if not ok:
@@ -132,8 +137,7 @@ def check_spec(spec: SweepSpec, source: str) -> None:
     need(spec.combine in COMBINE, "combine", f"{spec.combine!r}: grid | zip")
     need(spec.executor in EXECUTORS, "executor", f"{spec.executor!r}: {' | '.join(EXECUTORS)}")
     need(spec.workers >= 1, "workers", f"{spec.workers!r}: at least 1 trial at once")
-    need(len(spec.seeds) > 0 and len(set(spec.seeds)) == len(spec.seeds) and all(0 <= s < MAX_SEED for s in spec.seeds),
-         "seeds", f"{spec.seeds!r}: one or more distinct integers in [0, 2**63)")
+    need(distinct_seeds(spec.seeds), "seeds", f"{spec.seeds!r}: one or more distinct integers in [0, 2**63)")
     need(spec.slurm.gpus_per_trial >= 1 and spec.slurm.time_min >= 1, "slurm",
          "gpus_per_trial and time_min must be positive")
     for key, values in spec.axes.items():
@@ -150,8 +154,7 @@ def check_spec(spec: SweepSpec, source: str) -> None:
             need(isinstance(item, str) and "=" in item, f"arms.{arm}", f"{item!r}: give KEY=VALUE overrides")
     for arm, extra in spec.arm_seeds.items():
         need(arm in spec.arms, f"arm_seeds.{arm}", f"not a training arm of `arms` ({', '.join(spec.arms) or 'none'})")
-        need(len(extra) > 0 and len(set(extra)) == len(extra) and all(0 <= s < MAX_SEED for s in extra),
-             f"arm_seeds.{arm}", f"{extra!r}: one or more distinct integers in [0, 2**63)")
+        need(distinct_seeds(extra), f"arm_seeds.{arm}", f"{extra!r}: one or more distinct integers in [0, 2**63)")
         need(not set(extra) & set(spec.seeds), f"arm_seeds.{arm}", f"{sorted(set(extra) & set(spec.seeds))} already "
              "in `seeds`: give only the arm's seeds beyond them")
     need(not spec.releases or spec.arms, "releases", "release arms need named arms (`arms`): `from` names one")
