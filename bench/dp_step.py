@@ -1,7 +1,7 @@
 """What differential privacy costs per D step: the private D step (per-person or per-image gradients
-by torch.func, clipping, noise; R1 folded in every r1_interval steps) against the non-private D step
+per layer, or by torch.func on R1 steps; clipping, noise; R1 folded in every r1_interval steps) against the non-private D step
 with its lazy R1 on the same config, timed in one run and printed as ratios. Then the per-unit
-gradient method against the obviously-correct batch-of-one loop on the same units. With --freeze-d N
+gradient methods (per layer, torch.func) against the obviously-correct batch-of-one loop on the same units. With --freeze-d N
 also the two steps with D's first N blocks frozen (train.freeze_d: per-unit gradients of the trained
 blocks only), side by side with the rest.
 
@@ -111,8 +111,11 @@ def main():
     chunk = max((c for u in units for c in u), key=lambda c: len(c.img))
     D = private.D.requires_grad_(True)
 
+    def per_layer():
+        per_unit_grads(D, chunk.img, chunk.c, chunk.weight, 0.0, method="per_layer")
+
     def vmapped():
-        per_unit_grads(D, chunk.img, chunk.c, chunk.weight, 0.0)
+        per_unit_grads(D, chunk.img, chunk.c, chunk.weight, 0.0, method="vmap")
 
     def loop():
         for u in range(len(chunk.img)):
@@ -121,9 +124,11 @@ def main():
             (chunk.weight[u] * losses.d_logistic_real(D(chunk.img[u], c))).sum().backward()
             [p.grad.clone() for _, p in trainable(D) if p.grad is not None]
 
-    t = paired_median_seconds({"vmap": vmapped, "loop": loop}, device, args.repeats)
+    t = paired_median_seconds({"per_layer": per_layer, "vmap": vmapped, "loop": loop}, device, args.repeats)
     print(f"{'per-unit gradients of ' + str(len(chunk.img)) + ' units':<34}{'ms':>9}{'':>11}{'ratio':>8}")
     print(f"{'batch-of-one loop (fused ops)':<34}{t['loop'] * 1e3:>9.1f}{'':>11}{1:>7.2f}x")
+    print(f"{'per layer, one batched pass':<34}{t['per_layer'] * 1e3:>9.1f}{'':>11}"
+          f"{t['per_layer'] / t['loop']:>7.2f}x")
     print(f"{'torch.func vmap(grad) (reference)':<34}{t['vmap'] * 1e3:>9.1f}{'':>11}{t['vmap'] / t['loop']:>7.2f}x")
     if args.json:
         write_json(args.json, {"config": Path(args.config).stem, "resolution": cfg.data.resolution,
@@ -131,7 +136,7 @@ def main():
                                "plain_s_per_step": times["plain"] / interval,
                                "private_s_per_step": times["private"] / interval, "plain_images": cfg.train.batch,
                                "private_images": images, "per_unit_units": len(chunk.img),
-                               "vmap_s": t["vmap"], "loop_s": t["loop"], "freeze_d": args.freeze_d,
+                               "per_layer_s": t["per_layer"], "vmap_s": t["vmap"], "loop_s": t["loop"], "freeze_d": args.freeze_d,
                                **{f"{k}_s_per_step": v / interval for k, v in times.items() if k.endswith("_frozen")}})
 
 

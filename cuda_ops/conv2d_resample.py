@@ -34,29 +34,11 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
     if not (isinstance(up, int) and isinstance(down, int) and up >= 1 and down >= 1):
         raise ValueError(f"conv2d_resample: up and down must be ints >= 1, got up={up}, down={down}")
     out_channels, in_per_group, kh, kw = w.shape
-    fw, fh = fir.get_filter_size(f)
-    px0, px1, py0, py1 = fir.parse_padding(padding)
-
-    # Padding of the generic path: enough to keep the FIR filters centred.
-    if up > 1:
-        px0, px1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2
-        py0, py1 = py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2
-    if down > 1:
-        px0, px1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2
-        py0, py1 = py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
-    pad = [px0, px1, py0, py1]
-
-    if kw == 1 and kh == 1 and down > 1 and up == 1:  # 1x1: downsample first, convolve fewer pixels
-        x = fir.upfirdn2d(x, f, down=down, padding=pad, flip_filter=flip_filter)
-        return _conv(x, w, groups=groups, flip_weight=flip_weight)
+    px0, px1, py0, py1 = pad = _padding(f, up, down, padding)
 
     if kw == 1 and kh == 1 and up > 1 and down == 1:  # 1x1: convolve first, upsample after
         x = _conv(x, w, groups=groups, flip_weight=flip_weight)
         return fir.upfirdn2d(x, f, up=up, padding=pad, gain=up ** 2, flip_filter=flip_filter)
-
-    if down > 1 and up == 1:  # FIR filter, then a strided convolution
-        x = fir.upfirdn2d(x, f, padding=pad, flip_filter=flip_filter)
-        return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
 
     if up > 1:
         # A transposed convolution computes the full convolution of the zero-inserted input with w;
@@ -76,9 +58,60 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
             x = fir.upfirdn2d(x, f, down=down, flip_filter=flip_filter)
         return x
 
-    if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:  # plain convolution
-        return _conv(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
+    x, stride, conv_padding = _strided_input(x, f, kh, kw, down, pad, flip_filter)
+    return _conv(x, w, stride=stride, padding=conv_padding, groups=groups, flip_weight=flip_weight)
 
-    # No resampling, but asymmetric or negative padding: pad (or crop) first.
-    x = fir.upfirdn2d(x, None, padding=pad)
-    return _conv(x, w, groups=groups, flip_weight=flip_weight)
+
+def _padding(f: torch.Tensor | None, up: int, down: int, padding) -> list[int]:
+    """[x0, x1, y0, y1] of the generic path: the given padding plus enough to keep the FIR filters centred."""
+    fw, fh = fir.get_filter_size(f)
+    px0, px1, py0, py1 = fir.parse_padding(padding)
+    if up > 1:
+        px0, px1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2
+        py0, py1 = py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2
+    if down > 1:
+        px0, px1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2
+        py0, py1 = py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
+    return [px0, px1, py0, py1]
+
+
+def _strided_input(x: torch.Tensor, f: torch.Tensor | None, kh: int, kw: int, down: int, pad: list[int],
+                   flip_filter: bool) -> tuple[torch.Tensor, int, int | list[int]]:
+    """Without upsampling, conv2d_resample is one (strided) convolution of a FIR-filtered input:
+    (that input, the stride, the convolution's padding)."""
+    px0, px1, py0, py1 = pad
+    if kw == 1 and kh == 1 and down > 1:  # 1x1: downsample first, convolve fewer pixels
+        return fir.upfirdn2d(x, f, down=down, padding=pad, flip_filter=flip_filter), 1, 0
+    if down > 1:  # FIR filter, then a strided convolution
+        return fir.upfirdn2d(x, f, padding=pad, flip_filter=flip_filter), down, 0
+    if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:  # plain convolution
+        return x, 1, [py0, px0]
+    return fir.upfirdn2d(x, None, padding=pad), 1, 0  # asymmetric or negative padding: pad (or crop) first
+
+
+def conv2d_resample_weight_grads(x: torch.Tensor, dy: torch.Tensor, kernel_size: tuple[int, int],
+                                 f: torch.Tensor | None = None, down: int = 1, padding=0, flip_weight: bool = True,
+                                 flip_filter: bool = False) -> torch.Tensor:
+    """The gradient of sum <conv2d_resample(x, w), dy> with respect to w, one per group of samples:
+    x [n, G, C_in, H, W], dy [n, G, C_out, H', W'] (n samples of each of G groups) -> [G, C_out, C_in, kh, kw],
+    each group's n samples summed.
+
+    conv2d_resample is linear in w, so this needs no forward pass: one weight-backward of the strided
+    convolution it runs (no upsampling), with the G groups folded into channels as a grouped convolution.
+    DP's per-unit gradients (training.dp.per_layer) read it."""
+    if x.ndim != 5 or dy.ndim != 5 or x.shape[:2] != dy.shape[:2]:
+        raise ValueError(f"conv2d_resample_weight_grads expects x [n, G, C, H, W] and dy [n, G, O, H', W'], got "
+                         f"{tuple(x.shape)} and {tuple(dy.shape)}")
+    n, G, C = x.shape[:3]
+    O = dy.shape[2]
+    kh, kw = kernel_size
+    xs, stride, conv_padding = _strided_input(x.flatten(0, 1), f, kh, kw, down, _padding(f, 1, down, padding),
+                                              flip_filter)
+    xs = xs.reshape(n, G * C, *xs.shape[2:])                              # the groups side by side in channels
+    dy = dy.flatten(1, 2).to(xs.dtype)                                     # [n, G O, H', W']
+    pad = [conv_padding] * 2 if isinstance(conv_padding, int) else conv_padding
+    weight = torch.empty([G * O, C, kh, kw], dtype=xs.dtype, device=xs.device)  # only its shape is read
+    _, dw, _ = torch.ops.aten.convolution_backward(dy, xs, weight, None, [stride] * 2, pad, [1, 1], False, [0, 0],
+                                                   G, [False, True, False])
+    dw = dw.view(G, O, C, kh, kw)
+    return dw if flip_weight else dw.flip([3, 4])

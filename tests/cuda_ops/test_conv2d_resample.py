@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from cuda_ops import upfirdn2d as fir
-from cuda_ops.conv2d_resample import conv2d_resample
+from cuda_ops.conv2d_resample import conv2d_resample, conv2d_resample_weight_grads
 
 
 def definition(x, w, f, up, down, padding, groups, flip_weight):
@@ -52,3 +52,28 @@ def test_gradgradcheck(up, down):
 def test_channel_mismatch_error():
     with pytest.raises(ValueError, match="x has 3 channels"):
         conv2d_resample(torch.zeros(1, 3, 4, 4), torch.zeros(2, 4, 3, 3))
+
+
+@pytest.mark.parametrize("k,down,padding,flip_weight", [
+    (3, 1, 1, True), (3, 2, 1, True), (1, 2, 0, True), (1, 1, 0, True), (3, 2, 1, False), (3, 1, [0, 2, 1, 0], True)])
+def test_weight_grads_per_group_equal_autograd_group_by_group(k, down, padding, flip_weight):
+    """The oracle: autograd through conv2d_resample itself, one group of samples at a time."""
+    g = torch.Generator().manual_seed(3)
+    G, n = 3, 2
+    x = torch.randn(G, n, 4, 9, 8, generator=g, dtype=torch.float64)
+    w = torch.randn(5, 4, k, k, dtype=torch.float64)
+    f = fir.setup_filter([1, 3, 3, 1])
+    y = conv2d_resample(x.flatten(0, 1), w, f, down=down, padding=padding, flip_weight=flip_weight)
+    dy = torch.randn(G, n, *y.shape[1:], generator=g, dtype=torch.float64)
+    got = conv2d_resample_weight_grads(x.transpose(0, 1), dy.transpose(0, 1), (k, k), f, down=down, padding=padding,
+                                       flip_weight=flip_weight)  # [n, G, ...]: n samples of each group
+    for i in range(G):
+        leaf = w.clone().requires_grad_(True)
+        out = conv2d_resample(x[i], leaf, f, down=down, padding=padding, flip_weight=flip_weight)
+        (want,) = torch.autograd.grad(out, leaf, dy[i])
+        torch.testing.assert_close(got[i], want, rtol=1e-10, atol=1e-10)
+
+
+def test_weight_grads_per_group_refuse_mismatched_groups():
+    with pytest.raises(ValueError, match=r"x \[n, G, C, H, W\] and dy"):
+        conv2d_resample_weight_grads(torch.zeros(2, 3, 4, 8, 8), torch.zeros(3, 2, 5, 8, 8), (3, 3))

@@ -17,7 +17,7 @@ from training import loop, rundir
 from training.checkpoint import save_networks
 from training.cli import main
 from training.distributed import Dist
-from training.dp import per_unit
+from training.dp import per_layer, per_unit
 from training.dp.per_unit import per_unit_grads, trainable
 from training.state import frozen_parameters
 
@@ -138,13 +138,13 @@ def test_frozen_blocks_do_not_change_and_the_rest_trains(tmp_path, public, priva
         assert unchanged == (name in frozen), name   # frozen: bit for bit; trained: moved
 
 
-TRAINED_PART_GRADS = per_unit._trained_part_grads
+PER_LAYER_GRADS = per_layer.unit_grads
 TRAINED_PART_GRADS_R1 = per_unit._trained_part_grads_r1
 
 
 @pytest.mark.parametrize("architecture, c_dim, mbstd, blocks, r1", [
     ("resnet", 0, 0, 1, 0.35),   # R1: its input gradient back through the frozen block, by one vjp and one jvp
-    ("resnet", 0, 0, 1, 0.0),    # no R1: the frozen block runs once outside vmap
+    ("resnet", 0, 0, 1, 0.0),    # no R1: per layer, the frozen block without autograd
     ("resnet", 0, 1, 2, 0.0),    # minibatch-stddev groups within a unit, in the (trained) epilogue
     ("resnet", 0, 1, 2, 0.35),
     ("skip", 0, 0, 2, 0.0),      # the skip image goes on past the frozen blocks
@@ -160,7 +160,7 @@ def test_per_unit_gradients_with_frozen_blocks_equal_a_batch_of_one_loop(archite
         param.requires_grad_(name not in frozen)
     img, c, weight = units_input(c_dim=c_dim)
     calls = []
-    monkeypatch.setattr(per_unit, "_trained_part_grads", lambda *a: calls.append("no R1") or TRAINED_PART_GRADS(*a))
+    monkeypatch.setattr(per_layer, "unit_grads", lambda *a: calls.append("no R1") or PER_LAYER_GRADS(*a))
     monkeypatch.setattr(per_unit, "_trained_part_grads_r1", lambda *a: calls.append("R1") or TRAINED_PART_GRADS_R1(*a))
     got = per_unit_grads(D, img, c, weight, r1)
     assert per_unit.frozen_blocks(D) == D.block_resolutions[:blocks] and calls == ["R1" if r1 else "no R1"]

@@ -1,28 +1,26 @@
-"""Exact per-unit gradients of D's real-data loss, by torch.func: vmap over units of grad.
+"""Exact per-unit gradients of D's real-data loss.
 
 For unit u with images x_j, weights w_j (1/count, 0 for padding) and labels c_j:
 
     L_u(theta) = sum_j w_j * [ softplus(-D(x_j)) + r1_weight * |grad_x D(x_j)|^2 ]
 
-with the real-image loss and R1 of training.losses, so a private and a plain D train on one definition.
+with the real-image loss and R1 of training.losses, so a private and a plain D train on one definition;
+R1 (r1_weight = gamma/2 times its lazy interval, or 0) sits inside the gradient that is clipped.
+No two units ever share a minibatch-stddev group.
 
-so R1 (r1_weight = gamma/2 times its lazy interval, or 0) sits inside the gradient that is clipped.
-A unit's images go through D together (minibatch-stddev groups, when on, form within one person);
-no two units ever share a forward pass. Under torch.func the ops run their pure-torch reference
-(cuda_ops._impl.resolve), which the tests check against a loop over units with the fused kernels.
+Two methods, equal to a batch-of-one loop in float64 (tests):
+- per layer (training.dp.per_layer), for steps without R1: one batched forward and backward of all units'
+  images, and each layer's per-unit weight gradients from its inputs and output gradients. The fast path.
+- torch.func, vmap over units of grad: for R1 steps (a second-order gradient) and any D the per-layer path
+  cannot take. Under torch.func the ops run their pure-torch reference (cuda_ops._impl.resolve).
 
-With D's first blocks frozen (train.freeze_d) and no R1 in the step, nothing is differentiated through
-those blocks: they run once over every unit's images as one batch, without autograd, and only the
-trained rest of D goes under vmap. Each of those blocks treats every image on its own (no layer of a
-D block mixes images; minibatch-stddev is in the epilogue, which is never frozen), so the per-unit
-gradients are the same as with the whole D under vmap (tested against the batch-of-one loop).
-With R1, the penalty's input gradient runs back through the frozen blocks f, but f still needs no
-per-unit work. For image j with g_j = dD/dh_j at h = f(x) (the trained rest's input gradient, per unit:
-minibatch-stddev mixes a unit's images) the penalty is |J_f^T g_j|^2, and its gradient with respect to
-the trained weights is that of the surrogate 2 <M_j, g_j(theta)> with M_j = J_f J_f^T g_j held fixed. So
-g is taken per unit under vmap (first order, the rest only), J_f^T g by one vjp and M by one jvp through
-f over all images as a batch, and only the rest goes under vmap for the second-order gradient. The
-per-unit gradients equal those of the whole D under vmap (tested against the batch-of-one loop).
+With D's first blocks frozen (train.freeze_d) and R1 in the step, the penalty's input gradient runs back
+through the frozen blocks f, but f still needs no per-unit work. For image j with g_j = dD/dh_j at h = f(x)
+(the trained rest's input gradient, per unit: minibatch-stddev mixes a unit's images) the penalty is
+|J_f^T g_j|^2, and its gradient with respect to the trained weights is that of the surrogate 2 <M_j, g_j(theta)>
+with M_j = J_f J_f^T g_j held fixed. So g is taken per unit under vmap (first order, the rest only), J_f^T g by
+one vjp and M by one jvp through f over all images as a batch, and only the rest goes under vmap for the
+second-order gradient.
 """
 from functools import partial
 
@@ -30,6 +28,9 @@ import torch
 from torch.func import functional_call, grad, jvp, vjp, vmap
 
 from training import losses
+from training.dp import per_layer
+
+METHODS = ("auto", "per_layer", "vmap")
 
 
 def trainable(D: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
@@ -68,27 +69,6 @@ class _Trained(torch.nn.Module):
     def forward(self, x: torch.Tensor, img: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor:
         x, img = self.D.blocks(x, img, self.D.block_resolutions[self.start:])
         return self.D.head(x, img, c)
-
-
-def _trained_part_grads(D, frozen: list[int], img, c, weight, params: dict, constants: dict) -> dict:
-    """Per-unit gradients of the real loss when the `frozen` blocks run outside vmap (no R1)."""
-    U, k = img.shape[:2]
-    with torch.no_grad():
-        x, skip = D.blocks(None, img.flatten(0, 1), frozen)            # [U k, ...] each image on its own
-    x = x.unflatten(0, (U, k))
-    skip = skip.unflatten(0, (U, k)) if skip is not None else None
-    rest = _Trained(D, len(frozen))
-    held = {f"D.{name}": t for name, t in constants.items()}
-
-    def loss(p: dict, xu, su, cu, wu) -> torch.Tensor:
-        out = functional_call(rest, ({**held, **p},), (xu, su, cu))
-        return (wu * losses.d_logistic_real(out)).sum()
-
-    wrapped = {f"D.{name}": t for name, t in params.items()}
-    cond = c if c.shape[-1] else None
-    grads = vmap(lambda xu, su, cu, wu: grad(loss)(wrapped, xu, su, cu, wu),
-                 in_dims=(0, None if skip is None else 0, None if cond is None else 0, 0))(x, skip, cond, weight)
-    return {name: grads[f"D.{name}"] for name in params}
 
 
 def _trained_part_grads_r1(D, frozen: list[int], img, c, weight, params: dict, constants: dict,
@@ -130,20 +110,28 @@ def _trained_part_grads_r1(D, frozen: list[int], img, c, weight, params: dict, c
 
 
 def per_unit_grads(D: torch.nn.Module, img: torch.Tensor, c: torch.Tensor, weight: torch.Tensor,
-                   r1_weight: float = 0.0) -> list[torch.Tensor]:
+                   r1_weight: float = 0.0, method: str = "auto") -> list[torch.Tensor]:
     """[U, *p.shape] per trainable parameter of D (in named_parameters order), for img [U, k, C, H, W],
-    c [U, k, c_dim] and weight [U, k]."""
+    c [U, k, c_dim] and weight [U, k]. `method`: auto (per layer where it can, else vmap), per_layer or vmap."""
     if img.ndim != 5 or weight.shape != img.shape[:2] or c.shape[:2] != img.shape[:2]:
         raise ValueError(f"per_unit_grads: expected img [U, k, C, H, W], c [U, k, c_dim] and weight [U, k]; got "
                          f"{tuple(img.shape)}, {tuple(c.shape)}, {tuple(weight.shape)}")
+    if method not in METHODS:
+        raise ValueError(f"per_unit_grads: method={method!r} is not one of {', '.join(METHODS)}")
     named = trainable(D)
+    frozen = frozen_blocks(D)
+    if method != "vmap":
+        reason = "R1 needs a second-order gradient" if r1_weight else per_layer.unsupported(D, *img.shape[:2])
+        if reason is None:
+            grads = per_layer.unit_grads(D, frozen, img, c, weight)
+            return [grads[name] for name, _ in named]
+        if method == "per_layer":
+            raise ValueError(f"per_unit_grads: no per-layer gradients here: {reason}")
     params = {name: p.detach() for name, p in named}
     constants = {name: t.detach() for name, t in list(D.named_parameters()) + list(D.named_buffers())
                  if name not in params}
-    frozen = frozen_blocks(D)
-    if frozen:
-        grads = (_trained_part_grads_r1(D, frozen, img, c, weight, params, constants, float(r1_weight)) if r1_weight
-                 else _trained_part_grads(D, frozen, img, c, weight, params, constants))
+    if frozen and r1_weight:
+        grads = _trained_part_grads_r1(D, frozen, img, c, weight, params, constants, float(r1_weight))
         return [grads[name] for name, _ in named]
     loss = partial(_unit_loss, D=D, constants=constants, r1_weight=float(r1_weight))
     if c.shape[-1] == 0:  # unconditional D takes c=None

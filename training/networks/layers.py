@@ -47,6 +47,7 @@ class FullyConnectedLayer(nn.Module):
         self.bias = nn.Parameter(torch.full([out_features], np.float32(bias_init))) if bias else None
         self.weight_gain = lr_multiplier / np.sqrt(in_features)
         self.bias_gain = lr_multiplier
+        self.linear_out = nn.Identity()  # the pre-activation, where DP's per-unit gradients read it (dp.per_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, in] -> [N, out]
         w = self.weight.to(x.dtype) * self.weight_gain
@@ -56,8 +57,8 @@ class FullyConnectedLayer(nn.Module):
             if self.bias_gain != 1:
                 b = b * self.bias_gain
         if self.activation == "linear" and b is not None:
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        return ba.bias_act(x.matmul(w.t()), b, act=self.activation)
+            return self.linear_out(torch.addmm(b.unsqueeze(0), x, w.t()))
+        return ba.bias_act(self.linear_out(x.matmul(w.t())), b, act=self.activation)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
@@ -81,6 +82,7 @@ class Conv2dLayer(nn.Module):
         self.padding = kernel_size // 2
         self.weight_gain = 1 / np.sqrt(in_channels * kernel_size ** 2)
         self.act_gain = ba.activation_funcs[activation].def_gain
+        self.linear_out = nn.Identity()  # the convolution's output, where DP's per-unit gradients read it (dp.per_layer)
 
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format)
@@ -98,8 +100,8 @@ class Conv2dLayer(nn.Module):
     def forward(self, x: torch.Tensor, gain: float = 1) -> torch.Tensor:  # [N, C_in, H, W] -> [N, C_out, H', W']
         w = self.weight * self.weight_gain
         b = self.bias.to(x.dtype) if self.bias is not None else None
-        x = conv2d_resample(x, w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down,
-                            padding=self.padding, flip_weight=(self.up == 1))
+        x = self.linear_out(conv2d_resample(x, w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down,
+                                            padding=self.padding, flip_weight=(self.up == 1)))
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return ba.bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=act_clamp)
 

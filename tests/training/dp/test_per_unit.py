@@ -1,5 +1,5 @@
-"""Per-unit gradients of D's real terms (logistic loss and R1) by torch.func equal a loop over single
-units (one image, or one person's images) to 1e-6 in float64, for every D architecture, with the
+"""Per-unit gradients of D's real terms (logistic loss and R1), per layer and by torch.func, equal a loop over
+single units (one image, or one person's images) to 1e-6 in float64, for every D architecture, with the
 loop on the fused kernels (strict: no fallback) and on the reference. And the clipped sum moves by
 at most C when one unit comes or goes, whatever its images."""
 import numpy as np
@@ -8,6 +8,7 @@ import torch
 
 from leakguard.privacy import clip_and_accumulate
 from training import losses
+from training.dp import per_layer
 from training.dp.per_unit import per_unit_grads, trainable
 from training.dp.stream import padded
 from training.dp.units import PoissonSampler, UnitTable
@@ -42,8 +43,9 @@ def units_input(U=4, k=2, c_dim=0, seed=1):
     g = torch.Generator().manual_seed(seed)
     img = torch.randn(U, k, 3, 16, 16, generator=g, dtype=torch.float64)
     weight = torch.full([U, k], 1.0 / k, dtype=torch.float64)
-    weight[1] = torch.tensor([1.0] + [0.0] * (k - 1))  # a person with one image, padded by repeats
-    img[1, 1:] = img[1, :1]
+    if U > 1:
+        weight[1] = torch.tensor([1.0] + [0.0] * (k - 1))  # a person with one image, padded by repeats
+        img[1, 1:] = img[1, :1]
     c = torch.eye(max(c_dim, 1), dtype=torch.float64)[torch.randint(max(c_dim, 1), [U, k], generator=g)][..., :c_dim]
     return img, c, weight
 
@@ -71,6 +73,43 @@ def test_conditional_D_and_minibatch_stddev_within_one_person(monkeypatch):
     got = per_unit_grads(D, img, c, weight, 0.2)
     for a, b in zip(got, batch_of_one(D, img, c, weight, 0.2)):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("group, U, k", [(2, 3, 4), (4, 3, 4), (None, 1, 4), (1, 2, 3)])
+def test_per_layer_and_vmap_both_equal_the_loop_with_minibatch_stddev(group, U, k, monkeypatch):
+    """The per-layer pass orders the images so that minibatch-stddev groups are each unit's own
+    (two groups of 2 in a person's 4 images, one group of 4, the whole unit, groups of one)."""
+    monkeypatch.setenv("LEAKGUARD_OPS", "strict")
+    D = make_D("resnet", c_dim=2, mbstd_channels=1, mbstd_group=group)
+    img, c, weight = units_input(U=U, k=k, c_dim=2)
+    assert per_layer.unsupported(D, U, k) is None
+    expected = batch_of_one(D, img, c, weight, 0.0)
+    for method in ("per_layer", "vmap"):
+        for (name, _), a, b in zip(trainable(D), per_unit_grads(D, img, c, weight, method=method), expected):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=f"{method} {name}")
+
+
+def test_auto_takes_vmap_where_no_order_keeps_units_apart(monkeypatch):
+    """Group size unset (the whole batch) or above k: a batched pass would mix units, so vmap."""
+    for group in (None, 8):
+        D = make_D("resnet", mbstd_channels=1, mbstd_group=group)
+        img, c, weight = units_input(U=3, k=4)
+        assert "minibatch-stddev group size" in per_layer.unsupported(D, 3, 4)
+        with pytest.raises(ValueError, match="no per-layer gradients here: minibatch-stddev"):
+            per_unit_grads(D, img, c, weight, method="per_layer")
+        monkeypatch.setattr(per_layer, "unit_grads", lambda *a: pytest.fail("per-layer pass taken"))
+        for a, b in zip(per_unit_grads(D, img, c, weight), batch_of_one(D, img, c, weight, 0.0)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        monkeypatch.undo()
+
+
+def test_per_layer_refuses_R1_and_an_unknown_method():
+    D = make_D()
+    img, c, weight = units_input()
+    with pytest.raises(ValueError, match="R1 needs a second-order gradient"):
+        per_unit_grads(D, img, c, weight, 0.3, method="per_layer")
+    with pytest.raises(ValueError, match="method='loop' is not one of auto, per_layer, vmap"):
+        per_unit_grads(D, img, c, weight, method="loop")
 
 
 class People:
