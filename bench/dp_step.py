@@ -1,9 +1,9 @@
 """What differential privacy costs per D step: the private D step (per-person or per-image gradients
-per layer, or by torch.func on R1 steps; clipping, noise; R1 folded in every r1_interval steps) against the non-private D step
-with its lazy R1 on the same config, timed in one run and printed as ratios. Then the per-unit
-gradient methods (per layer, torch.func) against the obviously-correct batch-of-one loop on the same units. With --freeze-d N
-also the two steps with D's first N blocks frozen (train.freeze_d: per-unit gradients of the trained
-blocks only), side by side with the rest.
+per layer, or by torch.func on R1 steps; clipping, noise; R1 folded in every r1_interval steps) against
+the non-private D step with its lazy R1 on the same config, timed in one run and printed as ratios. Then
+the per-unit gradient methods (per layer, torch.func) against the obviously-correct batch-of-one loop on
+the same units. With --freeze-d N also the two steps with D's first N blocks frozen (train.freeze_d:
+per-unit gradients of the trained blocks only), side by side with the rest.
 
   python bench/dp_step.py                                   # configs/synthfaces32-dp-scratch.yaml, the CPU preset
   python bench/dp_step.py --config configs/ffhq256-dp.yaml data.path=ffhq256.zip
@@ -89,7 +89,8 @@ def main():
 
     p = private.privacy
     images = sum(float(c.weight.gt(0).sum()) for u in units for c in u) / interval
-    print(f"{Path(args.config).stem}: {cfg.data.resolution}px, privacy.unit={p.unit}, expected {p.expected_batch} units "
+    print(f"{Path(args.config).stem}: {cfg.data.resolution}px, privacy.unit={p.unit}, "
+          f"expected {p.expected_batch} units "
           f"(q={p.q:.3g}) x up to {p.k} images, {p.units_per_chunk} units per pass, R1 every {interval} steps, "
           f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
                                else f", {torch.get_num_threads()} threads"))
@@ -99,7 +100,8 @@ def main():
     print(f"{'private dp_d_step':<34}{times['private'] / interval * 1e3:>9.1f}{images:>11.1f}"
           f"{times['private'] / times['plain']:>7.2f}x")
     if frozen:
-        trained = sum(p.numel() for n, p in frozen["private"].D.named_parameters() if n not in frozen["private"].d_frozen)
+        trained = sum(p.numel() for n, p in frozen["private"].D.named_parameters()
+                      if n not in frozen["private"].d_frozen)
         whole = sum(p.numel() for p in private.D.parameters())
         print(f"with D's first {args.freeze_d} blocks frozen ({trained:,} of {whole:,} parameters trained):")
         print(f"{'non-private, frozen':<34}{times['plain_frozen'] / interval * 1e3:>9.1f}{cfg.train.batch:>11}"
@@ -136,7 +138,8 @@ def main():
                                "plain_s_per_step": times["plain"] / interval,
                                "private_s_per_step": times["private"] / interval, "plain_images": cfg.train.batch,
                                "private_images": images, "per_unit_units": len(chunk.img),
-                               "per_layer_s": t["per_layer"], "vmap_s": t["vmap"], "loop_s": t["loop"], "freeze_d": args.freeze_d,
+                               "per_layer_s": t["per_layer"], "vmap_s": t["vmap"], "loop_s": t["loop"],
+                               "freeze_d": args.freeze_d,
                                **{f"{k}_s_per_step": v / interval for k, v in times.items() if k.endswith("_frozen")}})
 
 

@@ -82,7 +82,7 @@ class Conv2dLayer(nn.Module):
         self.padding = kernel_size // 2
         self.weight_gain = 1 / np.sqrt(in_channels * kernel_size ** 2)
         self.act_gain = ba.activation_funcs[activation].def_gain
-        self.linear_out = nn.Identity()  # the convolution's output, where DP's per-unit gradients read it (dp.per_layer)
+        self.linear_out = nn.Identity()  # the convolution's output: DP's per-unit gradients read it (dp.per_layer)
 
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format)
