@@ -64,7 +64,8 @@ def grid_latents(state: TrainState) -> tuple[torch.Tensor, torch.Tensor]:
 
 @torch.no_grad()
 def render_grid(state: TrainState, z: torch.Tensor, c: torch.Tensor) -> np.ndarray:
-    imgs = [state.G_ema(zz, cc, noise_mode="const") for zz, cc in zip(z.split(state.batch_gpu), c.split(state.batch_gpu))]
+    imgs = [state.G_ema(zz, cc, noise_mode="const")
+            for zz, cc in zip(z.split(state.batch_gpu), c.split(state.batch_gpu))]
     return make_grid(to_uint8(torch.cat(imgs)))
 
 
@@ -112,7 +113,7 @@ def real_stream(state: TrainState, dataset):
     if p is None:
         return ChunkStream(dataset, cfg.train.batch, state.batch_gpu, dist.rank, dist.world, cfg.train.seed,
                            state.round, dist.device, cfg.data.workers)
-    return UnitStream(dataset, p.sampler, p.k, p.units_per_chunk, cfg.privacy.d_steps_per_g, dist.rank, dist.world,
+    return UnitStream(dataset, p.sampler, p.k, p.units_per_pass, cfg.privacy.d_steps_per_g, dist.rank, dist.world,
                       state.round, dist.device, cfg.data.workers)
 
 

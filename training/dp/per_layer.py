@@ -24,7 +24,7 @@ from training.networks.layers import Conv2dLayer, FullyConnectedLayer
 
 def _trained_layers(D: torch.nn.Module) -> dict[str, torch.nn.Module]:
     return {name: m for name, m in D.named_modules() if isinstance(m, (Conv2dLayer, FullyConnectedLayer))
-            and any(p.requires_grad for p in m.parameters(recurse=False))}
+            and (m.weight.requires_grad or (m.bias is not None and m.bias.requires_grad))}
 
 
 def _mbstd_group(D: torch.nn.Module, k: int) -> int:

@@ -4,6 +4,8 @@ The image indices come from PoissonSampler.plan, a pure function of (secret key,
 DataLoader reads them (in worker processes when data.workers > 0) and the chunks are cut again
 from the same plan in the main process.
 """
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -31,9 +33,9 @@ class UnitStream:
     """Yields, per round from `start_round` on, d_steps lists of UnitChunks (one list per private D
     step t = round * d_steps + s; a list may be empty when this rank drew no unit)."""
 
-    def __init__(self, dataset, sampler: PoissonSampler, k: int, units_per_chunk: int, d_steps: int, rank: int,
-                 world: int, start_round: int, device: torch.device, workers: int):
-        self.sampler, self.k, self.units_per_chunk, self.d_steps = sampler, k, units_per_chunk, d_steps
+    def __init__(self, dataset, sampler: PoissonSampler, k: int, units_per_pass: Callable[[int], int], d_steps: int,
+                 rank: int, world: int, start_round: int, device: torch.device, workers: int):
+        self.sampler, self.k, self.units_per_pass, self.d_steps = sampler, k, units_per_pass, d_steps
         self.rank, self.world, self.device = rank, world, device
         self.shape = (dataset.num_channels, dataset.resolution, dataset.resolution)
         self.label_dim = dataset.label_dim
@@ -44,8 +46,8 @@ class UnitStream:
             prefetch_factor=2 if workers > 0 else None))
 
     def plans(self, r: int) -> list[list[tuple[int, list[np.ndarray]]]]:
-        return [self.sampler.plan(r * self.d_steps + s, self.units_per_chunk, self.rank, self.world)
-                for s in range(self.d_steps)]
+        return [self.sampler.plan(t, self.units_per_pass(t), self.rank, self.world)
+                for t in range(r * self.d_steps, (r + 1) * self.d_steps)]
 
     def indices(self, r: int) -> list[int]:
         return [int(i) for plan in self.plans(r) for _, units in plan for u in units for i in padded(u, self.k)[0]]

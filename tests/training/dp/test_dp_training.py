@@ -228,14 +228,14 @@ def test_with_no_data_gradient_the_noise_has_std_sigma_C(tmp_path, monkeypatch):
     assert state.privacy.ledger.steps() == 1  # the step was counted though it read nothing
 
 
-def test_without_clipping_or_noise_the_step_is_the_plain_gradient(tmp_path, monkeypatch):
+@pytest.mark.parametrize("r1_gamma", [1.0, 0.0])  # R1 in every step (torch.func), none (per layer)
+def test_without_clipping_or_noise_the_step_is_the_plain_gradient(tmp_path, monkeypatch, r1_gamma):
     """sigma C = 1e-6 and C far above any gradient norm: the private step's real term, isolated by the
     same step with every unit's weight zeroed, equals plain autograd of
     sum over units of mean over the unit's images of [softplus(-D(x)) + gamma / 2 * r1_interval * R1(x)],
     divided by the expected batch: nothing is lost or mixed between the per-unit gradients and the step."""
     cfg = dp_config(tmp_path, "privacy.noise_multiplier=1e-12", "privacy.max_grad_norm=1e6", "privacy.expected_batch=5",
-                    "loss.r1_gamma=1.0",
-                    "loss.r1_interval=1")
+                    f"loss.r1_gamma={r1_gamma}", "loss.r1_interval=1")
     dataset = open_dataset(cfg.data)
     state = build_state(cfg, dataset, Dist(), Reporter(None))
     units = next(loop.real_stream(state, dataset))[0]
@@ -252,9 +252,26 @@ def test_without_clipping_or_noise_the_step_is_the_plain_gradient(tmp_path, monk
             logits = D(x, c if c.shape[-1] else None)[:, 0]
             (grad_x,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
             r1 = grad_x.square().sum(dim=[1, 2, 3])
-            total = total + (w * (torch.nn.functional.softplus(-logits) + 0.5 * r1)).sum()
+            total = total + (w * (torch.nn.functional.softplus(-logits) + r1_gamma / 2 * r1)).sum()
     expected = torch.autograd.grad(total / state.privacy.expected_batch, list(D.parameters()), allow_unused=True)
     expected = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
                           for g, p in zip(expected, D.parameters())])
     assert float(expected.norm()) > 0
     torch.testing.assert_close(real, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_passes_hold_twice_batch_gpu_images_except_on_R1_steps(tmp_path):
+    """Per-layer passes (no R1) hold 2 batch_gpu images, as the non-private step holds fakes and reals at
+    once; torch.func's R1 passes batch_gpu, as the non-private R1 step."""
+    cfg = dp_config(tmp_path, "train.batch_gpu=4", "privacy.expected_batch=6", "loss.r1_gamma=1.0",
+                    "loss.r1_interval=4")
+    dataset = open_dataset(cfg.data)
+    state = build_state(cfg, dataset, Dist(), Reporter(None))
+    p = state.privacy
+    assert (p.k, p.units_per_chunk, p.units_per_chunk_r1) == (2, 4, 2)
+    assert [p.units_per_pass(t) for t in range(6)] == [2, 4, 4, 4, 2, 4]
+    stream = loop.real_stream(state, dataset)
+    for t in range(12):
+        chunks = next(stream)[0]
+        assert all(len(c.img) <= p.units_per_pass(t) for c in chunks)
+        assert sum(len(c.img) for c in chunks) == len(p.sampler.units(t))
