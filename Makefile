@@ -37,9 +37,11 @@ sweep-example: $(STAMP)
 # The DP example (docs/dp_example.md): a public model pretrained on public SynthFaces people, then four arms on
 # 2,000 private people who differ from them — public-only, non-private fine-tune, DP fine-tune per person at
 # epsilon 8 (2 seeds) and 1, DP from scratch — judged by a matcher no arm used. About 1.5 hours on 2 cores;
-# a rerun skips what exists. Results: runs/dp-example/summary.md and grid_<arm>.png.
+# a rerun skips what exists. Results: runs/dp-example/summary.md and grid_<arm>.png; then the gallery null (the
+# arms' fakes against their training people and as many new people, a few minutes): runs/dp-example/gallery_null.md.
 dp-example: $(STAMP)
 	$(PY) tools/dp_example.py
+	$(PY) tools/gallery_null.py
 
 # The headline study (docs/study.md): every defence on a generator that leaks (people 0..49, person 0 with half the
 # images), 60 kimg, three seeds, judged by a matcher no arm used; about 10-20 minutes per trial on 2 cores, 27
