@@ -45,9 +45,11 @@ dp-example: $(STAMP)
 
 # The headline study (docs/study.md): every defence on a generator that leaks (people 0..49, person 0 with half the
 # images), 60 kimg, three seeds, judged by a matcher no arm used; about 10-20 minutes per trial on 2 cores, 27
-# trials; resumable (a rerun skips finished trials). Results: runs/sweeps/synthfaces32-study/study.md.
+# trials; resumable (a rerun skips finished trials). Results: runs/sweeps/synthfaces32-study/study.md; then the
+# gallery null (each trial's fakes against its training people and as many new people): gallery_null.md beside it.
 study: $(STAMP)
 	$(PY) tools/study.py
+	$(PY) tools/study_gallery_null.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

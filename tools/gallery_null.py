@@ -35,11 +35,12 @@ def galleries() -> dict[str, Path]:
             "new": photos(OUT / "data" / "new_two_photos.zip", 60000, 2000, 0, 2)}
 
 
-def audit(arm: str, images: list[str], gallery: str, path: Path, matchers: dict) -> dict:
-    out = OUT / "gallery_null" / arm / gallery
+def audit(out: Path, images: list[str], path: Path, matchers: dict) -> dict:
+    """`leakguard audit` of `images` (its --generator/--generated arguments) against the gallery `path` under
+    `matchers` ({name: weights}), made unless out/report.json exists."""
     if not (out / "report.json").is_file():
         run([LEAKGUARD, "audit", *images, "--training", str(path), "--device", "cpu",
-             *[a for m in MATCHERS for a in ("--matcher", f"{m}={matchers[m]}")], "--out", str(out), "--force"])
+             *[a for m, w in matchers.items() for a in ("--matcher", f"{m}={w}")], "--out", str(out), "--force"])
     return json.loads((out / "report.json").read_text())
 
 
@@ -56,6 +57,19 @@ def verdict(trained: dict, new: dict) -> str:
     if trained["ci"][1] < new["ci"][0]:
         return "below"
     return "overlap"
+
+
+def compare(sources: dict[str, list[str]], galleries: dict[str, Path], out: Path, matchers: dict,
+            fmr: float) -> dict:
+    """{source: {matcher: {"trained", "new", "verdict"}}}: each source audited against both galleries."""
+    rows = {}
+    for name, images in sources.items():
+        reports = {g: audit(out / name / g, images, path, matchers) for g, path in galleries.items()}
+        rows[name] = {}
+        for m in matchers:
+            trained, new = leak_at(reports["trained"], m, fmr), leak_at(reports["new"], m, fmr)
+            rows[name][m] = {"trained": trained, "new": new, "verdict": verdict(trained, new)}
+    return rows
 
 
 def markdown(rows: dict) -> str:
@@ -78,13 +92,7 @@ def main() -> int:
         if networks is None or not networks.is_file():
             raise SystemExit(f"gallery_null: arm {arm} has no final networks under {OUT}; run tools/dp_example.py")
         sources[arm] = ["--generator", str(networks), "--seeds", FAKES]
-    rows = {}
-    for arm, images in sources.items():
-        reports = {g: audit(arm, images, g, path, matchers) for g, path in galleries().items()}
-        rows[arm] = {}
-        for m in MATCHERS:
-            trained, new = leak_at(reports["trained"], m, FMR), leak_at(reports["new"], m, FMR)
-            rows[arm][m] = {"trained": trained, "new": new, "verdict": verdict(trained, new)}
+    rows = compare(sources, galleries(), OUT / "gallery_null", matchers, FMR)
     (OUT / "gallery_null.json").write_text(json.dumps({"fmr": FMR, "rows": rows}, indent=1) + "\n")
     (OUT / "gallery_null.md").write_text(markdown(rows))
     print(markdown(rows))

@@ -19,7 +19,15 @@ import torch
 
 from cuda_ops.conv2d_resample import conv2d_resample_weight_grads
 from training import losses
-from training.networks.layers import Conv2dLayer, FullyConnectedLayer
+from training.networks.discriminator import Discriminator, DiscriminatorBlock, DiscriminatorEpilogue
+from training.networks.layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer
+from training.networks.mapping import MappingNetwork
+
+# The modules this path knows: each treats every image on its own, except minibatch-stddev, whose groups the image
+# order keeps within a unit. Any other module in D (one that might mix images) sends per_unit_grads to torch.func,
+# where no two units share a forward pass.
+KNOWN = (Discriminator, DiscriminatorBlock, DiscriminatorEpilogue, MappingNetwork, Conv2dLayer, FullyConnectedLayer,
+         MinibatchStdLayer, torch.nn.Identity)
 
 
 def _trained_layers(D: torch.nn.Module) -> dict[str, torch.nn.Module]:
@@ -37,6 +45,9 @@ def _mbstd_group(D: torch.nn.Module, k: int) -> int:
 
 def unsupported(D: torch.nn.Module, U: int, k: int) -> str | None:
     """Why U units of k images cannot take this path (None when they can)."""
+    strangers = sorted({type(m).__name__ for m in D.modules() if type(m) not in KNOWN})
+    if strangers:
+        return f"modules not known to keep images apart: {', '.join(strangers)}"
     layers = _trained_layers(D)
     owned = {f"{name}.{p}" for name, m in layers.items() for p in ("weight", "bias")}
     others = [name for name, p in D.named_parameters() if p.requires_grad and name not in owned]

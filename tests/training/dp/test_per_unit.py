@@ -103,6 +103,16 @@ def test_auto_takes_vmap_where_no_order_keeps_units_apart(monkeypatch):
         monkeypatch.undo()
 
 
+def test_a_module_the_per_layer_path_does_not_know_sends_it_to_vmap(monkeypatch):
+    """A layer that might mix images (here a batch norm) is not trusted: torch.func keeps units apart."""
+    D = make_D("resnet")
+    D.b4.norm = torch.nn.BatchNorm1d(1).double()
+    assert per_layer.unsupported(D, 4, 2) == "modules not known to keep images apart: BatchNorm1d"
+    monkeypatch.setattr(per_layer, "unit_grads", lambda *a: pytest.fail("per-layer pass taken"))
+    img, c, weight = units_input()
+    per_unit_grads(D, img, c, weight)
+
+
 def test_per_layer_refuses_R1_and_an_unknown_method():
     D = make_D()
     img, c, weight = units_input()
