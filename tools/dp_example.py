@@ -150,7 +150,8 @@ def judge(arm: str, networks: Path, files: dict, matchers: dict, features: Path)
     generated = ["--generated", str(networks)] if networks.suffix == ".zip" else ["--generator", str(networks),
                                                                                    "--seeds", FAKES]
     if not (out / "audit" / "report.json").is_file():
-        members = [] if arm == "null" else ["--members", str(files["members"]), "--nonmembers", str(files["nonmembers"])]
+        members = [] if arm == "null" else ["--members", str(files["members"]),
+                                            "--nonmembers", str(files["nonmembers"])]
         run([LEAKGUARD, "audit", *generated, *common, *members, "--matcher", f"synth_b={matchers['synth_b']}",
              "--matcher", f"synth={matchers['synth']}", "--features", f"synthfaces={features}",
              "--out", str(out / "audit"), "--force"])

@@ -118,7 +118,8 @@ def sec_per_kimg(run: Path) -> float:
 
 
 def summarize(weight: float, run: Path, found: dict) -> dict:
-    row = {"weight": weight, "run": str(run), "bank": run.name.split("-")[1] if weight > 0 else None, "sec_per_kimg": sec_per_kimg(run), "matchers": {}}
+    row = {"weight": weight, "run": str(run), "bank": run.name.split("-")[1] if weight > 0 else None,
+           "sec_per_kimg": sec_per_kimg(run), "matchers": {}}
     for name, section in found["audit"].items():
         leak = next(r for r in section["leakage"] if r["fmr"] == FMR)
         ranks = [t["identity"] for t in section["top_leakers"]]

@@ -41,7 +41,8 @@ def carried_record(record: dict, cfg: Config, init: dict | None) -> dict:
     keep = ("unit", "epsilon", "delta", "accountant", "opacus_version", "sigma", "q", "steps", "units", "mechanisms",
             "secret_seed")
     return {**{k: record[k] for k in keep if k in record},
-            "method": f"post-processing: trained only on the DP image set {cfg.data.path} ({record.get('method', 'DP')})",
+            "method": f"post-processing: trained only on the DP image set {cfg.data.path} "
+                      f"({record.get('method', 'DP')})",
             "source": record, "covers": COVERS, "not_covered": NOT_COVERED, "covered_files": COVERED_FILES,
             "not_covered_files": NOT_COVERED_FILES, "trained_parameters": 0,
             "init": None if init is None else {**init, "assumption": PUBLIC_INIT}}
