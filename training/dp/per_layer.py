@@ -70,7 +70,7 @@ def _unit_order(U: int, k: int, G: int) -> torch.Tensor:
 
 
 def _by_unit(t: torch.Tensor, U: int, k: int, G: int) -> torch.Tensor:
-    """[U k, ...] in _unit_order -> [k, U, ...] (a view): the k images of each unit."""
+    """[U k, ...] in _unit_order -> [k, U, ...]: the k images of each unit (a strided view; copied by the reader)."""
     return t.unflatten(0, (G, U, k // G)).transpose(1, 2).flatten(0, 1)
 
 
