@@ -91,8 +91,8 @@ def main():
     images = sum(float(c.weight.gt(0).sum()) for u in units for c in u) / interval
     print(f"{Path(args.config).stem}: {cfg.data.resolution}px, privacy.unit={p.unit}, "
           f"expected {p.expected_batch} units "
-          f"(q={p.q:.3g}) x up to {p.k} images, {p.units_per_chunk} units per pass "
-          f"({p.units_per_chunk_r1} on R1 steps), R1 every {interval} steps, "
+          f"(q={p.q:.3g}) x up to {p.k} images, {2 * p.units_per_chunk} units per pass "
+          f"({p.units_per_chunk} on R1 steps), R1 every {interval} steps, "
           f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
                                else f", {torch.get_num_threads()} threads"))
     print(f"{'D step (R1 amortized)':<34}{'ms/step':>9}{'real imgs':>11}{'ratio':>8}")

@@ -113,7 +113,7 @@ def real_stream(state: TrainState, dataset):
     if p is None:
         return ChunkStream(dataset, cfg.train.batch, state.batch_gpu, dist.rank, dist.world, cfg.train.seed,
                            state.round, dist.device, cfg.data.workers)
-    return UnitStream(dataset, p.sampler, p.k, p.units_per_pass, cfg.privacy.d_steps_per_g, dist.rank, dist.world,
+    return UnitStream(dataset, p.sampler, p.k, p.units_per_chunk, cfg.privacy.d_steps_per_g, dist.rank, dist.world,
                       state.round, dist.device, cfg.data.workers)
 
 

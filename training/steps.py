@@ -17,6 +17,7 @@ a chunk come from a stream seeded by (seed, round, step, chunk), so results do n
 a batch is split over processes or accumulation passes, and resuming at a round is exact. `indices`
 below are always chunk indices (which seed those streams), never identities.
 """
+import dataclasses
 from contextlib import contextmanager
 
 import numpy as np
@@ -30,6 +31,7 @@ from training.data.sampler import chunk_ids
 from training.distributed import sum_gradients, sum_tensors
 from training.dp.keys import D_STEP, NOISE, secret_generator
 from training.dp.per_unit import per_unit_grads, trainable
+from training.dp.stream import joined
 from training.state import TrainState
 
 # Public random streams (train.seed); the secret ones of a private run are in training.dp.keys.
@@ -259,12 +261,16 @@ def fake_term(state: TrainState, indices: list[int], t: int, w_sum: torch.Tensor
 def clipped_sum(state: TrainState, params: list[torch.nn.Parameter], units: list[UnitChunk], t: int,
                 r1_weight: float) -> list[torch.Tensor]:
     """Per-unit gradients of the real terms, each clipped to C, summed over this rank's units (one tensor
-    per parameter)."""
+    per parameter). Each chunk is augmented under its own random stream. Without R1 two chunks go through D
+    per pass: the plain D step holds batch_gpu fakes and batch_gpu reals at once, and the fake term's graph is
+    gone by now. With R1, torch.func's second-order pass holds more per image: one chunk, as the plain R1 step."""
     summed = [torch.zeros_like(param) for param in params]
+    augmented = []
     for chunk in units:
         with chunk_rng(state, "D_dp_real", chunk.index, step=t):
-            img = augment_units(state, chunk.img)
-        clip_and_accumulate(per_unit_grads(state.D, img, chunk.c, chunk.weight, r1_weight),
+            augmented.append(dataclasses.replace(chunk, img=augment_units(state, chunk.img)))
+    for chunk in joined(augmented, 1 if r1_weight else 2):
+        clip_and_accumulate(per_unit_grads(state.D, chunk.img, chunk.c, chunk.weight, r1_weight),
                             state.privacy.max_grad_norm, summed)
     return summed
 

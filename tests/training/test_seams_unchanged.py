@@ -3,7 +3,9 @@ per identity with the regularizer's private bank; evaluation during training; th
 snapshot the old code wrote) give today the weights, stats.jsonl, eval.jsonl and epsilon that commit
 95a743e gave. On a CPU like the one that wrote the fixture (same vector width and torch) every digest
 is equal bit for bit; elsewhere floating-point reductions may round differently, and the networks'
-outputs and every logged number are compared within 1e-5 instead."""
+outputs and every logged number are compared within 1e-5 instead. The DP runs are compared that way
+everywhere since their per-unit gradients are taken per layer (training.dp.per_layer), not by torch.func
+as in 95a743e: the same gradients (both equal the batch-of-one loop in float64), summed in another order."""
 import json
 
 import pytest
@@ -42,6 +44,9 @@ def assert_lines_close(ours: list[dict], theirs: list[dict], what: str) -> None:
             assert a == pytest.approx(b, rel=1e-5, abs=1e-6), what
 
 
+ROUNDED_OTHERWISE = ("dp", "dp_resumed")  # per-layer per-unit gradients since 95a743e (module doc)
+
+
 @pytest.mark.parametrize("run", ["plain", "dp", "eval", "dp_resumed"])
 def test_a_run_computes_what_the_old_code_computed(today, then, run):
     (digests_now, probes_now), (digests, probes) = today, then
@@ -51,7 +56,7 @@ def test_a_run_computes_what_the_old_code_computed(today, then, run):
     assert ("epsilon" in ours) == ("epsilon" in theirs)
     if "epsilon" in theirs:
         assert ours["epsilon"] == pytest.approx(theirs["epsilon"], rel=1e-12)
-    if same_machine(digests):
+    if same_machine(digests) and run not in ROUNDED_OTHERWISE:
         assert ours["networks"] == theirs["networks"]
         assert ours["stats"] == theirs["stats"], "stats.jsonl differs"
         assert ours["eval"] == theirs["eval"], "eval.jsonl differs"

@@ -21,7 +21,7 @@ class Chunk:
 @dataclass
 class UnitChunk:
     """Privacy units of one private D step (training.dp), each padded to k images by repeating its own:
-    a unit's images never share a forward pass with another unit's."""
+    no image of one unit reaches another unit's loss (training.dp.per_unit)."""
     img: torch.Tensor     # [U, k, C, H, W] float32 in [-1, 1]
     c: torch.Tensor       # [U, k, c_dim]
     weight: torch.Tensor  # [U, k]: 1 / (the unit's image count) for its images, 0 for the repeats

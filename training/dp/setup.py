@@ -61,9 +61,7 @@ class PrivacyState:
     q: float                      # Poisson rate: expected_batch / units
     expected_batch: int           # units per D step on average: the sum of clipped gradients is divided by it
     k: int                        # images per unit in a forward pass (padded)
-    units_per_chunk: int          # units per forward pass on steps without R1 (per-layer gradients)
-    units_per_chunk_r1: int       # on R1 steps (torch.func's second-order pass holds more per image)
-    r1_interval: int              # every r1_interval-th private D step takes R1 (0: never)
+    units_per_chunk: int
     sampler: PoissonSampler
     ledger: PrivacyLedger
     key: int                      # secret: seeds sampling and noise
@@ -74,10 +72,6 @@ class PrivacyState:
     init: dict | None = None      # train.init's path and SHA-256: the public networks the run started from
     trained_parameters: int = 0   # D's parameters trained privately (train.freeze_d keeps the others fixed)
     _budget: tuple | None = field(default=None, repr=False)  # (what the budget depends on, the budget)
-
-    def units_per_pass(self, t: int) -> int:
-        """Units per forward pass in private D step t: fewer on R1 steps (chunk_sizes)."""
-        return self.units_per_chunk_r1 if self.r1_interval and t % self.r1_interval == 0 else self.units_per_chunk
 
     def steps_allowed(self) -> int | None:
         """With target_epsilon: the most ledger steps in all (done and planned until train.kimg) that keep
@@ -160,15 +154,6 @@ def plan_privacy(cfg: Config, dataset, source: str) -> PrivacyPlan | None:
     return PrivacyPlan(table, expected, q, delta, k, steps, float(sigma))
 
 
-def chunk_sizes(cfg: Config, batch_gpu: int, k: int) -> dict[str, int]:
-    """Units per forward pass. The non-private D step holds the graphs of batch_gpu fakes and batch_gpu reals
-    at once; the private step frees its fake term's graph before the real images, so a per-layer pass of
-    2 batch_gpu real images holds no more. On R1 steps torch.func's second-order pass holds more per image, as
-    the non-private R1 step does: batch_gpu images, as there."""
-    return dict(units_per_chunk=max(1, 2 * batch_gpu // k), units_per_chunk_r1=max(1, batch_gpu // k),
-                r1_interval=cfg.loss.r1_interval if cfg.loss.r1_gamma > 0 else 0)
-
-
 def build_privacy(cfg: Config, dataset, batch_gpu: int, agree_key, source: str) -> PrivacyState | None:
     """None unless privacy.unit is set. `agree_key(key) -> key` makes every process use rank 0's key."""
     plan = plan_privacy(cfg, dataset, source)
@@ -178,7 +163,7 @@ def build_privacy(cfg: Config, dataset, batch_gpu: int, agree_key, source: str) 
     known = p.secret_seed is not None
     key = p.secret_seed if known else agree_key(secrets.randbits(128))
     return PrivacyState(unit=p.unit, sigma=plan.sigma, max_grad_norm=p.max_grad_norm, q=plan.q,
-                        expected_batch=plan.expected_batch, k=plan.k, **chunk_sizes(cfg, batch_gpu, plan.k),
+                        expected_batch=plan.expected_batch, k=plan.k, units_per_chunk=max(1, batch_gpu // plan.k),
                         sampler=PoissonSampler(plan.table, plan.q, plan.k, key),
                         ledger=PrivacyLedger(plan.delta, p.accountant), key=key, known_key=known,
                         target_epsilon=p.target_epsilon, planned_steps=plan.steps)

@@ -4,8 +4,6 @@ The image indices come from PoissonSampler.plan, a pure function of (secret key,
 DataLoader reads them (in worker processes when data.workers > 0) and the chunks are cut again
 from the same plan in the main process.
 """
-from collections.abc import Callable
-
 import numpy as np
 import torch
 
@@ -29,13 +27,20 @@ def _collate(items):
     return imgs, labels
 
 
+def joined(chunks: list[UnitChunk], per_pass: int) -> list[UnitChunk]:
+    """Each run of `per_pass` consecutive chunks as one chunk (their units side by side; the first's index)."""
+    groups = [chunks[i:i + per_pass] for i in range(0, len(chunks), per_pass)]
+    return [UnitChunk(img=torch.cat([c.img for c in g]), c=torch.cat([c.c for c in g]),
+                      weight=torch.cat([c.weight for c in g]), index=g[0].index) for g in groups]
+
+
 class UnitStream:
     """Yields, per round from `start_round` on, d_steps lists of UnitChunks (one list per private D
     step t = round * d_steps + s; a list may be empty when this rank drew no unit)."""
 
-    def __init__(self, dataset, sampler: PoissonSampler, k: int, units_per_pass: Callable[[int], int], d_steps: int,
-                 rank: int, world: int, start_round: int, device: torch.device, workers: int):
-        self.sampler, self.k, self.units_per_pass, self.d_steps = sampler, k, units_per_pass, d_steps
+    def __init__(self, dataset, sampler: PoissonSampler, k: int, units_per_chunk: int, d_steps: int, rank: int,
+                 world: int, start_round: int, device: torch.device, workers: int):
+        self.sampler, self.k, self.units_per_chunk, self.d_steps = sampler, k, units_per_chunk, d_steps
         self.rank, self.world, self.device = rank, world, device
         self.shape = (dataset.num_channels, dataset.resolution, dataset.resolution)
         self.label_dim = dataset.label_dim
@@ -46,8 +51,8 @@ class UnitStream:
             prefetch_factor=2 if workers > 0 else None))
 
     def plans(self, r: int) -> list[list[tuple[int, list[np.ndarray]]]]:
-        return [self.sampler.plan(t, self.units_per_pass(t), self.rank, self.world)
-                for t in range(r * self.d_steps, (r + 1) * self.d_steps)]
+        return [self.sampler.plan(r * self.d_steps + s, self.units_per_chunk, self.rank, self.world)
+                for s in range(self.d_steps)]
 
     def indices(self, r: int) -> list[int]:
         return [int(i) for plan in self.plans(r) for _, units in plan for u in units for i in padded(u, self.k)[0]]

@@ -17,7 +17,10 @@ from tests.training.tiny import tiny_config
 from training import loop, rundir, steps
 from training.checkpoint import load_networks
 from training.config import ConfigError
+from training.data import UnitChunk
 from training.distributed import Dist
+from training.dp import stream
+from training.dp.per_unit import trainable
 from training.records import CheckpointError
 from training.snapshot import read_snapshot
 from training.state import build_state
@@ -260,18 +263,22 @@ def test_without_clipping_or_noise_the_step_is_the_plain_gradient(tmp_path, monk
     torch.testing.assert_close(real, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_passes_hold_twice_batch_gpu_images_except_on_R1_steps(tmp_path):
-    """Per-layer passes (no R1) hold 2 batch_gpu images, as the non-private step holds fakes and reals at
-    once; torch.func's R1 passes batch_gpu, as the non-private R1 step."""
-    cfg = dp_config(tmp_path, "train.batch_gpu=4", "privacy.expected_batch=6", "loss.r1_gamma=1.0",
-                    "loss.r1_interval=4")
-    dataset = open_dataset(cfg.data)
-    state = build_state(cfg, dataset, Dist(), Reporter(None))
-    p = state.privacy
-    assert (p.k, p.units_per_chunk, p.units_per_chunk_r1) == (2, 4, 2)
-    assert [p.units_per_pass(t) for t in range(6)] == [2, 4, 4, 4, 2, 4]
-    stream = loop.real_stream(state, dataset)
-    for t in range(12):
-        chunks = next(stream)[0]
-        assert all(len(c.img) <= p.units_per_pass(t) for c in chunks)
-        assert sum(len(c.img) for c in chunks) == len(p.sampler.units(t))
+def test_two_chunks_per_pass_except_on_R1_steps(tmp_path, monkeypatch):
+    """Per-layer passes (no R1) hold two chunks, as the non-private step holds fakes and reals at once;
+    torch.func's R1 passes one chunk, as the non-private R1 step. Each chunk keeps its own augmentation."""
+    cfg = dp_config(tmp_path, "privacy.expected_batch=6")
+    state = build_state(cfg, open_dataset(cfg.data), Dist(), Reporter(None))
+    g = torch.Generator().manual_seed(0)
+    chunks = [UnitChunk(img=torch.randn(u, 2, 3, 16, 16, generator=g), c=torch.zeros(u, 2, 0),
+                        weight=torch.full((u, 2), 0.5), index=i) for i, u in enumerate([2, 2, 2, 1])]
+    passes = []
+    monkeypatch.setattr(steps, "per_unit_grads", lambda D, img, c, w, r1: passes.append(len(img)) or
+                        [torch.zeros(len(img), *p.shape) for _, p in trainable(D)])
+    params = [p for _, p in trainable(state.D)]
+    steps.clipped_sum(state, params, chunks, 1, 0.0)
+    assert passes == [4, 3]
+    passes.clear()
+    steps.clipped_sum(state, params, chunks, 0, 0.5)
+    assert passes == [2, 2, 2, 1]
+    joined = stream.joined(chunks, 2)
+    assert [j.index for j in joined] == [0, 2] and torch.equal(joined[1].img[2], chunks[3].img[0])
