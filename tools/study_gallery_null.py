@@ -2,6 +2,7 @@
 more often than as many people, in the same numbers, that it never saw?
 
     python tools/study_gallery_null.py    # after `make study` (its last step); writes OUT/gallery_null.{json,md}
+    python tools/study_gallery_null.py --new-offset 8000   # another 50 new people: OUT/gallery_null_new8000.*
 
 Each trial's final generator (release.pt, or its last snapshot) draws 1,000 fakes (seeds 0-999); the release
 filter's trials give the images they kept; the public model is audited once. Each set is audited by `leakguard
@@ -16,6 +17,7 @@ the mean over seeds of each gallery's rate and of their difference (trained - ne
 seeds' own bootstrap intervals lie above, overlap or lie below. Every audit is skipped when its report exists;
 the numbers read the training images: the data holder's view, outside every arm's guarantee.
 """
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -36,11 +38,22 @@ NEW_OFFSET = 7000
 FAKES = "0-999"
 
 
-def new_gallery(path: Path) -> Path:
+TAKEN = {"training people": range(0, PEOPLE), "non-members": range(1000, 1000 + PEOPLE - 1),
+         "null's people": range(5000, 6000), "matcher's people": range(100000, 100300),
+         "calibration's people": range(200000, 200100)}
+
+
+def taken_by(ids: range) -> str | None:
+    """Which of the study's sets already holds some of `ids` (None: they are all new)."""
+    return next((name for name, used in TAKEN.items() if set(ids) & set(used)), None)
+
+
+def new_gallery(path: Path, offset: int) -> Path:
+    """People offset..offset+49 in the training set's numbers (the first with OVERREP_IMAGES images)."""
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        export_zip(path, SynthFaces(32, num_identities=PEOPLE, images_per_identity=PER, identity_offset=NEW_OFFSET,
-                                    overrep_identity=NEW_OFFSET, overrep_images=OVERREP_IMAGES, seed=0))
+        export_zip(path, SynthFaces(32, num_identities=PEOPLE, images_per_identity=PER, identity_offset=offset,
+                                    overrep_identity=offset, overrep_images=OVERREP_IMAGES, seed=0))
     return path
 
 
@@ -99,9 +112,19 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--new-offset", type=int, default=NEW_OFFSET,
+                    help="the new people's first id (default %(default)s)")
+    offset = ap.parse_args(argv).new_offset
+    clash = taken_by(range(offset, offset + PEOPLE))
+    if clash:
+        raise SystemExit(f"study_gallery_null: --new-offset {offset}: people {offset}..{offset + PEOPLE - 1} include "
+                         f"the {clash}; give one whose 50 people are new (7000, 8000, ...)")
+    name = "gallery_null" if offset == NEW_OFFSET else f"gallery_null_new{offset}"
     j = judges()
-    galleries = {"trained": j["train"], "new": new_gallery(REPO / "runs" / "study" / "new_gallery.zip")}
+    gallery = REPO / "runs" / "study" / ("new_gallery.zip" if offset == NEW_OFFSET else f"new_gallery_{offset}.zip")
+    galleries = {"trained": j["train"], "new": new_gallery(gallery, offset)}
     sources = {"public_only": ["--generator", str(PUBLIC), "--seeds", FAKES]}
     for trial in sorted((OUT / "trials").iterdir()):
         status = json.loads((trial / "trial.json").read_text()).get("status")
@@ -109,10 +132,11 @@ def main() -> int:
         if status == "done" and images is not None:
             sources[trial.name] = images
     matchers = {"synth_b": j["synth_b"], "synth": j["synth"]}
-    rows = compare(sources, galleries, OUT / "gallery_null", matchers, FMR)
+    rows = compare(sources, galleries, OUT / name, matchers, FMR)
     summary = {m: by_arm(rows, m) for m in matchers}
-    (OUT / "gallery_null.json").write_text(json.dumps({"fmr": FMR, "rows": rows, "by_arm": summary}, indent=1) + "\n")
-    (OUT / "gallery_null.md").write_text(markdown(summary))
+    record = {"fmr": FMR, "new_offset": offset, "rows": rows, "by_arm": summary}
+    (OUT / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
+    (OUT / f"{name}.md").write_text(markdown(summary))
     print(markdown(summary))
     return 0
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from tools.study_gallery_null import by_arm, markdown, t_interval
+from tools.study_gallery_null import by_arm, main, markdown, t_interval, taken_by
 
 
 def cell(trained: float, new: float, verdict: str) -> dict:
@@ -34,3 +34,11 @@ def test_arms_gather_their_seeds():
                                                                                                       0.01]))
     text = markdown({"synth_b": arms})
     assert "| undefended | 3 | 23.7% [" in text and "| 2 / 1 / 0 |" in text and "| +13.0 [" in text
+
+
+def test_a_new_gallery_must_hold_new_people():
+    assert taken_by(range(7000, 7050)) is None
+    assert taken_by(range(10, 60)) == "training people"
+    assert taken_by(range(4990, 5040)) == "null's people"
+    with pytest.raises(SystemExit, match=r"--new-offset 980: people 980..1029 include the non-members"):
+        main(["--new-offset", "980"])
