@@ -179,3 +179,23 @@ def test_one_image_moves_the_clipped_sum_by_at_most_C():
         return torch.cat([s.flatten() for s in summed])
 
     assert float((total([0, 1, 2, 3, 4]) - total([1, 2, 3, 4])).norm()) <= C * (1 + 1e-9)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("fp16", [False, True])
+def test_per_layer_equals_the_loop_on_cuda(fp16, monkeypatch):
+    """On a GPU: float32 (TF32 off) to 1e-4 of the largest gradient, and with fp16 blocks (channels last,
+    conv_clamp), where the loop runs the same fp16 layers, to 2e-2."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    torch.manual_seed(0)
+    extra = dict(num_fp16_res=2, conv_clamp=256, block_kwargs=dict(fp16_channels_last=True)) if fp16 else {}
+    D = Discriminator(c_dim=2, architecture="resnet", mapping_kwargs=dict(num_layers=1),
+                      epilogue_kwargs=dict(mbstd_group_size=2, mbstd_num_channels=1), **SMALL, **extra)
+    D = D.cuda().requires_grad_(True)
+    img, c, weight = (t.float().cuda() for t in units_input(U=3, k=4, c_dim=2))
+    assert per_layer.unsupported(D, 3, 4) is None
+    tol = 2e-2 if fp16 else 1e-4
+    for (name, _), a, b in zip(trainable(D), per_unit_grads(D, img, c, weight, method="per_layer"),
+                               batch_of_one(D, img, c, weight, 0.0)):
+        assert float((a - b).abs().max()) <= tol * float(b.abs().max()) + 1e-6, name
