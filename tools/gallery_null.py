@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import demo_data  # noqa: E402
 from dp_example import FAKES, FMR, LEAKGUARD, OUT, data, final_networks, photos, run, run_folder  # noqa: E402
+from study_table import apart  # noqa: E402
 
 ARMS = ("public_only", "nonprivate", "dp8_s0", "dp8_s1", "dp1", "dp1_s1")
 MATCHERS = ("synth_b", "synth")
@@ -49,26 +50,20 @@ def leak_at(report: dict, matcher: str, fmr: float) -> dict:
     return {"rate": row["leak_rate"], "ci": list(row["leak_rate_ci"])}
 
 
-def verdict(trained: dict, new: dict) -> str:
-    """'above' when the trained gallery's interval lies above the new one's, 'below' for the reverse, else
-    'overlap' (at the null)."""
-    if trained["ci"][0] > new["ci"][1]:
-        return "above"
-    if trained["ci"][1] < new["ci"][0]:
-        return "below"
-    return "overlap"
+def row(reports: dict, matcher: str, fmr: float) -> dict:
+    """One source under one matcher: the two galleries' rates and whether the trained one's interval lies
+    'above', 'below' or is 'overlapping' the new one's (at the null)."""
+    trained, new = leak_at(reports["trained"], matcher, fmr), leak_at(reports["new"], matcher, fmr)
+    return {"trained": trained, "new": new, "verdict": apart(trained["ci"], new["ci"])}
 
 
 def compare(sources: dict[str, list[str]], galleries: dict[str, Path], out: Path, matchers: dict,
             fmr: float) -> dict:
-    """{source: {matcher: {"trained", "new", "verdict"}}}: each source audited against both galleries."""
+    """{source: {matcher: row}}: each source audited against both galleries."""
     rows = {}
     for name, images in sources.items():
         reports = {g: audit(out / name / g, images, path, matchers) for g, path in galleries.items()}
-        rows[name] = {}
-        for m in matchers:
-            trained, new = leak_at(reports["trained"], m, fmr), leak_at(reports["new"], m, fmr)
-            rows[name][m] = {"trained": trained, "new": new, "verdict": verdict(trained, new)}
+        rows[name] = {m: row(reports, m, fmr) for m in matchers}
     return rows
 
 
@@ -84,14 +79,17 @@ def markdown(rows: dict) -> str:
 
 
 def main() -> int:
-    files = data()
-    matchers = {m: demo_data.matcher(m, demo_data.data()) for m in MATCHERS}
-    sources = {POSITIVE: ["--generated", str(files["members"])]}
-    for arm in ARMS:
+    sources = {}
+    for arm in ARMS:  # checked before anything is written
         networks = OUT / "public.pt" if arm == "public_only" else final_networks(run_folder(arm) or OUT / "missing")
         if networks is None or not networks.is_file():
-            raise SystemExit(f"gallery_null: arm {arm} has no final networks under {OUT}; run tools/dp_example.py")
+            print(f"gallery_null: arm {arm} has no final networks under {OUT}; run tools/dp_example.py first",
+                  file=sys.stderr)
+            return 2
         sources[arm] = ["--generator", str(networks), "--seeds", FAKES]
+    files = data()
+    matchers = {m: demo_data.matcher(m, demo_data.data()) for m in MATCHERS}
+    sources = {POSITIVE: ["--generated", str(files["members"])], **sources}
     rows = compare(sources, galleries(), OUT / "gallery_null", matchers, FMR)
     (OUT / "gallery_null.json").write_text(json.dumps({"fmr": FMR, "rows": rows}, indent=1) + "\n")
     (OUT / "gallery_null.md").write_text(markdown(rows))

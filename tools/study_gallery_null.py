@@ -23,10 +23,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from leakguard.sweep.results import t_interval  # noqa: E402
 from tools.gallery_null import compare  # noqa: E402
 from tools.study import OUT, PUBLIC, judges  # noqa: E402
 from tools.regularizer_experiment import OVERREP_IMAGES, PEOPLE, PER  # noqa: E402
@@ -34,6 +34,7 @@ from training.data.build import export_zip  # noqa: E402
 from training.synthfaces import SynthFaces  # noqa: E402
 
 FMR = 1e-3
+VERDICTS = ("above", "overlapping", "below")   # a seed's trained-gallery interval against the new one's
 NEW_OFFSET = 7000
 FAKES = "0-999"
 
@@ -69,15 +70,6 @@ def images_of(trial: Path) -> list[str] | None:
     return None
 
 
-def t_interval(x: list[float]) -> list[float]:
-    """95% t interval of the mean (a point when there is one value or no spread)."""
-    m = float(np.mean(x))
-    if len(x) < 2 or np.std(x) == 0:
-        return [m, m]
-    half = stats.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x))
-    return [m - half, m + half]
-
-
 def by_arm(rows: dict, matcher: str) -> dict:
     """{arm: seeds, each gallery's mean and t interval, the difference's, and the per-seed verdicts}."""
     arms = {}
@@ -91,24 +83,23 @@ def by_arm(rows: dict, matcher: str) -> dict:
         out[arm] = {"seeds": len(cells), "trained": [float(np.mean(trained)), t_interval(trained)],
                     "new": [float(np.mean(new)), t_interval(new)], "difference": [float(np.mean(diff)),
                                                                                    t_interval(diff)],
-                    "verdicts": {v: sum(c["verdict"] == v for c in cells) for v in ("above", "overlap", "below")}}
+                    "verdicts": {v: sum(c["verdict"] == v for c in cells) for v in VERDICTS}}
     return out
 
 
 def markdown(summary: dict) -> str:
-    def ci(x):
-        return f"{100 * x[0]:.1f}% [{100 * x[1][0]:.1f}, {100 * x[1][1]:.1f}]"
+    def ci(x, sign=""):  # [mean, t interval or None (one seed)]
+        spread = "" if x[1] is None else f" [{100 * x[1][0]:{sign}.1f}, {100 * x[1][1]:{sign}.1f}]"
+        return f"{100 * x[0]:{sign}.1f}{'' if sign else '%'}{spread}"
 
     lines = []
     for m, arms in summary.items():
         lines += [f"\n{m} at FMR {FMR:g}:\n", "| arm | seeds | trained gallery | new-people gallery | "
-                  "difference (trained - new) | seeds above / overlap / below |", "|---|---|---|---|---|---|"]
+                  "difference (trained - new) | seeds above / overlapping / below |", "|---|---|---|---|---|---|"]
         for arm, r in arms.items():
             v = r["verdicts"]
-            diff = f"{100 * r['difference'][0]:+.1f} [{100 * r['difference'][1][0]:+.1f}, " \
-                   f"{100 * r['difference'][1][1]:+.1f}]"
-            lines.append(f"| {arm} | {r['seeds']} | {ci(r['trained'])} | {ci(r['new'])} | {diff} | "
-                         f"{v['above']} / {v['overlap']} / {v['below']} |")
+            lines.append(f"| {arm} | {r['seeds']} | {ci(r['trained'])} | {ci(r['new'])} | "
+                         f"{ci(r['difference'], '+')} | {' / '.join(str(v[k]) for k in VERDICTS)} |")
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
@@ -119,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     offset = ap.parse_args(argv).new_offset
     clash = taken_by(range(offset, offset + PEOPLE))
     if clash:
-        raise SystemExit(f"study_gallery_null: --new-offset {offset}: people {offset}..{offset + PEOPLE - 1} include "
-                         f"the {clash}; give one whose 50 people are new (7000, 8000, ...)")
+        print(f"study_gallery_null: --new-offset {offset}: people {offset}..{offset + PEOPLE - 1} include the "
+              f"{clash}; give one whose 50 people are new (7000, 8000, ...)", file=sys.stderr)
+        return 2
     name = "gallery_null" if offset == NEW_OFFSET else f"gallery_null_new{offset}"
     j = judges()
     gallery = REPO / "runs" / "study" / ("new_gallery.zip" if offset == NEW_OFFSET else f"new_gallery_{offset}.zip")

@@ -30,7 +30,8 @@ KNOWN = (Discriminator, DiscriminatorBlock, DiscriminatorEpilogue, MappingNetwor
          MinibatchStdLayer, torch.nn.Identity)
 
 
-def _trained_layers(D: torch.nn.Module) -> dict[str, torch.nn.Module]:
+def trained_layers(D: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """D's Conv2dLayers and FullyConnectedLayers with a trained weight or bias, by name."""
     return {name: m for name, m in D.named_modules() if isinstance(m, (Conv2dLayer, FullyConnectedLayer))
             and (m.weight.requires_grad or (m.bias is not None and m.bias.requires_grad))}
 
@@ -43,12 +44,11 @@ def _mbstd_group(D: torch.nn.Module, k: int) -> int:
     return k if mbstd.group_size is None else min(mbstd.group_size, k)
 
 
-def unsupported(D: torch.nn.Module, U: int, k: int) -> str | None:
-    """Why U units of k images cannot take this path (None when they can)."""
+def unsupported(D: torch.nn.Module, layers: dict[str, torch.nn.Module], U: int, k: int) -> str | None:
+    """Why U units of k images cannot take this path (None when they can); `layers`: trained_layers(D)."""
     strangers = sorted({type(m).__name__ for m in D.modules() if type(m) not in KNOWN})
     if strangers:
         return f"modules not known to keep images apart: {', '.join(strangers)}"
-    layers = _trained_layers(D)
     owned = {f"{name}.{p}" for name, m in layers.items() for p in ("weight", "bias")}
     others = [name for name, p in D.named_parameters() if p.requires_grad and name not in owned]
     if others:
@@ -74,14 +74,13 @@ def _by_unit(t: torch.Tensor, U: int, k: int, G: int) -> torch.Tensor:
     return t.unflatten(0, (G, U, k // G)).transpose(1, 2).flatten(0, 1)
 
 
-def unit_grads(D: torch.nn.Module, frozen: list[int], img: torch.Tensor, c: torch.Tensor,
-               weight: torch.Tensor) -> dict[str, torch.Tensor]:
+def unit_grads(D: torch.nn.Module, layers: dict[str, torch.nn.Module], frozen: list[int], img: torch.Tensor,
+               c: torch.Tensor, weight: torch.Tensor) -> dict[str, torch.Tensor]:
     """{name: [U, *shape]} per trained parameter for img [U, k, C, H, W], c [U, k, c_dim], weight [U, k];
-    `frozen`: D's leading blocks that train nothing (they run without autograd)."""
+    `layers`: trained_layers(D); `frozen`: D's leading blocks that train nothing (run without autograd)."""
     U, k = img.shape[:2]
     G = _mbstd_group(D, k)
     order = _unit_order(U, k, G)
-    layers = _trained_layers(D)
     inputs, outputs = {}, {}
 
     def keep(store, name, tensor):

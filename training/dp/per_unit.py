@@ -121,9 +121,11 @@ def per_unit_grads(D: torch.nn.Module, img: torch.Tensor, c: torch.Tensor, weigh
     named = trainable(D)
     frozen = frozen_blocks(D)
     if method != "vmap":
-        reason = "R1 needs a second-order gradient" if r1_weight else per_layer.unsupported(D, *img.shape[:2])
+        layers = per_layer.trained_layers(D)
+        reason = ("R1 needs a second-order gradient" if r1_weight
+                  else per_layer.unsupported(D, layers, *img.shape[:2]))
         if reason is None:
-            grads = per_layer.unit_grads(D, frozen, img, c, weight)
+            grads = per_layer.unit_grads(D, layers, frozen, img, c, weight)
             return [grads[name] for name, _ in named]
         if method == "per_layer":
             raise ValueError(f"per_unit_grads: no per-layer gradients here: {reason}")

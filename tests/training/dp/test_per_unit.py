@@ -82,7 +82,7 @@ def test_per_layer_and_vmap_both_equal_the_loop_with_minibatch_stddev(group, U, 
     monkeypatch.setenv("LEAKGUARD_OPS", "strict")
     D = make_D("resnet", c_dim=2, mbstd_channels=1, mbstd_group=group)
     img, c, weight = units_input(U=U, k=k, c_dim=2)
-    assert per_layer.unsupported(D, U, k) is None
+    assert per_layer.unsupported(D, per_layer.trained_layers(D), U, k) is None
     expected = batch_of_one(D, img, c, weight, 0.0)
     for method in ("per_layer", "vmap"):
         for (name, _), a, b in zip(trainable(D), per_unit_grads(D, img, c, weight, method=method), expected):
@@ -94,7 +94,7 @@ def test_auto_takes_vmap_where_no_order_keeps_units_apart(monkeypatch):
     for group in (None, 8):
         D = make_D("resnet", mbstd_channels=1, mbstd_group=group)
         img, c, weight = units_input(U=3, k=4)
-        assert "minibatch-stddev group size" in per_layer.unsupported(D, 3, 4)
+        assert "minibatch-stddev group size" in per_layer.unsupported(D, per_layer.trained_layers(D), 3, 4)
         with pytest.raises(ValueError, match="no per-layer gradients here: minibatch-stddev"):
             per_unit_grads(D, img, c, weight, method="per_layer")
         monkeypatch.setattr(per_layer, "unit_grads", lambda *a: pytest.fail("per-layer pass taken"))
@@ -107,7 +107,8 @@ def test_a_module_the_per_layer_path_does_not_know_sends_it_to_vmap(monkeypatch)
     """A layer that might mix images (here a batch norm) is not trusted: torch.func keeps units apart."""
     D = make_D("resnet")
     D.b4.norm = torch.nn.BatchNorm1d(1).double()
-    assert per_layer.unsupported(D, 4, 2) == "modules not known to keep images apart: BatchNorm1d"
+    reason = per_layer.unsupported(D, per_layer.trained_layers(D), 4, 2)
+    assert reason == "modules not known to keep images apart: BatchNorm1d"
     monkeypatch.setattr(per_layer, "unit_grads", lambda *a: pytest.fail("per-layer pass taken"))
     img, c, weight = units_input()
     per_unit_grads(D, img, c, weight)
@@ -194,7 +195,7 @@ def test_per_layer_equals_the_loop_on_cuda(fp16, monkeypatch):
                       epilogue_kwargs=dict(mbstd_group_size=2, mbstd_num_channels=1), **SMALL, **extra)
     D = D.cuda().requires_grad_(True)
     img, c, weight = (t.float().cuda() for t in units_input(U=3, k=4, c_dim=2))
-    assert per_layer.unsupported(D, 3, 4) is None
+    assert per_layer.unsupported(D, per_layer.trained_layers(D), 3, 4) is None
     tol = 2e-2 if fp16 else 1e-4
     for (name, _), a, b in zip(trainable(D), per_unit_grads(D, img, c, weight, method="per_layer"),
                                batch_of_one(D, img, c, weight, 0.0)):
