@@ -1,14 +1,15 @@
-"""One prepared GPU check (issue 19): builds the fused kernels, runs the CUDA tests under
-LEAKGUARD_OPS=strict, then times the ops against copy bandwidth, training rounds at 256 px (fused and
-reference ops, fp16 on and off), the private D step against the plain one, the regularized G step
-against the plain one (bench/regularizer.py), the 10k x 1M top-1 search and the matchers: about
-8 minutes on one GPU.
+"""One prepared GPU check (issues 19 and 31): measures the device's copy and matmul rates, builds the fused
+kernels, runs the CUDA tests under LEAKGUARD_OPS=strict, then times the ops against copy bandwidth, training
+rounds at 256 px (fused and reference ops, fp16 on and off, and StyleGAN2-ADA's own --cfg=auto settings for
+one GPU, set against its published V100 figures scaled to this device), the private D step of the DP fine-tune
+preset against the plain one, the regularized G step against the plain one (bench/regularizer.py), the
+10k x 1M top-1 search against the matmul rate and the matchers, model files included: about 8 minutes on one GPU.
 
 Every job is a bench/ script (or pytest) in a process of its own with its own time limit, so a job
 that hangs, crashes or poisons the CUDA context is recorded with its error and the rest go on; and
 LEAKGUARD_OPS is read from the environment, so the fused and reference variants need separate
 processes anyway. DIR/gpu_check.json (strict JSON) and DIR/gpu_check.md (the tables, also printed)
-hold the results; DIR/logs/ each job's output, DIR/raw/ each job's own JSON.
+hold the results; DIR/logs/ each job's output, DIR/raw/ each job's own JSON, DIR/models/ the model files.
 
   bash bench/gpu_check.sh --out gpu_check/                        # on a GPU machine
   bash bench/gpu_check.sh --out gpu_check/ --sections train dp    # only some sections
@@ -36,12 +37,12 @@ sys.path.insert(0, str(REPO))
 from bench.gpu_report import markdown, summarise  # noqa: E402
 from leakguard.atomic import finite_or_null, write_json, write_text  # noqa: E402
 
-SECTIONS = ("build", "tests", "ops", "train", "dp", "leak_step", "search", "matchers")
+SECTIONS = ("device", "build", "tests", "ops", "train", "dp", "leak_step", "search", "matchers")
 # Seconds each job may run (train: per variant). They add up to about TOTAL_S, so every section gets its
 # turn unless nearly all before it run to their limits (then the last ones are skipped and say so); the
 # build is generous since nothing fused runs without it.
-BUDGET_S = {"build": 120, "tests": 110, "ops": 40, "train": 35, "dp": 40, "leak_step": 30, "search": 20,
-            "matchers": 30}
+BUDGET_S = {"device": 20, "build": 120, "tests": 110, "ops": 35, "train": 30, "dp": 45, "leak_step": 30,
+            "search": 25, "matchers": 40}
 SMOKE_BUDGET_S = 60
 TOTAL_S = 480
 # The training variants: LEAKGUARD_OPS ('' = the fused kernels where they load) and the fp16 switches.
@@ -50,39 +51,50 @@ VARIANTS = {
     "ref_fp16": ("ref", ["model.num_fp16_res=4", "model.conv_clamp=256"]),
     "fused_fp32": ("", ["model.num_fp16_res=0", "model.conv_clamp=null"]),
     "ref_fp32": ("ref", ["model.num_fp16_res=0", "model.conv_clamp=null"]),
+    # stylegan2-ada-pytorch's --cfg=auto for one GPU at 256 px, the setting of its published training times
+    # (bench/gpu_report.PUBLISHED): batch 16, mbstd 4, fmaps 0.5 (ffhq256's channel_base), 2 mapping layers,
+    # gamma 0.0002 res^2 / batch, EMA batch x 10 / 32 images; augmentation on (p fixed at 0.2: ADA's p moves).
+    "auto1_fp16": ("", ["train.batch=16", "model.map_layers=2", "model.mbstd_group=4", "loss.r1_gamma=0.8192",
+                        "train.ema_kimg=5", "model.num_fp16_res=4", "model.conv_clamp=256", "augment.mode=fixed",
+                        "augment.p=0.2"]),
 }
-# Each script's arguments: the issue's sizes on the GPU, and tiny CPU stand-ins under --smoke. Training
-# takes batch 32 (the preset's 64 halved to fit its time limit); the private D step runs on SynthFaces
-# at 256 px (no dataset needed) with as many expected images as the plain step, R1 every 4 D steps so
-# that one timed R1 cycle is short.
+# Each script's arguments: the issue's sizes on the GPU, and tiny CPU stand-ins under --smoke; {out} is the
+# --out folder. Training takes batch 32 (the preset's 64 halved to fit its time limit). The private D step is
+# the DP fine-tune preset's (D's first 5 blocks frozen, k = 4 images per person, minibatch-stddev groups of 4),
+# from random networks on SynthFaces at 256 px (no files needed), with as many expected images as the plain
+# step (8 people x 4 = 32), R1 every 4 D steps so that one timed R1 cycle is short.
 ARGS = {
     "gpu": {
+        "device": ["bench/device_rates.py", "--device", "cuda"],
         "ops": ["bench/ops.py", "--device", "cuda", "--repeats", "10"],
         "train": ["bench/train_step.py", "--config", "configs/ffhq256.yaml", "--rounds", "3", "train.device=cuda",
                   "train.batch=32"],
-        "dp": ["bench/dp_step.py", "--config", "configs/ffhq256-dp.yaml", "--repeats", "2", "--freeze-d", "4",
-               "train.device=cuda",
-               "data.path=null", "data.synthfaces.num_identities=128", "data.synthfaces.images_per_identity=2",
-               "train.batch=32", "privacy.expected_batch=32", "loss.r1_interval=4"],
+        "dp": ["bench/dp_step.py", "--config", "configs/ffhq256-dp-finetune.yaml", "--repeats", "2", "--freeze-d", "5",
+               "train.device=cuda", "train.init=null", "data.path=null", "data.xflip=false",
+               "data.synthfaces.num_identities=128", "data.synthfaces.images_per_identity=4",
+               "train.batch=32", "train.batch_gpu=16", "privacy.expected_batch=8", "loss.r1_interval=4"],
         "leak_step": ["bench/regularizer.py", "--config", "configs/ffhq256.yaml", "--rounds", "3", "--matcher",
                       "arcface_torch", "--bank-rows", "70000", "train.device=cuda", "train.batch=32"],
         "search": ["bench/search.py", "--device", "cuda", "--queries", "10000", "--bank", "1000000",
                    "--memory-gib", "4"],
         "matchers": ["bench/matchers.py", "--device", "cuda", "--res", "256", "--batch", "32", "--repeats", "3",
-                     "--calib-images", "2000", "--calib-sampled", "200000", "--calib-repeats", "1"],
+                     "--file-models", "{out}/models", "--calib-images", "2000", "--calib-sampled", "200000",
+                     "--calib-repeats", "1"],
     },
     "smoke": {
+        "device": ["bench/device_rates.py", "--device", "cpu", "--repeats", "2"],
         "train": ["bench/train_step.py", "--config", "configs/synthfaces32.yaml", "--rounds", "1", "train.device=cpu",
                   "train.batch=8"],
-        "dp": ["bench/dp_step.py", "--config", "configs/synthfaces32-dp-scratch.yaml", "--repeats", "1", "--freeze-d", "1",
-               "train.device=cpu",
+        "dp": ["bench/dp_step.py", "--config", "configs/synthfaces32-dp-scratch.yaml", "--repeats", "1",
+               "--freeze-d", "1", "train.device=cpu",
                "data.synthfaces.num_identities=16", "data.synthfaces.images_per_identity=2", "train.batch=8",
                "privacy.expected_batch=4", "loss.r1_interval=2"],
         "leak_step": ["bench/regularizer.py", "--config", "configs/synthfaces32.yaml", "--rounds", "1",
                       "--bank-rows", "100", "train.device=cpu", "train.batch=8"],
         "search": ["bench/search.py", "--device", "cpu", "--queries", "256", "--bank", "8192", "--dim", "64"],
         "matchers": ["bench/matchers.py", "--device", "cpu", "--matchers", "synth", "--res", "64", "--batch", "4",
-                     "--repeats", "1", "--calib-images", "200", "--calib-dim", "32", "--calib-sampled", "2000",
+                     "--repeats", "1", "--file-models", "{out}/models", "--file-arch", "r18",
+                     "--calib-images", "200", "--calib-dim", "32", "--calib-sampled", "2000",
                      "--calib-repeats", "1"],
     },
 }
@@ -111,6 +123,7 @@ def plan(smoke: bool, sections: list[str]) -> list[Job]:
     # G step amortised over the lazy interval, with --json).
     no_leak = None if (REPO / "bench" / "regularizer.py").is_file() else "not available (leak_step not built)"
     jobs = {
+        "device": [Job("device", "device", sizes["device"], budget["device"])],
         "build": [Job("build", "build", ["bench/gpu_build.py"], budget["build"], skip=cuda_only)],
         "tests": [Job("tests", "tests", TESTS, budget["tests"], {"LEAKGUARD_OPS": "strict"}, "--junitxml",
                       skip=cuda_only, needs_kernels=True)],
@@ -134,7 +147,8 @@ def run(job: Job, out: Path, limit: float) -> dict:
     result = out / "raw" / (job.name + (".xml" if job.output == "--junitxml" else ".json"))
     log = out / "logs" / f"{job.name}.log"
     result.unlink(missing_ok=True)  # a result left by an earlier run must not pass for this one
-    cmd = [sys.executable, *job.argv, job.output, str(result)]
+    argv = [arg.replace("{out}", str(out)) for arg in job.argv]
+    cmd = [sys.executable, *argv, job.output, str(result)]
     t0 = time.monotonic()
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **job.env}, stdout=f, stderr=subprocess.STDOUT,
@@ -152,7 +166,7 @@ def run(job: Job, out: Path, limit: float) -> dict:
     record = {"status": "ok" if rc == 0 else "timeout" if rc is None else "failed",
               "seconds": time.monotonic() - t0, "limit_s": limit,
               "command": " ".join([*(f"{k}={shlex.quote(v)}" for k, v in job.env.items()), "python",
-                                   shlex.join([*job.argv, job.output, str(result.relative_to(out))])]),
+                                   shlex.join([*argv, job.output, str(result.relative_to(out))])]),
               "log": str(log.relative_to(out))}
     if rc != 0:
         tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-15:]
@@ -261,7 +275,7 @@ def main():
     t0 = time.monotonic()
     jobs = run_all(plan(args.smoke, args.sections), out, args.total_s)
     env = environment("cpu" if args.smoke else "cuda")  # after the jobs: no CUDA context held while they run
-    report = {"check": "bench/gpu_check.py (issue 19)", "smoke": args.smoke, "started": started.isoformat(),
+    report = {"check": "bench/gpu_check.py (issues 19 and 31)", "smoke": args.smoke, "started": started.isoformat(),
               "seconds": time.monotonic() - t0, "total_s": args.total_s, "env": env, "sections": summarise(jobs)}
     report = finite_or_null(report)  # a NaN from a broken job becomes null, not a file that cannot be written
     write_json(out / "gpu_check.json", report)

@@ -13,6 +13,8 @@ Calibration runs on the CPU (numpy) on random clustered unit embeddings.
   python bench/matchers.py --matchers arcface_torch synth --weights arcface_torch=ms1mv3_r50/backbone.pth
   python bench/matchers.py --json matchers.json              # the rows also as JSON (bench/gpu_check.py)
   python bench/matchers.py --matchers synth mine --weights mine=model.onnx   # a model file with its spec
+  python bench/matchers.py --file-models models/    # also arcface_torch's IResNet-50 saved as .pt and .onnx files
+                                                    # (bench/file_models.py), timed as file_pt and file_onnx
 """
 import argparse
 import inspect
@@ -23,10 +25,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.file_models import runtime_of, write_file_models  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
 from leakguard.atomic import write_json  # noqa: E402
 from leakguard.matchers import calibrate as calibration  # noqa: E402
 from leakguard.matchers.calibrate import calibrate, calibrate_scores, pair_scores  # noqa: E402
+from leakguard.matchers.file_matcher import FileMatcher  # noqa: E402
+from leakguard.matchers.nets.iresnet import LAYERS  # noqa: E402
 from leakguard.matchers.registry import MATCHERS, MatcherConfig, build_matcher, is_known, unknown_message  # noqa: E402
 from leakguard.matchers.weights import WeightsMissing  # noqa: E402
 
@@ -40,12 +45,25 @@ def build(name, weights, args):
     """(matcher, what its weights are); random weights when none are given and the class allows them."""
     cfg = MatcherConfig(name=name, weights=weights, device=args.device, batch_size=args.batch)
     try:
-        return build_matcher(cfg), weights or "default"
+        m = build_matcher(cfg)
+        return m, (f"{Path(weights).name}, {runtime_of(m)}" if isinstance(m, FileMatcher) else weights or "default")
     except WeightsMissing:
         cls = MATCHERS[name]
         if weights is not None or "allow_random" not in inspect.signature(cls).parameters:
             raise
         return cls(device=args.device, batch_size=args.batch, allow_random=True), "random (no weights file)"
+
+
+def time_matcher(m, images, device, repeats):
+    """(seconds per embed call, seconds per forward + backward to the pixels or None where not differentiable)."""
+    embed_s = timed(lambda: m.embed(images), device, repeats)
+    if not m.differentiable:
+        return embed_s, None
+
+    def fwd_bwd():
+        x = images.clone().requires_grad_(True)
+        m(x).sum().backward()
+    return embed_s, timed(fwd_bwd, device, repeats)
 
 
 def face_batch(args) -> torch.Tensor:
@@ -60,37 +78,36 @@ def face_batch(args) -> torch.Tensor:
 
 def bench_matchers(args, device):
     weights = dict(w.split("=", 1) for w in args.weights)
+    names = args.matchers or list(MATCHERS)
+    if args.file_models:
+        files = write_file_models(Path(args.file_models), args.file_arch)
+        weights.update({name: str(path) for name, path in files.items()})
+        names = [*names, *files]
     images = (face_batch(args) if args.faces else torch.rand(args.batch, 3, args.res, args.res)).to(device) * 2 - 1
     rows, skipped = [], []
-    for name in args.matchers or list(MATCHERS):
+    for name in names:
         try:
             m, source = build(name, weights.get(name), args)
         except Exception as err:  # a missing package, weights file or model pack: say which, go on
             skipped.append((name, f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"))
             continue
-        embed_s = timed(lambda: m.embed(images), device, args.repeats)
-        grad_s = None
-        if m.differentiable:
-            def fwd_bwd():
-                x = images.clone().requires_grad_(True)
-                m(x).sum().backward()
-            grad_s = timed(fwd_bwd, device, args.repeats)
+        embed_s, grad_s = time_matcher(m, images, device, args.repeats)
         rows.append((name, source, m.embedding_dim, args.batch / embed_s, embed_s,
                      None if grad_s is None else args.batch / grad_s))
-        del m
+        del m  # one matcher's weights on the device at a time
 
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"Matchers: Matcher.embed on {args.batch} {'face' if args.faces else 'random'} {args.res}x{args.res} images on {device} "
-          f"(batch_size {args.batch}), {where}, torch {torch.__version__}")
+    print(f"Matchers: Matcher.embed on {args.batch} {'face' if args.faces else 'random'} {args.res}x{args.res} images "
+          f"on {device} (batch_size {args.batch}), {where}, torch {torch.__version__}")
     if not rows:
         print("no matcher could be built")
     else:
         base = next((r for r in rows if r[0] == args.baseline), rows[0])
-        print(f"{'matcher':<14}{'weights':<28}{'D':>5}{'img/s':>10}{'ms/batch':>10}{'vs ' + base[0]:>22}"
+        print(f"{'matcher':<14}{'weights':<44}{'D':>5}{'img/s':>10}{'ms/batch':>10}{'vs ' + base[0]:>22}"
               f"{'fwd+bwd img/s':>15}")
         for name, source, dim, ips, sec, grad_ips in rows:
             grad = "-" if grad_ips is None else f"{grad_ips:.1f}"
-            print(f"{name:<14}{source[:27]:<28}{dim:>5}{ips:>10.1f}{sec * 1e3:>10.1f}{ips / base[3]:>21.2f}x"
+            print(f"{name:<14}{source[:43]:<44}{dim:>5}{ips:>10.1f}{sec * 1e3:>10.1f}{ips / base[3]:>21.2f}x"
                   f"{grad:>15}")
         if base[0] != args.baseline:
             print(f"(baseline {args.baseline} did not run; ratios are against {base[0]})")
@@ -157,6 +174,10 @@ def main():
     ap.add_argument("--calib-repeats", type=int, default=3)
     ap.add_argument("--faces", action="store_true", help="a real face (scikit-image's astronaut) instead of random "
                                                           "pixels: for matchers that align with landmarks")
+    ap.add_argument("--file-models", metavar="DIR", help="also write arcface_torch's IResNet-50 (random weights) "
+                                                          "as TorchScript and ONNX files with specs into DIR and "
+                                                          "time them as file_pt and file_onnx")
+    ap.add_argument("--file-arch", default="r50", choices=list(LAYERS), help="the IResNet depth of --file-models")
     ap.add_argument("--skip-matchers", action="store_true", help="only the calibration table")
     ap.add_argument("--json", metavar="OUT", help="also write both tables to OUT as JSON")
     args = ap.parse_args()

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.gpu_check import SECTIONS, junit_counts
-from bench.gpu_report import markdown, summarise
+from bench.gpu_check import SECTIONS, junit_counts, plan
+from bench.gpu_report import PUBLISHED, V100_PEAK, markdown, summarise
+from training.config import check, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "gpu_check.sh"
@@ -49,7 +50,7 @@ def test_every_section_is_there_with_its_status(smoke):
     s = report["sections"]
     for name in ("build", "tests", "ops"):
         assert s[name]["status"] == "skipped" and s[name]["jobs"][name]["why"].startswith("no CUDA device")
-    for name in ("train", "dp", "leak_step", "search", "matchers"):
+    for name in ("device", "train", "dp", "leak_step", "search", "matchers"):
         assert s[name]["status"] == "ok", s[name]
         for job in s[name]["jobs"].values():
             assert (out / job["log"]).is_file() and positive(job["seconds"]) <= job["limit_s"]
@@ -58,19 +59,28 @@ def test_every_section_is_there_with_its_status(smoke):
 
 def test_training_variants_and_their_ratios(smoke):
     train = smoke[0]["sections"]["train"]
-    assert set(train["variants"]) == {"fused_fp16", "ref_fp16", "fused_fp32", "ref_fp32"}
+    assert set(train["variants"]) == {"fused_fp16", "ref_fp16", "fused_fp32", "ref_fp32", "auto1_fp16"}
     for name, v in train["variants"].items():
         assert [st["step"] for st in v["steps"]] == ["G step", "D step", "path length", "R1"]
-        assert (v["resolution"], v["batch"], v["device"]) == (32, 8, "cpu")
+        assert (v["resolution"], v["batch"], v["device"]) == (32, 16 if name == "auto1_fp16" else 8, "cpu")
         amortized = sum(positive(st["sec_per_kimg"]) / st["every"] for st in v["steps"])
         assert positive(v["round_sec_per_kimg"]) == pytest.approx(amortized, rel=1e-12)
         assert v["ops"] == "ref"  # what ran, also where the fused kernels were asked for
-        assert ("no C++ compiler" if name.startswith("fused") else "LEAKGUARD_OPS=ref") in v["ops_why"]
+        assert ("LEAKGUARD_OPS=ref" if name.startswith("ref") else "no C++ compiler") in v["ops_why"]
     sec = {name: v["round_sec_per_kimg"] for name, v in train["variants"].items()}
     assert [(x["of"], x["over"]) for x in train["speedups"]] == [
         ("fused_fp16", "ref_fp16"), ("fused_fp32", "ref_fp32"), ("fused_fp16", "fused_fp32"), ("ref_fp16", "ref_fp32")]
     for x in train["speedups"]:
         assert positive(x["speedup"]) == pytest.approx(sec[x["over"]] / sec[x["of"]], rel=1e-12)
+    # the published V100 range scaled by this machine's measured rates over the V100's peaks (float32 and copy here)
+    rates = smoke[0]["sections"]["device"]
+    p = train["published"]
+    ratios = {"copy_bytes_per_s": rates["copy_bytes_per_s"] / V100_PEAK["copy_bytes_per_s"],
+              "float32": rates["matmul_flop_per_s"]["float32"] / V100_PEAK["float32"]}
+    assert p["device_vs_v100"] == pytest.approx(ratios, rel=1e-12)
+    assert p["expected_sec_per_kimg"] == pytest.approx(
+        (PUBLISHED["sec_per_kimg"][0] / max(ratios.values()), PUBLISHED["sec_per_kimg"][1] / min(ratios.values())))
+    assert p["measured_sec_per_kimg"] == sec["auto1_fp16"] and p["verdict"] == "faster than"  # a CPU is no V100
 
 
 def test_dp_search_and_matcher_numbers(smoke):
@@ -82,18 +92,26 @@ def test_dp_search_and_matcher_numbers(smoke):
     assert positive(dp["vmap_vs_loop"]) == pytest.approx(positive(dp["vmap_s"]) / positive(dp["loop_s"]), rel=1e-12)
     assert dp["freeze_d"] == 1 and positive(dp["frozen_private_vs_plain"]) == pytest.approx(
         positive(dp["private_frozen_s_per_step"]) / positive(dp["plain_frozen_s_per_step"]), rel=1e-12)
+    assert dp["per_layer_vs_vmap"] == pytest.approx(positive(dp["per_layer_s"]) / dp["vmap_s"], rel=1e-12)
     search = s["search"]
     assert (search["queries"], search["bank"], search["dim"]) == (256, 8192, 64)
-    assert [r["method"].split()[0] for r in search["rows"]] == ["exact", "full"]
-    full = search["rows"][1]["seconds"]
+    assert [r["method"].split()[0] for r in search["rows"]] == ["exact", "matmul", "full"]
+    exact, alone, full = (r["seconds"] for r in search["rows"])
     for r in search["rows"]:
         assert positive(r["queries_per_s"]) == pytest.approx(256 / positive(r["seconds"]), rel=1e-12)
         assert r["time_vs_full"] == pytest.approx(r["seconds"] / full, rel=1e-12)
+        assert r["tflop_per_s"] == pytest.approx(2 * 256 * 8192 * 64 / r["seconds"] / 1e12, rel=1e-12)
+    assert search["pct_of_matmul"] == pytest.approx(100 * alone / exact, rel=1e-12)
     assert search["same_top1"] >= 0.99
-    (synth,) = s["matchers"]["rows"]
+    synth, script, onnx = s["matchers"]["rows"]
     assert synth["matcher"] == "synth" and synth["dim"] == 128
     assert positive(synth["embed_img_per_s"]) == pytest.approx(4 / positive(synth["embed_s"]), rel=1e-12)
     positive(synth["fwd_bwd_img_per_s"])
+    # the file-described matchers: TorchScript (differentiable) and ONNX (onnxruntime, no gradient)
+    assert (script["matcher"], script["dim"]) == ("file_pt", 512)
+    assert script["weights"] == "iresnet_r18.pt, TorchScript on cpu"
+    assert positive(script["fwd_bwd_img_per_s"]) and positive(onnx["embed_img_per_s"])
+    assert onnx["weights"] == "iresnet_r18.onnx, onnxruntime CPUExecutionProvider" and onnx["fwd_bwd_img_per_s"] is None
     assert all(positive(c["seconds"]) and positive(c["pairs"]) for c in s["matchers"]["calibration"])
 
 
@@ -105,16 +123,53 @@ def test_markdown_shows_the_json_numbers_and_is_printed(smoke):
         assert f"| {name} | {s[name]['status']} |" in md
     for name, v in s["train"]["variants"].items():
         assert f"| {name} | ref | " in md and f"{v['round_sec_per_kimg']:.3f} |" in md
-        if name.startswith("fused"):
+        if not name.startswith("ref"):
             assert f"- {name} ran the reference ops: no C++ compiler" in md
     assert f"| private dp_d_step | {s['dp']['private_s_per_step'] * 1e3:.1f} |" in md
     assert f"{s['dp']['private_vs_plain']:.2f}x |" in md
     assert f"| private, first 1 D blocks frozen | {s['dp']['private_frozen_s_per_step'] * 1e3:.1f} |" in md
+    assert f"per layer {s['dp']['per_layer_vs_loop']:.2f}x and torch.func {s['dp']['vmap_vs_loop']:.2f}x" in md
+    assert f"runs at {s['search']['pct_of_matmul']:.0f}% of the float32 matmul rate" in md
+    p = s["train"]["published"]
+    assert (f"auto1_fp16 (--cfg=auto at 256 px on one GPU): {p['measured_sec_per_kimg']:.2f} sec/kimg, faster than the "
+            f"published 21.6-24.2 sec/kimg on a V100 scaled to this device") in md
+    assert f"| device | ok | {s['device']['seconds']:.1f} | copy {s['device']['copy_bytes_per_s'] / 1e9:.0f} GB/s" in md
     leak = s["leak_step"]
     assert leak["regularized_vs_plain"] == pytest.approx(positive(leak["regularized_s_per_step"])
                                                          / positive(leak["plain_s_per_step"]), rel=1e-12)
     assert leak["regularized_s_per_step"] == pytest.approx(leak["plain_s_per_step"]
                                                            + positive(leak["leak_s"]) / leak["interval"])
+
+
+def test_the_gpu_sizes_are_valid_configs():
+    """Every training, DP and regularizer job of the GPU run loads and passes the config checks here, so a
+    mistyped key or a refused combination is found before device time is spent on it."""
+    checked = 0
+    for job in plan(smoke=False, sections=list(SECTIONS)):
+        if "--config" not in job.argv:
+            continue
+        config = job.argv[job.argv.index("--config") + 1]
+        overrides = [a for a in job.argv if "=" in a and not a.startswith("-")]
+        check(load_config(REPO / config, overrides))
+        checked += 1
+    assert checked == 7   # five training variants, the DP step and the regularized step
+
+
+def test_the_device_wrapper_brings_back_three_files(tmp_path):
+    """bench/gpu_device.sh, as the device call runs it: the report, its tables and one archive of logs/ and raw/
+    land in $OUT (the device tool brings back at most 8 files)."""
+    out = tmp_path / "OUT"
+    out.mkdir()
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(out), "GPU_CHECK_DIR": str(tmp_path / "work"),
+           "CXX": "/nonexistent/c++", "LEAKGUARD_WHEELS": str(tmp_path / "no-wheels")}   # this Python has them all
+    done = subprocess.run(["bash", str(REPO / "bench" / "gpu_device.sh"), "--smoke", "--sections", "device", "search"],
+                          env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_check.md", "gpu_check_files.tgz"]
+    report = strict_json((out / "gpu_check.json").read_text())
+    assert list(report["sections"]) == ["device", "search"]
+    listing = subprocess.run(["tar", "tzf", str(out / "gpu_check_files.tgz")], capture_output=True, text=True).stdout
+    assert "logs/search.log" in listing and "raw/device.json" in listing
 
 
 def test_pytest_reports_are_counted(tmp_path):
@@ -149,8 +204,21 @@ def test_gpu_only_sections_derive_and_render():
             "failures": [{"test": "tests.cuda_ops.test_x::test_y[a|b]", "message": "AssertionError: 1e-3 > 1e-5"}]}},
         "ops": {"section": "ops", "status": "ok", "seconds": 30.0, "result": {
             "device": "cuda", "fused": "cuda", "copy_bytes_per_s": 8e10, "rows": ops_rows}},
+        "device": {"section": "device", "status": "ok", "seconds": 9.0, "result": {
+            "copy_bytes_per_s": 3.0e12,
+            "matmul_flop_per_s": {"float32": 5.0e13, "float16": 7.0e14, "bfloat16": 7.1e14}}},
+        "train_auto1_fp16": {"section": "train", "status": "ok", "seconds": 25.0, "result": {
+            "ops": "cuda", "ops_why": "", "round_sec_per_kimg": 5.0, "steps": [
+                {"step": "G step", "sec_per_kimg": 2.0, "every": 1},
+                {"step": "D step", "sec_per_kimg": 3.0, "every": 1}]}},
     }
     s = summarise(jobs)
+    # V100 datasheet peaks: 900 GB/s, 125 TFLOP/s float16, 15.7 float32; bfloat16 has no V100 peak and is not used
+    p = s["train"]["published"]
+    assert p["device_vs_v100"] == pytest.approx({"copy_bytes_per_s": 3.0e12 / 900e9, "float16": 7.0e14 / 125e12,
+                                                 "float32": 5.0e13 / 15.7e12})
+    assert p["expected_sec_per_kimg"] == pytest.approx((21.6 / 5.6, 24.2 / (5.0e13 / 15.7e12)))
+    assert p["verdict"] == "within"
     bias, up = s["ops"]["rows"]
     assert bias["vs_ref"] == pytest.approx(4.0) and bias["pct_of_copy"] == pytest.approx(50.0)
     assert up["fused_gb_per_s"] == pytest.approx(40.0) and up["pct_of_copy"] == pytest.approx(50.0)
@@ -165,7 +233,9 @@ def test_gpu_only_sections_derive_and_render():
     assert "| 2 tests | skipped | fixtures not found |" in md
     assert "| bias_act lrelu | [32, 512, 8, 8] | float16 | fwd | 0.40 | 0.10 | 4.00x | 40 | 50% |" in md
     assert "bias_act >= 70% of copy bandwidth: 50.0-50.0" in md
-
+    assert "| device | ok | 9.0 | copy 3000 GB/s; matmul float32 50.0, float16 700.0, bfloat16 710.0 TFLOP/s |" in md
+    assert ("auto1_fp16 (--cfg=auto at 256 px on one GPU): 5.00 sec/kimg, within the published 21.6-24.2 sec/kimg "
+            "on a V100 scaled to this device: 3.86-7.60") in md
 
 def test_bad_input_exits_2_and_writes_nothing(tmp_path):
     def run(*args):
