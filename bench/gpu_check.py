@@ -38,9 +38,10 @@ from bench.gpu_report import markdown, summarise  # noqa: E402
 from leakguard.atomic import finite_or_null, write_json, write_text  # noqa: E402
 
 SECTIONS = ("device", "build", "tests", "ops", "train", "dp", "leak_step", "search", "matchers")
-# Seconds each job may run (train: per variant). They add up to about TOTAL_S, so every section gets its
-# turn unless nearly all before it run to their limits (then the last ones are skipped and say so); the
-# build is generous since nothing fused runs without it.
+# Seconds each job may run (train: per variant). They add up to more than TOTAL_S = 480 (what a 15-minute
+# device lease leaves after a machine's start and one partial rerun): most jobs end well inside their limits,
+# and where too many run to them the last sections are skipped and say so. The build is generous since nothing
+# fused runs without it.
 BUDGET_S = {"device": 20, "build": 120, "tests": 110, "ops": 35, "train": 30, "dp": 45, "leak_step": 30,
             "search": 25, "matchers": 40}
 SMOKE_BUDGET_S = 60
