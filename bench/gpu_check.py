@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import signal
 import subprocess
@@ -99,7 +100,14 @@ ARGS = {
                      "--calib-repeats", "1"],
     },
 }
-TESTS = ["-m", "pytest", "tests", "-m", "cuda", "-q", "-p", "no:cacheprovider", "--continue-on-collection-errors"]
+# -v writes one line per test as it ends, so a run stopped at its limit still shows what passed (log_counts);
+# faulthandler prints the stacks of a test that hangs for a minute; --durations names the slow ones.
+TESTS = ["-m", "pytest", "tests", "-m", "cuda", "-v", "-p", "no:cacheprovider", "--continue-on-collection-errors",
+         "-o", "faulthandler_timeout=60", "--durations=10"]
+# Wide lines: pytest drops a skip's reason from a -v line that would not fit the terminal width.
+TESTS_ENV = {"LEAKGUARD_OPS": "strict", "COLUMNS": "400"}
+# A -v result line: "tests/x.py::test_y[a] PASSED   [ 12%]", "... SKIPPED (reason)   [ 13%]".
+VERBOSE_LINE = re.compile(r"^(\S+::.+?) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)(?: \((.*)\))?\s+\[\s*\d+%\]$")
 NO_CUDA = "no CUDA device (--smoke runs on the CPU)"
 
 
@@ -126,7 +134,7 @@ def plan(smoke: bool, sections: list[str]) -> list[Job]:
     jobs = {
         "device": [Job("device", "device", sizes["device"], budget["device"])],
         "build": [Job("build", "build", ["bench/gpu_build.py"], budget["build"], skip=cuda_only)],
-        "tests": [Job("tests", "tests", TESTS, budget["tests"], {"LEAKGUARD_OPS": "strict"}, "--junitxml",
+        "tests": [Job("tests", "tests", TESTS, budget["tests"], dict(TESTS_ENV), "--junitxml",
                       skip=cuda_only, needs_kernels=True)],
         "ops": [Job("ops", "ops", sizes.get("ops", []), budget["ops"], skip=cuda_only, needs_kernels=True)],
         "train": [Job("train", f"train_{name}", sizes["train"] + overrides, budget["train"], {"LEAKGUARD_OPS": mode},
@@ -176,6 +184,8 @@ def run(job: Job, out: Path, limit: float) -> dict:
         record["log_tail"] = tail
     if result.is_file():  # pytest writes its report also when tests fail
         record["result"] = junit_counts(result) if result.suffix == ".xml" else json.loads(result.read_text())
+    elif job.output == "--junitxml" and rc is None:   # stopped at its limit before writing the report
+        record["result"] = {**log_counts(log.read_text(errors="replace")), "partial": True}
     return record
 
 
@@ -197,6 +207,27 @@ def junit_counts(path: Path) -> dict:
             counts["failed" if outcome.tag == "failure" else "errors"] += 1
             message = (outcome.get("message") or "").strip().splitlines()
             failures.append({"test": test, "message": message[0][:300] if message else ""})
+    return {**counts, "failures": failures, "skip_reasons": skips}
+
+
+def log_counts(text: str) -> dict:
+    """junit_counts' numbers from pytest -v output: the tests that ended before the run was stopped."""
+    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    failures, skips = [], {}
+    for line in text.splitlines():
+        m = VERBOSE_LINE.match(line.rstrip())
+        if not m:
+            continue
+        test, outcome, reason = m.groups()
+        if outcome in ("PASSED", "XPASS"):
+            counts["passed"] += 1
+        elif outcome in ("SKIPPED", "XFAIL"):        # as in the JUnit report
+            counts["skipped"] += 1
+            reason = reason or outcome.lower()
+            skips[reason] = skips.get(reason, 0) + 1
+        else:
+            counts["failed" if outcome == "FAILED" else "errors"] += 1
+            failures.append({"test": test, "message": "see the log"})
     return {**counts, "failures": failures, "skip_reasons": skips}
 
 

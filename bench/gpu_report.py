@@ -130,7 +130,8 @@ def headline(name: str, s: dict) -> str:
         return ", ".join(f"{d} {_f(k['seconds'], 1)} s" + (" (failed)" if k["error"] else "")
                          for d, k in s["kernels"].items())
     if name == "tests" and "passed" in s:
-        return f"{s['passed']} passed, {s['failed']} failed, {s['errors']} errors, {s['skipped']} skipped"
+        return (f"{s['passed']} passed, {s['failed']} failed, {s['errors']} errors, {s['skipped']} skipped"
+                + (" before it was stopped at its limit (counted from the log)" if s.get("partial") else ""))
     if name == "ops" and "targets" in s:
         return "; ".join(f"{t['target']}: {_f(t['worst'], 1)}-{_f(t['best'], 1)}" for t in s["targets"])
     if name == "train" and s.get("speedups"):

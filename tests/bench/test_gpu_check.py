@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.gpu_check import SECTIONS, junit_counts, plan
+from bench.gpu_check import SECTIONS, TESTS_ENV, Job, junit_counts, plan, run
 from bench.gpu_report import PUBLISHED, V100_PEAK, markdown, summarise
 from training.config import check, load_config
 
@@ -187,6 +187,31 @@ def test_pytest_reports_are_counted(tmp_path):
     (failure,) = counts["failures"]
     assert failure["test"].endswith("::test_bad") and "one is not two" in failure["message"]
     assert list(counts["skip_reasons"].values()) == [1] and "needs a CUDA GPU" in next(iter(counts["skip_reasons"]))
+
+
+def test_a_test_run_stopped_at_its_limit_is_counted_from_its_log(tmp_path):
+    """The CUDA tests may outrun their limit on a slow first build: the tests that ended still count."""
+    (tmp_path / "test_slow.py").write_text(
+        "import time, pytest\n"
+        "def test_ok():\n    assert True\n"
+        "def test_later():\n    pytest.skip('needs a CUDA GPU')\n"
+        "def test_hangs():\n    time.sleep(600)\n")
+    out = tmp_path / "out"
+    for sub in ("raw", "logs"):
+        (out / sub).mkdir(parents=True)
+    argv = ["-m", "pytest", str(tmp_path / "test_slow.py"), "-v", "-p", "no:cacheprovider"]
+    record = run(Job("tests", "tests", argv, 60, env={"COLUMNS": TESTS_ENV["COLUMNS"]}, output="--junitxml"), out,
+                 limit=15)
+    assert record["status"] == "timeout" and record["error"] == "ran past its 15 s limit"
+    r = record["result"]
+    assert r["partial"] is True
+    assert {k: r[k] for k in ("passed", "failed", "errors", "skipped")} == {
+        "passed": 1, "failed": 0, "errors": 0, "skipped": 1}
+    assert r["skip_reasons"] == {"needs a CUDA GPU": 1}
+    s = summarise({"tests": {"section": "tests", **record}})
+    md = markdown({"env": {"device": "GPU", "torch": "x", "cuda": "y"}, "smoke": False, "started": "2026-12-07T00:00",
+                   "seconds": 15.0, "total_s": 480, "sections": s})
+    assert "1 passed, 0 failed, 0 errors, 1 skipped before it was stopped at its limit (counted from the log)" in md
 
 
 def test_gpu_only_sections_derive_and_render():
