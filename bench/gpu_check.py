@@ -189,46 +189,53 @@ def run(job: Job, out: Path, limit: float) -> dict:
     return record
 
 
-def junit_counts(path: Path) -> dict:
-    """Passed, failed, error and skipped counts from pytest's JUnit XML, the failures with their first
-    message line, and how many tests each skip reason covers."""
+def tally(outcomes) -> dict:
+    """Passed, failed, error and skipped counts, the failures with their message, and how many tests each skip
+    reason covers, from (test, outcome, text) triples: outcome passed | failed | errors | skipped."""
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
     failures, skips = [], {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        test = f"{case.get('classname', '')}::{case.get('name', '')}"
-        outcome = next((c for c in case if c.tag in ("failure", "error", "skipped")), None)
-        if outcome is None:
-            counts["passed"] += 1
-        elif outcome.tag == "skipped":
-            counts["skipped"] += 1
-            reason = (outcome.get("message") or "").strip()
-            skips[reason] = skips.get(reason, 0) + 1
-        else:
-            counts["failed" if outcome.tag == "failure" else "errors"] += 1
-            message = (outcome.get("message") or "").strip().splitlines()
-            failures.append({"test": test, "message": message[0][:300] if message else ""})
+    for test, outcome, text in outcomes:
+        counts[outcome] += 1
+        if outcome == "skipped":
+            skips[text] = skips.get(text, 0) + 1
+        elif outcome != "passed":
+            failures.append({"test": test, "message": text})
     return {**counts, "failures": failures, "skip_reasons": skips}
+
+
+def junit_counts(path: Path) -> dict:
+    """tally() of pytest's JUnit XML: a failure's message is its first line."""
+    def outcomes():
+        for case in ET.parse(path).getroot().iter("testcase"):
+            test = f"{case.get('classname', '')}::{case.get('name', '')}"
+            found = next((c for c in case if c.tag in ("failure", "error", "skipped")), None)
+            if found is None:
+                yield test, "passed", ""
+                continue
+            text = (found.get("message") or "").strip()
+            if found.tag == "skipped":
+                yield test, "skipped", text
+            else:
+                first = text.splitlines()
+                yield test, "failed" if found.tag == "failure" else "errors", first[0][:300] if first else ""
+    return tally(outcomes())
+
+
+# pytest -v's words for how a test ended, as the JUnit report counts them (xfail as skipped, xpass as passed).
+VERBOSE_OUTCOMES = {"PASSED": "passed", "XPASS": "passed", "SKIPPED": "skipped", "XFAIL": "skipped",
+                    "FAILED": "failed", "ERROR": "errors"}
 
 
 def log_counts(text: str) -> dict:
-    """junit_counts' numbers from pytest -v output: the tests that ended before the run was stopped."""
-    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
-    failures, skips = [], {}
-    for line in text.splitlines():
-        m = VERBOSE_LINE.match(line.rstrip())
-        if not m:
-            continue
-        test, outcome, reason = m.groups()
-        if outcome in ("PASSED", "XPASS"):
-            counts["passed"] += 1
-        elif outcome in ("SKIPPED", "XFAIL"):        # as in the JUnit report
-            counts["skipped"] += 1
-            reason = reason or outcome.lower()
-            skips[reason] = skips.get(reason, 0) + 1
-        else:
-            counts["failed" if outcome == "FAILED" else "errors"] += 1
-            failures.append({"test": test, "message": "see the log"})
-    return {**counts, "failures": failures, "skip_reasons": skips}
+    """tally() of pytest -v output: the tests that ended before the run was stopped."""
+    def outcomes():
+        for line in text.splitlines():
+            m = VERBOSE_LINE.match(line.rstrip())
+            if m:
+                test, word, reason = m.groups()
+                outcome = VERBOSE_OUTCOMES[word]
+                yield test, outcome, (reason or word.lower()) if outcome == "skipped" else "see the log"
+    return tally(outcomes())
 
 
 def kernels_missing(done: dict[str, dict]) -> str | None:

@@ -58,7 +58,7 @@ def unsupported(D: torch.nn.Module, layers: dict[str, torch.nn.Module], U: int, 
         return f"upsampling convolutions: {', '.join(upsampling)}"
     mbstd = getattr(D.b4, "mbstd", None)
     if mbstd is not None and U > 1 and (mbstd.group_size is None or mbstd.group_size > k or k % mbstd.group_size):
-        return (f"minibatch-stddev group size {D.b4.mbstd.group_size} does not split each unit's {k} images into "
+        return (f"minibatch-stddev group size {mbstd.group_size} does not split each unit's {k} images into "
                 "groups of their own")
     return None
 
