@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.args import device as device_arg  # noqa: E402
 from bench.ops import copy_bandwidth  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
 from leakguard.atomic import write_json  # noqa: E402
@@ -38,7 +39,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--json", metavar="OUT", help="also write the rates to OUT as JSON")
     args = ap.parse_args()
-    device = torch.device(args.device)
+    device = device_arg(ap, args.device)
     n = SIDE[device.type]
     copy = copy_bandwidth(device, args.repeats)
     rates = {str(dtype).removeprefix("torch."): matmul_rate(n, dtype, device, args.repeats)

@@ -12,7 +12,7 @@ wheels=${LEAKGUARD_WHEELS:-.whl}      # the folder bench/gpu_prepare.sh filled
 if compgen -G "$wheels/*.whl" >/dev/null; then
     site=${TMPDIR:-/tmp}/leakguard-site
     "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" "$wheels"/*.whl \
-        || { echo "the carried wheels in $wheels/ did not install" >&2; exit 1; }
+        2>/dev/null || { echo "the carried wheels in $wheels/ did not install (bench/gpu_prepare.sh makes them)" >&2; exit 2; }
     export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
 fi
 if [ -d .fixtures/stylegan2 ]; then export LEAKGUARD_FIXTURES=$root/.fixtures; fi

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.args import device as device_arg  # noqa: E402
+from bench.args import folder  # noqa: E402
 from bench.file_models import runtime_of, write_file_models  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
 from leakguard.atomic import write_json  # noqa: E402
@@ -188,7 +190,9 @@ def main():
     for name in args.matchers or []:
         if not is_known(name, weights.get(name)):   # a registry name, or any name for a model file with a spec
             ap.error(unknown_message(name, weights.get(name)))
-    device = torch.device(args.device)
+    device = device_arg(ap, args.device)
+    if args.file_models:
+        folder(ap, "--file-models", args.file_models)
     torch.backends.cudnn.benchmark = True
     found = {"device": str(device), "res": args.res, "batch": args.batch}
     if not args.skip_matchers:
